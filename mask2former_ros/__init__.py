@@ -1,0 +1,1 @@
+"""Mask2Former semantic segmentation for ROS 2 camera topics."""

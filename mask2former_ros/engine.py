@@ -1,0 +1,433 @@
+"""Mask2Former semantic segmentation engine: RGB frames in, label maps out (no ROS imports).
+
+The engine loads any Mask2Former checkpoint through ``transformers``, preprocesses frames in torch
+on the inference device, runs the model in the requested precision and post-processes on the
+device without materialising full-resolution query masks (see :func:`upsampled_argmax`).
+"""
+
+from dataclasses import dataclass, field
+import math
+import os
+from pathlib import Path
+import threading
+import time
+from typing import Callable, Mapping, Sequence
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from mask2former_ros.palette import palette_for
+
+DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
+PRECISION_CHOICES = ('auto', 'fp32', 'fp16', 'bf16')
+INPUT_SIZE_CHOICES = ('checkpoint', 'native', '<short side in pixels, e.g. 1024>')
+_DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+class ModelLoadError(RuntimeError):
+    """A checkpoint could not be found, read or trusted."""
+
+
+@dataclass
+class EngineConfig:
+    """Settings of a :class:`SegmentationEngine`; see the README for their meaning."""
+
+    model: str
+    device: str = 'auto'
+    precision: str = 'auto'
+    input_size: str | int = 'checkpoint'
+    allow_pickle: bool = False
+    with_confidence: bool = False
+
+
+@dataclass
+class SegmentationResult:
+    """Output of one frame: label map at the input resolution and optional confidence."""
+
+    labels: np.ndarray
+    confidence: np.ndarray | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn ``auto | cpu | cuda | cuda:N`` into a torch device, or raise ValueError."""
+    text = str(device).strip().lower()
+    if text == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if text == 'cpu':
+        return torch.device('cpu')
+    if text == 'cuda' or (text.startswith('cuda:') and text[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device '{device}' requested but CUDA is not available "
+                             f'(torch {torch.__version__}); use device auto or cpu')
+        dev = torch.device(text)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device '{device}' does not exist: "
+                             f'{torch.cuda.device_count()} CUDA device(s)')
+        return dev
+    raise ValueError(f"invalid device '{device}': allowed {', '.join(DEVICE_CHOICES)}")
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """Turn ``auto | fp32 | fp16 | bf16`` into a dtype valid on ``device``, or raise ValueError."""
+    text = str(precision).strip().lower()
+    if text == 'auto':
+        return torch.float16 if device.type == 'cuda' else torch.float32
+    if text not in _DTYPES:
+        raise ValueError(f"invalid precision '{precision}': allowed {', '.join(PRECISION_CHOICES)}")
+    if text == 'fp16' and device.type != 'cuda':
+        raise ValueError('precision fp16 needs a CUDA device; on the CPU use fp32 or bf16')
+    return _DTYPES[text]
+
+
+def parse_input_size(value: str | int) -> str | int:
+    """Validate the input size setting: 'checkpoint', 'native' or a positive short side."""
+    if isinstance(value, bool):
+        raise ValueError(f'invalid input_size {value!r}: allowed {", ".join(INPUT_SIZE_CHOICES)}')
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        side = int(value)
+        if not 32 <= side <= 8192:
+            raise ValueError(f'invalid input_size {value!r}: a short side must be 32..8192 px')
+        return side
+    text = str(value).strip().lower()
+    if text in ('checkpoint', 'native'):
+        return text
+    raise ValueError(f'invalid input_size {value!r}: allowed {", ".join(INPUT_SIZE_CHOICES)}')
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """Return the short precision name of a dtype (fp32, fp16, bf16)."""
+    return {v: k for k, v in _DTYPES.items()}[dtype]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Resize and normalisation read from a checkpoint's preprocessor config."""
+
+    size: Mapping[str, int]
+    size_divisor: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    rescale_factor: float
+    do_resize: bool
+    do_rescale: bool
+    do_normalize: bool
+
+    @classmethod
+    def from_processor(cls, processor) -> 'Preprocessing':
+        """Read the settings of a transformers Mask2Former image processor."""
+        size = {k: int(v) for k, v in dict(processor.size).items() if v is not None}
+        return cls(size=size, size_divisor=int(getattr(processor, 'size_divisor', 0) or 0),
+                   mean=tuple(float(v) for v in processor.image_mean),
+                   std=tuple(float(v) for v in processor.image_std),
+                   rescale_factor=float(processor.rescale_factor),
+                   do_resize=bool(processor.do_resize), do_rescale=bool(processor.do_rescale),
+                   do_normalize=bool(processor.do_normalize))
+
+    def target_size(self, height: int, width: int, input_size: str | int) -> tuple[int, int]:
+        """Return the model input (height, width) for a frame, as the HF processor would."""
+        if input_size == 'native':
+            new_h, new_w = height, width
+        elif isinstance(input_size, int):
+            scale = input_size / min(height, width)
+            new_h, new_w = round(height * scale), round(width * scale)
+        elif not self.do_resize:
+            new_h, new_w = height, width
+        elif 'height' in self.size and 'width' in self.size:
+            new_h, new_w = self.size['height'], self.size['width']
+        elif 'shortest_edge' in self.size:
+            new_h, new_w = _shortest_edge_size(height, width, self.size['shortest_edge'],
+                                               self.size.get('longest_edge'))
+        else:
+            raise ModelLoadError(f'unsupported preprocessor size setting {dict(self.size)}')
+        divisor = self.size_divisor if input_size == 'checkpoint' else max(self.size_divisor, 32)
+        if divisor > 0:
+            new_h = int(math.ceil(new_h / divisor) * divisor)
+            new_w = int(math.ceil(new_w / divisor) * divisor)
+        return max(new_h, 1), max(new_w, 1)
+
+
+def _shortest_edge_size(height: int, width: int, shortest: int,
+                        longest: int | None) -> tuple[int, int]:
+    """Aspect-preserving size as transformers' ``get_size_with_aspect_ratio``."""
+    size = shortest
+    if longest is not None:
+        min_orig, max_orig = float(min(height, width)), float(max(height, width))
+        if max_orig / min_orig * size > longest:
+            size = int(round(longest * min_orig / max_orig))
+    if (height <= width and height == size) or (width <= height and width == size):
+        return height, width
+    if width < height:
+        return int(size * height / width), size
+    return size, int(size * width / height)
+
+
+def load_checkpoint(model: str, allow_pickle: bool = False):
+    """Load a Mask2Former model and its image processor from a hub id or a local directory.
+
+    Never executes code from the checkpoint (``trust_remote_code`` is never set). Weights must be
+    safetensors unless ``allow_pickle`` is True, in which case ``torch.load`` is still limited to
+    ``weights_only``.
+    """
+    from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessorPil
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    local = Path(model).expanduser()
+    if str(model).startswith(('/', '.', '~')) and not local.is_dir():
+        raise ModelLoadError(f"model directory '{model}' does not exist")
+    source = str(local) if local.is_dir() else str(model)
+    if local.is_dir() and not allow_pickle:
+        has_safetensors = any(local.glob('*.safetensors')) or any(
+            local.glob('*.safetensors.index.json'))
+        if not has_safetensors and any(local.glob('*.bin')):
+            raise ModelLoadError(
+                f"checkpoint '{model}' has only pickle weights (*.bin); they can run arbitrary "
+                'code when loaded and are refused. Convert them to safetensors, or set '
+                'allow_pickle:=true if you trust the file')
+    try:
+        processor = Mask2FormerImageProcessorPil.from_pretrained(source)
+        net = Mask2FormerForUniversalSegmentation.from_pretrained(
+            source, use_safetensors=None if allow_pickle else True)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        offline = os.environ.get('HF_HUB_OFFLINE', '') not in ('', '0')
+        hint = ('the hub is unreachable or HF_HUB_OFFLINE is set' if offline or not local.is_dir()
+                else 'the directory is incomplete or corrupt')
+        raise ModelLoadError(
+            f"cannot load Mask2Former checkpoint '{model}' ({hint}): {_first_line(exc)}. "
+            'Pass a local directory holding config.json, model.safetensors and '
+            'preprocessor_config.json (e.g. made with `hf download '
+            f"{model} --local-dir DIR` on a machine with network), as model:=DIR") from exc
+    except Exception as exc:  # corrupt weights surface as many error types
+        raise ModelLoadError(f"cannot load Mask2Former checkpoint '{model}': "
+                             f'{type(exc).__name__}: {_first_line(exc)}') from exc
+    return net, processor
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def bilinear_source_index(out_size: int, in_size: int,
+                          device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return (i0, i1, w1) so that bilinear ``align_corners=False`` resampling is a lerp."""
+    scale = in_size / out_size
+    src = ((torch.arange(out_size, device=device, dtype=torch.float64) + 0.5) * scale - 0.5)
+    src = src.clamp(min=0.0)
+    i0 = src.floor().long().clamp(max=in_size - 1)
+    i1 = (i0 + 1).clamp(max=in_size - 1)
+    return i0, i1, (src - i0).to(torch.float32)
+
+
+def upsampled_argmax(scores: torch.Tensor, out_h: int, out_w: int,
+                     chunk: int = 1 << 18) -> torch.Tensor:
+    """Argmax of ``scores`` (C, h, w) bilinearly upsampled to (out_h, out_w), computed sparsely.
+
+    Equal to ``F.interpolate(scores[None], (out_h, out_w), mode='bilinear').argmax(1)`` but
+    without building the (C, out_h, out_w) tensor: a bilinear value is a convex combination of
+    its four source corners, so where all four corners share an argmax that class also wins the
+    interpolation. Only pixels whose corners disagree (class boundaries) are interpolated.
+    """
+    num_classes, in_h, in_w = scores.shape
+    device = scores.device
+    low = channel_argmax(scores)
+    # A cell agrees when its grid point equals its right, lower and lower-right neighbours.
+    padded = F.pad(low[None, None].float(), (0, 1, 0, 1), mode='replicate')[0, 0].to(low.dtype)
+    agree = ((low == padded[1:, :-1]) & (low == padded[:-1, 1:]) & (low == padded[1:, 1:]))
+    y0, y1, wy = bilinear_source_index(out_h, in_h, device)
+    x0, x1, wx = bilinear_source_index(out_w, in_w, device)
+    labels = low.index_select(0, y0).index_select(1, x0)
+    uncertain = (~agree).index_select(0, y0).index_select(1, x0)
+    ys, xs = uncertain.nonzero(as_tuple=True)
+    if ys.numel():
+        flat = scores.reshape(num_classes, -1).t().contiguous()  # (h*w, C)
+        for start in range(0, ys.numel(), chunk):
+            cy, cx = ys[start:start + chunk], xs[start:start + chunk]
+            ay0, ay1, awy = y0[cy] * in_w, y1[cy] * in_w, wy[cy, None]
+            ax0, ax1, awx = x0[cx], x1[cx], wx[cx, None]
+            top = torch.lerp(flat[ay0 + ax0], flat[ay0 + ax1], awx)
+            bottom = torch.lerp(flat[ay1 + ax0], flat[ay1 + ax1], awx)
+            labels[cy, cx] = torch.lerp(top, bottom, awy).argmax(1).to(labels.dtype)
+    return labels
+
+
+def channel_argmax(scores: torch.Tensor) -> torch.Tensor:
+    """Argmax over dim 0 of (C, H, W) as the smallest integer dtype; first maximum wins.
+
+    A loop of C vectorised comparisons over contiguous planes is several times faster on the
+    CPU than ``argmax(0)``, which walks a strided dimension.
+    """
+    dtype = torch.uint8 if scores.shape[0] <= 256 else torch.int32
+    best = scores[0].clone()
+    index = torch.zeros(best.shape, dtype=dtype, device=scores.device)
+    for c in range(1, scores.shape[0]):
+        better = scores[c] > best
+        best = torch.maximum(best, scores[c])
+        index.masked_fill_(better, c)
+    return index
+
+
+def class_probabilities(class_logits: torch.Tensor) -> torch.Tensor:
+    """Per-query class probabilities without the null class, (..., Q, C)."""
+    return class_logits.float().softmax(-1)[..., :-1]
+
+
+def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor, out_h: int,
+                       out_w: int, score_grid: tuple[int, int] | None = None,
+                       with_confidence: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Label map (out_h, out_w) from one frame's query outputs, as Mask2Former's semantic head.
+
+    Mask logits (Q, h, w) are upsampled to ``score_grid`` (the model input size, as the
+    reference pipelines do; never above the output size), passed through the sigmoid and
+    weighted by the class probabilities (Q, C) into class scores (C, gh, gw). Those are
+    bilinearly upsampled to the output size and argmaxed by :func:`upsampled_argmax`, so no
+    full-resolution query masks or class-score planes are ever built. The confidence is the
+    winning class' share of the summed class scores.
+    """
+    num_queries, in_h, in_w = mask_logits.shape
+    grid_h, grid_w = score_grid or (in_h, in_w)
+    grid_h, grid_w = min(grid_h, out_h), min(grid_w, out_w)
+    if (grid_h, grid_w) != (in_h, in_w):
+        mask_logits = F.interpolate(mask_logits[None], size=(grid_h, grid_w), mode='bilinear',
+                                    align_corners=False)[0]
+    probs = mask_logits.reshape(num_queries, -1).sigmoid_()
+    scores = (class_probs.t() @ probs).reshape(-1, grid_h, grid_w)
+    if (grid_h, grid_w) == (out_h, out_w):
+        labels = channel_argmax(scores)
+    else:
+        labels = upsampled_argmax(scores, out_h, out_w)
+    confidence = None
+    if with_confidence:
+        share = scores.max(0).values / scores.sum(0).clamp(min=1e-6)
+        if share.shape != (out_h, out_w):
+            share = F.interpolate(share[None, None], size=(out_h, out_w), mode='bilinear',
+                                  align_corners=False)[0, 0]
+        confidence = share
+    return labels, confidence
+
+
+class SegmentationEngine:
+    """Mask2Former semantic segmentation of RGB uint8 frames on one device.
+
+    Thread-safe: calls to :meth:`segment_batch` are serialised by an internal lock.
+    """
+
+    def __init__(self, config: EngineConfig, log: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_precision(config.precision, self.device)
+        self.input_size = parse_input_size(config.input_size)
+        self._log = log or (lambda _msg: None)
+        started = time.perf_counter()
+        model, processor = load_checkpoint(config.model, config.allow_pickle)
+        self.preprocessing = Preprocessing.from_processor(processor)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
+        self.class_names: list[str] = [id2label[i] for i in sorted(id2label)]
+        self.palette = palette_for(id2label)
+        self.label_dtype = np.uint8 if len(self.class_names) <= 256 else np.uint16
+        p = self.preprocessing
+        rescale = p.rescale_factor if p.do_rescale else 1.0
+        mean = torch.tensor(p.mean if p.do_normalize else (0.0, 0.0, 0.0))
+        std = torch.tensor(p.std if p.do_normalize else (1.0, 1.0, 1.0))
+        # x_norm = (x * rescale - mean) / std = x * scale + bias, per channel.
+        self._scale = (rescale / std).view(1, 3, 1, 1).to(self.device)
+        self._bias = (-mean / std).view(1, 3, 1, 1).to(self.device)
+        self._lock = threading.Lock()
+        self.load_seconds = time.perf_counter() - started
+        self._log(f"loaded '{config.model}' ({len(self.class_names)} classes) on {self.device} "
+                  f'as {dtype_name(self.dtype)} in {self.load_seconds:.1f} s')
+
+    @property
+    def num_classes(self) -> int:
+        """Return the number of semantic classes of the checkpoint."""
+        return len(self.class_names)
+
+    def close(self) -> None:
+        """Release the model and any cached GPU memory."""
+        with self._lock:
+            self.model = None
+            if self.device.type == 'cuda':
+                torch.cuda.empty_cache()
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Turn same-target-size RGB uint8 HxWx3 frames into the normalised model input batch."""
+        tensors = []
+        for image in images:
+            h, w = image.shape[:2]
+            target = self.preprocessing.target_size(h, w, self.input_size)
+            with warnings.catch_warnings():  # read-only views of message buffers are fine
+                warnings.simplefilter('ignore', UserWarning)
+                x = torch.as_tensor(image)
+            x = x.to(self.device, non_blocking=True).permute(2, 0, 1)[None].float()
+            if (h, w) != target:
+                x = F.interpolate(x, size=target, mode='bilinear', align_corners=False,
+                                  antialias=target[0] < h or target[1] < w)
+            tensors.append(x)
+        batch = torch.cat(tensors) if len(tensors) > 1 else tensors[0]
+        return (batch * self._scale + self._bias).to(self.dtype)
+
+    def _check(self, image: np.ndarray) -> None:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f'expected an HxWx3 uint8 RGB image, got {image.dtype} '
+                             f'{tuple(image.shape)}')
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f'empty image {tuple(image.shape)}')
+
+    def segment(self, image: np.ndarray) -> SegmentationResult:
+        """Segment one RGB uint8 HxWx3 frame."""
+        return self.segment_batch([image])[0]
+
+    def segment_batch(self, images: Sequence[np.ndarray]) -> list[SegmentationResult]:
+        """Segment frames in as few forward passes as their model input sizes allow."""
+        for image in images:
+            self._check(image)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            key = self.preprocessing.target_size(*image.shape[:2], self.input_size)
+            groups.setdefault(key, []).append(index)
+        results: list[SegmentationResult | None] = [None] * len(images)
+        with self._lock, torch.inference_mode():
+            if self.model is None:
+                raise RuntimeError('engine is closed')
+            for indices in groups.values():
+                outs = self._run([images[i] for i in indices])
+                for i, out in zip(indices, outs):
+                    results[i] = out
+        return results  # type: ignore[return-value]
+
+    def _sync(self) -> None:
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+
+    def _run(self, images: Sequence[np.ndarray]) -> list[SegmentationResult]:
+        t0 = time.perf_counter()
+        pixel_values = self.preprocess(images)
+        self._sync()
+        t1 = time.perf_counter()
+        outputs = self.model(pixel_values=pixel_values)
+        self._sync()
+        t2 = time.perf_counter()
+        probs = class_probabilities(outputs.class_queries_logits)
+        masks = outputs.masks_queries_logits.float()
+        results = []
+        for index, image in enumerate(images):
+            labels, confidence = semantic_inference(
+                probs[index], masks[index], image.shape[0], image.shape[1],
+                score_grid=tuple(pixel_values.shape[-2:]),
+                with_confidence=self.config.with_confidence)
+            torch_dtype = torch.uint8 if self.label_dtype == np.uint8 else torch.int32
+            label_array = labels.to(torch_dtype).cpu().numpy().astype(self.label_dtype,
+                                                                       copy=False)
+            conf_array = None if confidence is None else confidence.cpu().numpy()
+            results.append(SegmentationResult(label_array, conf_array))
+        t3 = time.perf_counter()
+        n = len(images)
+        timings = {'preprocess': (t1 - t0) * 1e3 / n, 'model': (t2 - t1) * 1e3 / n,
+                   'postprocess': (t3 - t2) * 1e3 / n, 'batch_size': float(n)}
+        for result in results:
+            result.timings_ms = dict(timings)
+        return results

@@ -1,0 +1,103 @@
+"""Newest-frame-wins hand-off between message callbacks and one inference worker (no ROS)."""
+
+from dataclasses import dataclass
+import threading
+from typing import Any, Generic, Hashable, TypeVar
+
+T = TypeVar('T')
+
+
+@dataclass
+class SlotCounters:
+    """Per-source counts: frames received, dropped unprocessed, and taken by the worker."""
+
+    received: int = 0
+    dropped: int = 0
+    taken: int = 0
+
+
+class LatestFrameSlots(Generic[T]):
+    """One single-item slot per source; a newer item replaces (and counts) an unprocessed one.
+
+    Producers call :meth:`put` from any thread; one consumer calls :meth:`take` and gets the
+    newest pending item of every source at once, so a slow consumer never builds a backlog and
+    a source without a new item is never re-processed.
+    """
+
+    def __init__(self) -> None:
+        """Create empty slots."""
+        self._cond = threading.Condition()
+        self._pending: dict[Hashable, T] = {}
+        self._counters: dict[Hashable, SlotCounters] = {}
+        self._closed = False
+
+    def put(self, source: Hashable, item: T) -> bool:
+        """Store ``item`` as the newest of ``source``; return True if an older one was dropped."""
+        with self._cond:
+            counters = self._counters.setdefault(source, SlotCounters())
+            counters.received += 1
+            dropped = source in self._pending
+            if dropped:
+                counters.dropped += 1
+            self._pending[source] = item
+            self._cond.notify()
+            return dropped
+
+    def take(self, timeout: float | None = None) -> dict[Hashable, T]:
+        """Wait up to ``timeout`` s for pending items; return and clear all of them."""
+        with self._cond:
+            if not self._pending and not self._closed:
+                self._cond.wait(timeout)
+            items, self._pending = self._pending, {}
+            for source in items:
+                self._counters[source].taken += 1
+            return items
+
+    def clear(self) -> int:
+        """Drop every pending item (counted as dropped); return how many."""
+        with self._cond:
+            for source in self._pending:
+                self._counters[source].dropped += 1
+            count = len(self._pending)
+            self._pending.clear()
+            return count
+
+    def close(self) -> None:
+        """Wake a waiting consumer for good (used on shutdown)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def reopen(self) -> None:
+        """Allow waiting again after :meth:`close`."""
+        with self._cond:
+            self._closed = False
+
+    def counters(self) -> dict[Hashable, SlotCounters]:
+        """Return a snapshot of the per-source counters."""
+        with self._cond:
+            return {k: SlotCounters(v.received, v.dropped, v.taken)
+                    for k, v in self._counters.items()}
+
+
+def simulate_realtime(arrivals: list[tuple[float, Any]], process) -> tuple[list, int]:
+    """Replay items arriving at times (s) through one slot and a worker of real duration.
+
+    ``process(item)`` runs for real; its wall time advances a virtual clock. Items that arrive
+    while the worker is busy replace each other exactly as in :class:`LatestFrameSlots`. Returns
+    the processed results in order and the number of dropped items.
+    """
+    import time
+    results, dropped, clock, index = [], 0, 0.0, 0
+    while index < len(arrivals):
+        clock = max(clock, arrivals[index][0])
+        # Newest arrival not after the clock wins; the ones it replaced are dropped.
+        newest = index
+        while newest + 1 < len(arrivals) and arrivals[newest + 1][0] <= clock:
+            newest += 1
+        dropped += newest - index
+        started = time.perf_counter()
+        results.append(process(arrivals[newest][1]))
+        clock += time.perf_counter() - started
+        index = newest + 1
+    return results, dropped

@@ -1,0 +1,67 @@
+"""Segmentation metrics: confusion matrix, per-class IoU, mIoU and pixel accuracy."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+IGNORE_INDEX = 255
+
+
+@dataclass
+class ConfusionMatrix:
+    """Accumulates a (num_classes x num_classes) confusion matrix (rows: truth, cols: pred)."""
+
+    num_classes: int
+    ignore_index: int = IGNORE_INDEX
+
+    def __post_init__(self) -> None:
+        """Create the empty matrix."""
+        self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+
+    def update(self, truth: np.ndarray, pred: np.ndarray) -> None:
+        """Add one label map pair of equal shape; truth pixels equal to ignore_index are skipped."""
+        if truth.shape != pred.shape:
+            raise ValueError(f'ground truth {truth.shape} and prediction {pred.shape} differ '
+                             'in size')
+        t = truth.reshape(-1).astype(np.int64)
+        p = pred.reshape(-1).astype(np.int64)
+        keep = (t != self.ignore_index) & (t < self.num_classes) & (p < self.num_classes)
+        idx = t[keep] * self.num_classes + p[keep]
+        self.matrix += np.bincount(idx, minlength=self.num_classes ** 2).reshape(
+            self.num_classes, self.num_classes)
+
+    def iou(self) -> np.ndarray:
+        """Per-class IoU; NaN for classes absent from both truth and prediction."""
+        tp = np.diag(self.matrix).astype(np.float64)
+        union = self.matrix.sum(0) + self.matrix.sum(1) - tp
+        with np.errstate(invalid='ignore', divide='ignore'):
+            return np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+
+    def miou(self, present_only: bool = True) -> float:
+        """Mean IoU over classes present in the ground truth (or all non-NaN classes)."""
+        iou = self.iou()
+        if present_only:
+            iou = iou[self.matrix.sum(1) > 0]
+        iou = iou[~np.isnan(iou)]
+        return float(iou.mean()) if iou.size else float('nan')
+
+    def pixel_accuracy(self) -> float:
+        """Fraction of counted pixels labelled correctly."""
+        total = self.matrix.sum()
+        return float(np.trace(self.matrix) / total) if total else float('nan')
+
+    def summary(self, class_names: list[str] | None = None) -> dict:
+        """Return a JSON-serialisable summary: mIoU, pixel accuracy, per-class IoU, matrix."""
+        names = class_names or [str(i) for i in range(self.num_classes)]
+        present = self.matrix.sum(1) > 0
+        per_class = {names[i]: round(float(v), 6) for i, v in enumerate(self.iou())
+                     if present[i] or self.matrix[:, i].sum() > 0}
+        return {'miou': self.miou(), 'pixel_accuracy': self.pixel_accuracy(),
+                'per_class_iou': per_class, 'confusion_matrix': self.matrix.tolist()}
+
+
+def miou(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> float:
+    """MIoU of one pair of label maps over the classes present in the ground truth."""
+    cm = ConfusionMatrix(num_classes)
+    cm.update(truth, pred)
+    return cm.miou()

@@ -1,0 +1,129 @@
+"""The node's parameters: names, defaults, descriptions and validation (no ROS imports)."""
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from mask2former_ros.engine import (
+    DEVICE_CHOICES, INPUT_SIZE_CHOICES, parse_input_size, PRECISION_CHOICES)
+
+DEFAULT_MODEL = 'facebook/mask2former-swin-large-cityscapes-semantic'
+
+
+def _choice(*allowed: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(allowed)}"
+    return check
+
+
+def _device(value: Any) -> str | None:
+    text = str(value).strip().lower()
+    if text in ('auto', 'cpu', 'cuda') or (text.startswith('cuda:') and text[5:].isdigit()):
+        return None
+    return f"must be one of {', '.join(DEVICE_CHOICES)}"
+
+
+def _input_size(value: Any) -> str | None:
+    try:
+        parse_input_size(value)
+    except ValueError:
+        return f"must be one of {', '.join(INPUT_SIZE_CHOICES)} (short side 32..8192)"
+    return None
+
+
+def _range(low: float, high: float) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f'must be within [{low}, {high}]'
+    return check
+
+
+def _non_empty(value: Any) -> str | None:
+    return None if str(value).strip() else 'must not be empty'
+
+
+def _camera_names(value: Any) -> str | None:
+    names = list(value)
+    if not names:
+        return "must list at least one camera ('' for the node's own namespace)"
+    if len(set(names)) != len(names):
+        return 'must not repeat a camera'
+    for name in names:
+        if name and not all(part and (part[0].isalpha() or part[0] == '_') and
+                            all(c.isalnum() or c == '_' for c in part)
+                            for part in name.strip('/').split('/')):
+            return f"'{name}' is not a valid relative ROS name"
+    return None
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One parameter: default, description, validator and whether it applies live."""
+
+    name: str
+    default: Any
+    description: str
+    check: Callable[[Any], str | None] | None = None
+    live: bool = False  # True: takes effect at once; False: on the next configure
+
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec('model', DEFAULT_MODEL,
+                  'Mask2Former checkpoint: Hugging Face hub id or local directory', _non_empty),
+    ParameterSpec('device', 'auto', f"inference device: {', '.join(DEVICE_CHOICES)}", _device),
+    ParameterSpec('precision', 'auto',
+                  f"{', '.join(PRECISION_CHOICES)}; auto = fp16 on CUDA, fp32 on CPU; "
+                  'fp16 needs CUDA', _choice(*PRECISION_CHOICES)),
+    ParameterSpec('input_size', 'checkpoint',
+                  "model input: 'checkpoint' (preprocessor config, e.g. 384x384 squash), "
+                  "'native' (frame size rounded to 32) or a short side in px keeping aspect",
+                  _input_size),
+    ParameterSpec('allow_pickle', False,
+                  'allow pickle (*.bin) weights; they can run code when loaded'),
+    ParameterSpec('cameras', [''],
+                  "camera namespaces served by one model, e.g. ['front', 'left']; [''] = "
+                  'subscribe image, publish segmentation/* in the node namespace', _camera_names),
+    ParameterSpec('image_transport', 'raw',
+                  "raw: subscribe <camera>/image; compressed: <camera>/image/compressed",
+                  _choice('raw', 'compressed')),
+    ParameterSpec('qos_reliability', 'best_effort',
+                  'input QoS: best_effort matches every camera driver (reliable or not); '
+                  'reliable only matches reliable publishers', _choice('best_effort', 'reliable')),
+    ParameterSpec('qos_depth', 1, 'input queue depth (1: newest frame only)', _range(1, 100)),
+    ParameterSpec('output_qos_reliability', 'reliable',
+                  'output QoS; reliable outputs are received by both kinds of subscriber',
+                  _choice('best_effort', 'reliable')),
+    ParameterSpec('publish_labels', True, 'publish segmentation/labels (mono8/mono16)',
+                  live=True),
+    ParameterSpec('publish_color', True,
+                  'publish segmentation/color while it has subscribers', live=True),
+    ParameterSpec('publish_overlay', True,
+                  'publish segmentation/overlay while it has subscribers', live=True),
+    ParameterSpec('overlay_alpha', 0.5, 'weight of the class colours in the overlay, 0..1',
+                  _range(0.0, 1.0), live=True),
+    ParameterSpec('diagnostics_period', 1.0, 'seconds between /diagnostics messages',
+                  _range(0.05, 60.0)),
+    ParameterSpec('warning_throttle', 5.0,
+                  'seconds between repeated warnings about bad input on one topic',
+                  _range(0.0, 3600.0), live=True),
+    ParameterSpec('autostart', True,
+                  'configure and activate on start-up (false: wait for lifecycle transitions)'),
+)
+
+SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+
+
+def validate(name: str, value: Any) -> str | None:
+    """Return None if ``value`` is allowed for parameter ``name``, else the reason."""
+    spec = SPECS.get(name)
+    if spec is None:
+        return None
+    expected = type(spec.default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if expected is list:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    else:
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if not ok:
+        return f'{name} must be of type {expected.__name__}, got {value!r}'
+    problem = spec.check(value) if spec.check else None
+    return None if problem is None else f'{name}={value!r} refused: {name} {problem}'

@@ -1,0 +1,55 @@
+"""Rate and latency statistics over a sliding time window (no ROS)."""
+
+from collections import deque
+import threading
+import time
+
+import numpy as np
+
+
+class WindowStats:
+    """Event times and values (e.g. latencies in ms) kept for the last ``window`` seconds."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        """Create an empty window of ``window`` seconds."""
+        self.window = window
+        self._events: deque[tuple[float, float]] = deque()
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def add(self, value: float = 0.0, now: float | None = None) -> None:
+        """Record one event with an optional value."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._events.append((now, value))
+            self.total += 1
+            self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._events and self._events[0][0] < now - self.window:
+            self._events.popleft()
+
+    def rate(self, now: float | None = None) -> float:
+        """Events per second over the window."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._trim(now)
+            if len(self._events) < 2:
+                return 0.0
+            span = max(now - self._events[0][0], 1e-6)
+            return len(self._events) / min(span, self.window)
+
+    def percentiles(self, *qs: float) -> list[float]:
+        """Percentiles (0..100) of the values in the window; NaN when empty."""
+        with self._lock:
+            self._trim(time.monotonic())
+            values = [v for _, v in self._events]
+        if not values:
+            return [float('nan')] * len(qs)
+        return [float(v) for v in np.percentile(values, qs)]
+
+    def mean(self) -> float:
+        """Mean of the values in the window; NaN when empty."""
+        with self._lock:
+            values = [v for _, v in self._events]
+        return float(np.mean(values)) if values else float('nan')

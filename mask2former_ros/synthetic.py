@@ -1,0 +1,390 @@
+"""Procedurally generated street scenes with exact ground truth in Cityscapes train ids.
+
+The scenes are cartoon-like but not trivial: a blue sky gradient on top, a row of warm
+brown/grey buildings with windows, trees, a road trapezoid in perspective with sidewalks on
+both sides, cars and pedestrians whose size follows the perspective, random lighting, colour
+jitter per object and sensor noise.  They are used to train and test a tiny Mask2Former
+(:mod:`mask2former_ros.tiny_model`) without any real data set.
+
+The layout carries strong asymmetric cues on purpose (sky always on top, road always at the
+bottom, sky strongly blue, vegetation green, buildings warm), so that a pipeline which
+transposes, flips or swaps the colour channels of the frames visibly loses accuracy.
+
+Only numpy is needed; everything is vectorised and deterministic for a given generator.
+"""
+
+from collections.abc import Iterator
+
+import numpy as np
+
+# Cityscapes train ids of the classes that appear in the synthetic scenes.
+ROAD = 0
+SIDEWALK = 1
+BUILDING = 2
+VEGETATION = 8
+SKY = 10
+PERSON = 11
+CAR = 13
+
+TINY_CLASSES: dict[int, str] = {
+    ROAD: 'road',
+    SIDEWALK: 'sidewalk',
+    BUILDING: 'building',
+    VEGETATION: 'vegetation',
+    SKY: 'sky',
+    PERSON: 'person',
+    CAR: 'car',
+}
+
+_BUILDING_COLOURS = np.array([
+    (125, 100, 82), (150, 118, 92), (112, 104, 98), (168, 140, 112), (98, 82, 72),
+    (140, 128, 118), (160, 104, 80), (132, 120, 100),
+], dtype=np.float32)
+_CAR_COLOURS = np.array([
+    (200, 30, 35), (30, 60, 190), (235, 235, 235), (25, 25, 28), (160, 165, 170),
+    (230, 190, 20), (20, 120, 60), (230, 110, 20), (110, 20, 120), (20, 150, 170),
+], dtype=np.float32)
+_CLOTHES_COLOURS = np.array([
+    (40, 40, 45), (180, 30, 40), (30, 50, 130), (220, 210, 200), (90, 60, 40),
+    (200, 120, 30), (60, 110, 60), (150, 40, 140), (120, 120, 125),
+], dtype=np.float32)
+_NOISE_TILE = 256
+_NOISE_CLIP = 32
+_SKIN_COLOURS = np.array([
+    (235, 200, 170), (200, 150, 110), (140, 95, 65), (90, 60, 45),
+], dtype=np.float32)
+
+
+class _Canvas:
+    """An RGB uint8 canvas with its label map; shapes are painted inside bounding boxes."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.h = height
+        self.w = width
+        self.rgb = np.zeros((height, width, 3), dtype=np.uint8)
+        self.labels = np.zeros((height, width), dtype=np.uint8)
+
+    def box(self, y0: float, y1: float, x0: float, x1: float) -> tuple[slice, slice] | None:
+        """Return the clipped pixel slices covering [y0, y1) x [x0, x1), or None when empty."""
+        iy0 = max(int(np.floor(y0)), 0)
+        iy1 = min(int(np.ceil(y1)), self.h)
+        ix0 = max(int(np.floor(x0)), 0)
+        ix1 = min(int(np.ceil(x1)), self.w)
+        if iy1 <= iy0 or ix1 <= ix0:
+            return None
+        return slice(iy0, iy1), slice(ix0, ix1)
+
+    def paint(self, sl: tuple[slice, slice], mask: np.ndarray | None, colour: np.ndarray,
+              label: int) -> None:
+        """Paint ``colour`` (RGB or per-pixel HxWx3) and ``label`` where ``mask`` is set."""
+        colour = np.clip(colour, 0, 255).astype(np.uint8)
+        if mask is None:
+            self.rgb[sl] = colour
+            self.labels[sl] = label
+            return
+        np.copyto(self.rgb[sl], colour, where=mask[:, :, None])
+        np.copyto(self.labels[sl], label, where=mask)
+
+    def ellipse(self, cy: float, cx: float, ry: float, rx: float, colour: np.ndarray,
+                label: int) -> None:
+        """Paint a filled axis-aligned ellipse (at least one pixel when it covers a centre)."""
+        ry = max(ry, 0.5)
+        rx = max(rx, 0.5)
+        sl = self.box(cy - ry, cy + ry + 1, cx - rx, cx + rx + 1)
+        if sl is None:
+            return
+        yy = (np.arange(sl[0].start, sl[0].stop, dtype=np.float32) + 0.5 - cy) / ry
+        xx = (np.arange(sl[1].start, sl[1].stop, dtype=np.float32) + 0.5 - cx) / rx
+        mask = yy[:, None] ** 2 + xx[None, :] ** 2 <= 1.0
+        if mask.any():
+            self.paint(sl, mask, colour, label)
+
+    def rect(self, y0: float, y1: float, x0: float, x1: float, colour: np.ndarray,
+             label: int) -> None:
+        """Paint a filled rectangle, rounding to pixel edges (at least one pixel wide)."""
+        iy0, ix0 = round(y0), round(x0)
+        sl = self.box(iy0, max(round(y1), iy0 + 1), ix0, max(round(x1), ix0 + 1))
+        if sl is not None:
+            self.paint(sl, None, colour, label)
+
+    def rounded_rect(self, y0: float, y1: float, x0: float, x1: float, radius: float,
+                     colour: np.ndarray, label: int) -> None:
+        """Paint a rectangle whose corners are rounded with ``radius`` pixels."""
+        sl = self.box(y0, y1, x0, x1)
+        if sl is None:
+            return
+        r = max(min(radius, (y1 - y0) / 2, (x1 - x0) / 2), 1e-3)
+        yy = np.arange(sl[0].start, sl[0].stop, dtype=np.float32)[:, None] + 0.5
+        xx = np.arange(sl[1].start, sl[1].stop, dtype=np.float32)[None, :] + 0.5
+        dy = np.maximum(np.maximum(y0 + r - yy, yy - (y1 - r)), 0.0)
+        dx = np.maximum(np.maximum(x0 + r - xx, xx - (x1 - r)), 0.0)
+        mask = dy ** 2 + dx ** 2 <= r * r
+        mask &= (yy >= y0) & (yy < y1) & (xx >= x0) & (xx < x1)
+        if not mask.any():
+            # Sub-pixel objects still cover the pixel holding their centre.
+            mask[mask.shape[0] // 2, mask.shape[1] // 2] = True
+        self.paint(sl, mask, colour, label)
+
+
+def _jitter(rng: np.random.Generator, colour: np.ndarray, amount: float) -> np.ndarray:
+    """Return ``colour`` with a random brightness gain and per-channel offsets."""
+    gain = rng.uniform(1.0 - amount, 1.0 + amount)
+    offset = rng.uniform(-amount, amount, size=3) * 60.0
+    return np.clip(colour * gain + offset, 0.0, 255.0).astype(np.float32)
+
+
+def _green(rng: np.random.Generator) -> np.ndarray:
+    """Return a random foliage green."""
+    return np.array([rng.uniform(30, 80), rng.uniform(95, 160), rng.uniform(20, 60)],
+                    dtype=np.float32)
+
+
+def _draw_background(rng: np.random.Generator, cv: _Canvas, horizon: float,
+                     vx: float, half_road: float, walk: float) -> np.ndarray:
+    """Paint sky, buildings, sidewalks and road; return the ground line per column."""
+    h, w = cv.h, cv.w
+    depth = max(h - horizon, 1e-3)
+    ys = np.arange(h, dtype=np.float32) + 0.5
+
+    # Sky: strongly blue vertical gradient, darker at the top.
+    top = np.array([rng.uniform(30, 80), rng.uniform(80, 130), rng.uniform(175, 235)],
+                   dtype=np.float32)
+    low = np.array([rng.uniform(120, 175), rng.uniform(170, 210), rng.uniform(225, 255)],
+                   dtype=np.float32)
+    frac = np.clip(ys / max(horizon, 1.0), 0.0, 1.0)[:, None]
+    cv.rgb[:] = (top + (low - top) * frac).astype(np.uint8)[:, None, :]
+    cv.labels[:] = SKY
+
+    # Row where the outer sidewalk edge crosses each column: facades reach down to it.
+    xs = np.arange(w, dtype=np.float32) + 0.5
+    ground = horizon + np.abs(xs - vx) / max(half_road * (1.0 + walk), 1e-3) * depth
+
+    # Buildings: contiguous facades with random widths and heights, painted down to the
+    # bottom; the road and sidewalks painted afterwards cut them at the ground line.
+    x = 0.0
+    while x < w:
+        bw = w * rng.uniform(0.07, 0.28)
+        if rng.random() < 0.15:
+            # Gap between facades: the sky above a park hedge.
+            sl = cv.box(horizon - h * rng.uniform(0.0, 0.06), h, x, x + bw * 0.5)
+            x += bw * 0.5
+            if sl is not None:
+                cv.paint(sl, None, _green(rng), VEGETATION)
+            continue
+        b_top = horizon - h * rng.uniform(0.08, 0.5)
+        colour = _jitter(rng, _BUILDING_COLOURS[rng.integers(len(_BUILDING_COLOURS))], 0.15)
+        sl = cv.box(b_top, h, x, x + bw)
+        x0 = x
+        x += bw
+        if sl is None:
+            continue
+        cv.paint(sl, None, colour, BUILDING)
+        if rng.random() < 0.8:
+            # Window grid on the facade above the horizon: darker or lit (still building).
+            period_y = max(h * rng.uniform(0.04, 0.08), 2.0)
+            period_x = max(w * rng.uniform(0.02, 0.05), 2.0)
+            lit = rng.random() < 0.3
+            win_col = (np.array([230, 200, 120], dtype=np.float32) if lit
+                       else colour * rng.uniform(0.35, 0.6))
+            wsl = cv.box(b_top, horizon, x0, x)
+            if wsl is None:
+                continue
+            fy = ((ys[wsl[0]] - b_top) / period_y) % 1.0
+            fx = ((xs[wsl[1]] - x0) / period_x) % 1.0
+            win = ((fy > 0.35) & (fy < 0.85))[:, None] & ((fx > 0.25) & (fx < 0.75))[None, :]
+            np.copyto(cv.rgb[wsl], np.clip(win_col, 0, 255).astype(np.uint8),
+                      where=win[:, :, None])
+
+    # Ground below the horizon: per row, a sidewalk span with the road span inside it.
+    road_col = np.array([rng.uniform(80, 110), rng.uniform(72, 95), rng.uniform(88, 118)],
+                        dtype=np.float32)
+    walk_col = np.array([rng.uniform(160, 200), rng.uniform(140, 170), rng.uniform(135, 165)],
+                        dtype=np.float32)
+    line_col = np.array([225, 225, 215], dtype=np.float32) * rng.uniform(0.8, 1.0)
+    r0 = min(max(int(np.ceil(horizon - 0.5)), 0), h)
+    t = (ys[r0:] - horizon) / depth
+    road_rows = (road_col * (1.0 - 0.15 * t)[:, None]).astype(np.uint8)
+    walk_rows = (walk_col - ((np.floor(t * 14.0) % 2) * 10.0)[:, None]).astype(np.uint8)
+    line_col = line_col.astype(np.uint8)
+    half = t * half_road
+    outer = half * (1.0 + walk)
+    dash = half * 0.035 + 0.3
+    spans = np.stack([vx - outer, vx + outer, vx - half, vx + half, vx - dash, vx + dash])
+    spans = np.clip(np.round(spans), 0, w).astype(np.int64).T.tolist()
+    dashed = (np.floor(t * t * 18.0) % 2 == 0).tolist()
+    for i, (a0, a1, b0, b1, c0, c1) in enumerate(spans):
+        y = r0 + i
+        if a1 > a0:
+            cv.rgb[y, a0:a1] = walk_rows[i]
+            cv.labels[y, a0:a1] = SIDEWALK
+        if b1 > b0:
+            cv.rgb[y, b0:b1] = road_rows[i]
+            cv.labels[y, b0:b1] = ROAD
+            if dashed[i] and c1 > c0:
+                cv.rgb[y, c0:c1] = line_col
+    return ground
+
+
+def _draw_tree(rng: np.random.Generator, cv: _Canvas, base_y: float, x: float,
+               scale: float) -> None:
+    """Paint a tree (trunk and layered canopy) or a bush standing at ``base_y``."""
+    h = cv.h
+    green = _green(rng)
+    if rng.random() < 0.3:
+        # Bush / hedge.
+        ry = h * scale * rng.uniform(0.05, 0.1)
+        rx = ry * rng.uniform(1.5, 4.0)
+        for _ in range(3):
+            cv.ellipse(base_y - ry * rng.uniform(0.6, 1.0), x + rx * rng.uniform(-0.4, 0.4),
+                       ry, rx * rng.uniform(0.6, 1.0), _jitter(rng, green, 0.15), VEGETATION)
+        return
+    height = h * scale * rng.uniform(0.35, 0.7)
+    trunk_w = max(height * 0.06, 0.6)
+    trunk = np.array([rng.uniform(70, 100), rng.uniform(50, 70), rng.uniform(30, 45)],
+                     dtype=np.float32)
+    cv.rect(base_y - height * 0.55, base_y, x - trunk_w / 2, x + trunk_w / 2, trunk, VEGETATION)
+    crown_r = height * rng.uniform(0.22, 0.32)
+    cy = base_y - height + crown_r
+    for _ in range(int(rng.integers(3, 6))):
+        cv.ellipse(cy + crown_r * rng.uniform(-0.3, 0.4), x + crown_r * rng.uniform(-0.5, 0.5),
+                   crown_r * rng.uniform(0.6, 0.9), crown_r * rng.uniform(0.6, 1.0),
+                   _jitter(rng, green, 0.2), VEGETATION)
+
+
+def _draw_car(rng: np.random.Generator, cv: _Canvas, base_y: float, x: float,
+              scale: float) -> None:
+    """Paint a car seen from behind or from the side, with cabin windows and wheels."""
+    h = cv.h
+    body_h = h * scale * rng.uniform(0.1, 0.14)
+    width = body_h * rng.uniform(1.6, 3.2)
+    colour = _jitter(rng, _CAR_COLOURS[rng.integers(len(_CAR_COLOURS))], 0.12)
+    # Wheels first so the body overlaps their upper half.
+    wheel_r = body_h * 0.32
+    dark = np.array([20, 20, 22], dtype=np.float32) * rng.uniform(0.8, 1.5)
+    for wx in (x - width * 0.32, x + width * 0.32):
+        cv.ellipse(base_y - wheel_r, wx, wheel_r, wheel_r * rng.uniform(0.6, 1.0), dark, CAR)
+    body_top = base_y - body_h - wheel_r * 0.6
+    cv.rounded_rect(body_top, base_y - wheel_r * 0.6, x - width / 2, x + width / 2,
+                    body_h * 0.3, colour, CAR)
+    cabin_h = body_h * rng.uniform(0.55, 0.8)
+    cabin_w = width * rng.uniform(0.55, 0.75)
+    cx = x + width * rng.uniform(-0.08, 0.08)
+    cv.rounded_rect(body_top - cabin_h, body_top + 1.0, cx - cabin_w / 2, cx + cabin_w / 2,
+                    cabin_h * 0.4, colour * 0.95, CAR)
+    glass = np.array([60, 70, 85], dtype=np.float32) * rng.uniform(0.7, 1.3)
+    inset = max(cabin_h * 0.15, 0.5)
+    cv.rect(body_top - cabin_h + inset, body_top - inset * 0.3, cx - cabin_w / 2 + inset,
+            cx + cabin_w / 2 - inset, glass, CAR)
+    # Rear lights.
+    light = np.array([200, 20, 20], dtype=np.float32)
+    lh = max(body_h * 0.15, 0.5)
+    cv.rect(body_top + body_h * 0.25, body_top + body_h * 0.25 + lh, x - width / 2 + lh,
+            x - width / 2 + 3 * lh, light, CAR)
+    cv.rect(body_top + body_h * 0.25, body_top + body_h * 0.25 + lh, x + width / 2 - 3 * lh,
+            x + width / 2 - lh, light, CAR)
+
+
+def _draw_person(rng: np.random.Generator, cv: _Canvas, base_y: float, x: float,
+                 scale: float) -> None:
+    """Paint a pedestrian: legs, a thin elliptic torso, arms and a head."""
+    h = cv.h
+    height = h * scale * rng.uniform(0.28, 0.4)
+    top_col = _jitter(rng, _CLOTHES_COLOURS[rng.integers(len(_CLOTHES_COLOURS))], 0.15)
+    leg_col = _jitter(rng, _CLOTHES_COLOURS[rng.integers(len(_CLOTHES_COLOURS))], 0.15)
+    skin = _jitter(rng, _SKIN_COLOURS[rng.integers(len(_SKIN_COLOURS))], 0.08)
+    leg_w = max(height * 0.07, 0.5)
+    stride = height * rng.uniform(0.0, 0.08)
+    hip = base_y - height * 0.47
+    cv.rect(hip, base_y, x - stride - leg_w, x - stride + leg_w * 0.3, leg_col, PERSON)
+    cv.rect(hip, base_y, x + stride - leg_w * 0.3, x + stride + leg_w, leg_col, PERSON)
+    torso_ry = height * 0.2
+    torso_rx = height * rng.uniform(0.1, 0.14)
+    cv.ellipse(hip - torso_ry * 0.8, x, torso_ry, torso_rx, top_col, PERSON)
+    cv.rect(hip - torso_ry * 1.5, hip - torso_ry * 0.1, x - torso_rx * 1.25,
+            x + torso_rx * 1.25, top_col * 0.9, PERSON)
+    head_r = height * 0.075
+    cv.ellipse(hip - torso_ry * 1.8 - head_r, x, head_r, head_r * 0.85, skin, PERSON)
+
+
+def make_scene(rng: np.random.Generator, height: int,
+               width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Generate one street scene and its labels.
+
+    Args:
+        rng: Source of randomness; the scene is a pure function of its state.
+        height: Image height in pixels (>= 1).
+        width: Image width in pixels (>= 1).
+
+    Returns:
+        ``(rgb, labels)``: an (H, W, 3) uint8 RGB image and an (H, W) uint8 map of Cityscapes
+        train ids, using only the ids in :data:`TINY_CLASSES`.
+
+    """
+    h, w = int(height), int(width)
+    if h < 1 or w < 1:
+        raise ValueError(f'scene size must be positive, got {h}x{w}')
+    cv = _Canvas(h, w)
+    horizon = h * rng.uniform(0.32, 0.55)
+    vx = w * rng.uniform(0.3, 0.7)
+    half_road = w * rng.uniform(0.45, 0.9)
+    walk = rng.uniform(0.25, 0.6)
+    ground = _draw_background(rng, cv, horizon, vx, half_road, walk)
+    depth = max(h - horizon, 1e-3)
+
+    # Objects: (base row, kind, x); painted far to near so nearer ones occlude.
+    objects: list[tuple[float, int, float]] = []
+    for _ in range(int(rng.integers(1, 5))):
+        # Trees stand on the sidewalk or just in front of the facades.
+        t = rng.uniform(0.05, 0.6)
+        side = rng.choice([-1.0, 1.0])
+        x = vx + side * t * half_road * (1.0 + walk * rng.uniform(0.3, 1.0))
+        objects.append((horizon + t * depth, 0, x))
+    for _ in range(int(rng.integers(0, 5))):
+        t = rng.uniform(0.2, 0.95)
+        x = vx + rng.uniform(-0.75, 0.75) * t * half_road
+        objects.append((horizon + t * depth, 1, x))
+    for _ in range(int(rng.integers(0, 5))):
+        t = rng.uniform(0.35, 1.0)
+        side = rng.choice([-1.0, 1.0])
+        on_road = rng.random() < 0.25
+        off = rng.uniform(0.3, 0.9) if on_road else rng.uniform(1.05, 1.0 + walk * 0.9)
+        objects.append((horizon + t * depth, 2, vx + side * off * t * half_road))
+    objects.sort(key=lambda o: o[0])
+    for base_y, kind, x in objects:
+        scale = (base_y - horizon) / depth * 0.85 + 0.15
+        if kind == 0:
+            _draw_tree(rng, cv, min(base_y, float(np.interp(x, np.arange(w) + 0.5, ground))),
+                       x, scale)
+        elif kind == 1:
+            _draw_car(rng, cv, base_y, x, scale)
+        else:
+            _draw_person(rng, cv, base_y, x, scale)
+
+    # Lighting (global gain, gamma, slight white balance) and Gaussian sensor noise, both
+    # through one lookup table indexed by pixel value + noise offset + channel offset.
+    gain = rng.uniform(0.65, 1.25)
+    gamma = rng.uniform(0.75, 1.35)
+    balance = 1.0 + rng.uniform(-0.06, 0.06, size=3)
+    levels = np.clip(np.arange(-_NOISE_CLIP, 256 + _NOISE_CLIP, dtype=np.float32), 0, 255)
+    lut = 255.0 * gain * balance[:, None] * (levels[None, :] / 255.0) ** gamma
+    lut = np.clip(lut, 0, 255).astype(np.uint8).ravel()
+    sigma = rng.uniform(2.0, 8.0)
+    # A fresh noise tile repeated over large frames keeps the noise cheap at any size.
+    th, tw = min(h, _NOISE_TILE), min(w, _NOISE_TILE)
+    tile = rng.standard_normal((th, tw, 3), dtype=np.float32) * np.float32(sigma)
+    tile = np.clip(np.round(tile), -_NOISE_CLIP, _NOISE_CLIP).astype(np.int16)
+    tile += np.arange(3, dtype=np.int16) * np.int16(256 + 2 * _NOISE_CLIP) + _NOISE_CLIP
+    index = cv.rgb.astype(np.int16)
+    for y in range(0, h, th):
+        for x in range(0, w, tw):
+            block = index[y:y + th, x:x + tw]
+            block += tile[:block.shape[0], :block.shape[1]]
+    return np.take(lut, index), cv.labels
+
+
+def scene_stream(seed: int, n: int, height: int,
+                 width: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``n`` scenes ``(rgb, labels)`` of one size from a generator seeded with ``seed``."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield make_scene(rng, height, width)

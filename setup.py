@@ -1,0 +1,35 @@
+"""ament_python build description for mask2former_ros (colcon on ROS 2, or pip)."""
+
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+package_name = 'mask2former_ros'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*', 'bench', 'bench.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
+        (os.path.join('share', package_name, 'config'), glob('config/*.yaml')),
+        (os.path.join('share', package_name, 'rviz'), glob('rviz/*.rviz')),
+    ],
+    install_requires=['setuptools', 'numpy'],
+    zip_safe=True,
+    maintainer='mask2former_ros maintainers',
+    maintainer_email='maintainers@mask2former-ros.invalid',
+    description='Mask2Former semantic segmentation for ROS 2 camera topics.',
+    license='Apache-2.0',
+    extras_require={'test': ['pytest']},
+    entry_points={
+        'console_scripts': [
+            'segmentation_node = mask2former_ros.node:main',
+            'segment_bag = mask2former_ros.segment_bag:main',
+            'train_tiny_model = mask2former_ros.tiny_model:main',
+        ],
+    },
+)

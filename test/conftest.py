@@ -1,0 +1,33 @@
+"""Shared fixtures: DDS isolation, offline hub, random and trained tiny checkpoints."""
+
+import os
+from pathlib import Path
+import random
+
+import pytest
+
+# Isolate DDS traffic of this test run (also inherited by node subprocesses) and never touch
+# the network for model weights.
+os.environ['ROS_DOMAIN_ID'] = os.environ.get('MASK2FORMER_TEST_DOMAIN_ID',
+                                             str(random.SystemRandom().randint(1, 100)))
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ['HF_HUB_OFFLINE'] = '1'
+os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+# The shipped Fast DDS profile (shared memory sized for whole frames, loopback discovery) is
+# what the README recommends for large images; tests that need the defaults drop it.
+LARGE_IMAGE_PROFILE = Path(__file__).resolve().parents[1] / 'config' / 'fastdds_large_images.xml'
+os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(LARGE_IMAGE_PROFILE)
+
+
+@pytest.fixture(scope='session')
+def random_checkpoint(tmp_path_factory) -> Path:
+    """Return a directory with a random-weight tiny Mask2Former (19 Cityscapes classes)."""
+    from mask2former_ros.model_factory import save_random_checkpoint
+    return save_random_checkpoint(tmp_path_factory.mktemp('random_ckpt'))
+
+
+@pytest.fixture(scope='session')
+def tiny_model_dir() -> Path:
+    """Return the tiny Mask2Former trained on synthetic street scenes (trained once, cached)."""
+    from mask2former_ros.tiny_model import ensure_tiny_model
+    return ensure_tiny_model()

@@ -1,0 +1,155 @@
+"""Test harness: the node in its own process, publishers and subscribers in this one (real DDS)."""
+
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+NODE_EXECUTABLE = shutil.which('segmentation_node') or str(
+    Path(sys.executable).with_name('segmentation_node'))
+
+
+class NodeProcess:
+    """``segmentation_node`` started as a subprocess with parameters; output is collected."""
+
+    def __init__(self, params: dict[str, Any], name: str = 'segmentation_node',
+                 namespace: str = '', remaps: dict[str, str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        args = [NODE_EXECUTABLE, '--ros-args', '-r', f'__node:={name}']
+        if namespace:
+            args += ['-r', f'__ns:={namespace}']
+        for key, value in params.items():
+            args += ['-p', f'{key}:={_param_text(value)}']
+        for src, dst in (remaps or {}).items():
+            args += ['-r', f'{src}:={dst}']
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, 'PYTHONUNBUFFERED': '1', 'RCUTILS_LOGGING_BUFFERED_STREAM': '0',
+                 **(env or {})})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip('\n'))
+
+    @property
+    def output(self) -> str:
+        """Everything the node printed so far."""
+        return '\n'.join(self.lines)
+
+    def wait_for_output(self, text: str, timeout: float = 60.0) -> bool:
+        """Wait until ``text`` appears in the output or the process exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output:
+                return True
+            if self.proc.poll() is not None:
+                time.sleep(0.2)
+                return text in self.output
+            time.sleep(0.05)
+        return False
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> tuple[int | None, float]:
+        """Send ``sig`` and wait; return (exit code or None if it hung, seconds taken)."""
+        started = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None, time.monotonic() - started
+        self._reader.join(2.0)
+        return self.proc.returncode, time.monotonic() - started
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (list, tuple)):
+        return '[' + ','.join(f"'{v}'" for v in value) + ']'
+    if isinstance(value, str):
+        return f"'{value}'" if value.isdigit() or value == '' else value
+    return str(value)
+
+
+class RosPeer:
+    """A node of the test process with its own context and a background executor."""
+
+    def __init__(self, name: str = 'test_peer') -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - context shut down while spinning
+            pass
+
+    def publisher(self, msg_type, topic: str, reliable: bool = True, depth: int = 10):
+        """Create a publisher (reliable by default, like most camera drivers)."""
+        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
+                         else ReliabilityPolicy.BEST_EFFORT)
+        return self.node.create_publisher(msg_type, topic, qos)
+
+    def collect(self, msg_type, topic: str, latched: bool = False,
+                on_message: Callable[[Any], None] | None = None) -> list:
+        """Subscribe and return the list that received messages are appended to."""
+        received: list = []
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
+                         else DurabilityPolicy.VOLATILE)
+
+        def callback(msg):
+            received.append((time.monotonic(), msg))
+            if on_message:
+                on_message(msg)
+        self.node.create_subscription(msg_type, topic, callback, qos)
+        return received
+
+    def wait_for_subscribers(self, publisher, count: int = 1, timeout: float = 20.0) -> bool:
+        """Wait until ``publisher`` has at least ``count`` matched subscriptions."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if publisher.get_subscription_count() >= count:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def now_msg(self):
+        """Current ROS time as a builtin_interfaces/Time."""
+        return self.node.get_clock().now().to_msg()
+
+    def close(self) -> None:
+        """Shut down the context and the executor thread."""
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(2.0)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, period: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period)
+    return predicate()
