@@ -1,4 +1,5 @@
-"""Engine vs reference pipeline: ms per stage on the same checkpoint and frames, in one run.
+"""
+Engine vs reference pipeline: ms per stage on the same checkpoint and frames, in one run.
 
 Reference: ``Mask2FormerImageProcessorPil`` preprocessing, the model, and
 ``post_process_semantic_segmentation`` with the frame size as target (the documented HF recipe).
@@ -17,12 +18,11 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-import torch
-
 from mask2former_ros.engine import EngineConfig, SegmentationEngine
 from mask2former_ros.model_factory import BACKBONES, save_random_checkpoint
 from mask2former_ros.synthetic import make_scene
+import numpy as np
+import torch
 
 STAGES = ('preprocess', 'model', 'postprocess')
 

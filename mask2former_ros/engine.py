@@ -1,4 +1,5 @@
-"""Mask2Former semantic segmentation engine: RGB frames in, label maps out (no ROS imports).
+"""
+Mask2Former semantic segmentation engine: RGB frames in, label maps out (no ROS imports).
 
 The engine loads any Mask2Former checkpoint through ``transformers``, preprocesses frames in torch
 on the inference device, runs the model in the requested precision and post-processes on the
@@ -14,11 +15,10 @@ import time
 from typing import Callable, Mapping, Sequence
 import warnings
 
+from mask2former_ros.palette import palette_for
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-
-from mask2former_ros.palette import palette_for
 
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
 PRECISION_CHOICES = ('auto', 'fp32', 'fp16', 'bf16')
@@ -76,7 +76,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if text == 'auto':
         return torch.float16 if device.type == 'cuda' else torch.float32
     if text not in _DTYPES:
-        raise ValueError(f"invalid precision '{precision}': allowed {', '.join(PRECISION_CHOICES)}")
+        raise ValueError(
+            f"invalid precision '{precision}': allowed {', '.join(PRECISION_CHOICES)}")
     if text == 'fp16' and device.type != 'cuda':
         raise ValueError('precision fp16 needs a CUDA device; on the CPU use fp32 or bf16')
     return _DTYPES[text]
@@ -165,7 +166,8 @@ def _shortest_edge_size(height: int, width: int, shortest: int,
 
 
 def load_checkpoint(model: str, allow_pickle: bool = False):
-    """Load a Mask2Former model and its image processor from a hub id or a local directory.
+    """
+    Load a Mask2Former model and its image processor from a hub id or a local directory.
 
     Never executes code from the checkpoint (``trust_remote_code`` is never set). Weights must be
     safetensors unless ``allow_pickle`` is True, in which case ``torch.load`` is still limited to
@@ -191,7 +193,7 @@ def load_checkpoint(model: str, allow_pickle: bool = False):
         processor = Mask2FormerImageProcessorPil.from_pretrained(source)
         net = Mask2FormerForUniversalSegmentation.from_pretrained(
             source, use_safetensors=None if allow_pickle else True)
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except (OSError, ValueError) as exc:
         offline = os.environ.get('HF_HUB_OFFLINE', '') not in ('', '0')
         hint = ('the hub is unreachable or HF_HUB_OFFLINE is set' if offline or not local.is_dir()
                 else 'the directory is incomplete or corrupt')
@@ -199,7 +201,7 @@ def load_checkpoint(model: str, allow_pickle: bool = False):
             f"cannot load Mask2Former checkpoint '{model}' ({hint}): {_first_line(exc)}. "
             'Pass a local directory holding config.json, model.safetensors and '
             'preprocessor_config.json (e.g. made with `hf download '
-            f"{model} --local-dir DIR` on a machine with network), as model:=DIR") from exc
+            f'{model} --local-dir DIR` on a machine with network), as model:=DIR') from exc
     except Exception as exc:  # corrupt weights surface as many error types
         raise ModelLoadError(f"cannot load Mask2Former checkpoint '{model}': "
                              f'{type(exc).__name__}: {_first_line(exc)}') from exc
@@ -224,7 +226,8 @@ def bilinear_source_index(out_size: int, in_size: int,
 
 def upsampled_argmax(scores: torch.Tensor, out_h: int, out_w: int,
                      chunk: int = 1 << 18) -> torch.Tensor:
-    """Argmax of ``scores`` (C, h, w) bilinearly upsampled to (out_h, out_w), computed sparsely.
+    """
+    Argmax of ``scores`` (C, h, w) bilinearly upsampled to (out_h, out_w), computed sparsely.
 
     Equal to ``F.interpolate(scores[None], (out_h, out_w), mode='bilinear').argmax(1)`` but
     without building the (C, out_h, out_w) tensor: a bilinear value is a convex combination of
@@ -255,7 +258,8 @@ def upsampled_argmax(scores: torch.Tensor, out_h: int, out_w: int,
 
 
 def channel_argmax(scores: torch.Tensor) -> torch.Tensor:
-    """Argmax over dim 0 of (C, H, W) as the smallest integer dtype; first maximum wins.
+    """
+    Argmax over dim 0 of (C, H, W) as the smallest integer dtype; first maximum wins.
 
     A loop of C vectorised comparisons over contiguous planes is several times faster on the
     CPU than ``argmax(0)``, which walks a strided dimension.
@@ -278,7 +282,8 @@ def class_probabilities(class_logits: torch.Tensor) -> torch.Tensor:
 def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor, out_h: int,
                        out_w: int, score_grid: tuple[int, int] | None = None,
                        with_confidence: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Label map (out_h, out_w) from one frame's query outputs, as Mask2Former's semantic head.
+    """
+    Label map (out_h, out_w) from one frame's query outputs, as Mask2Former's semantic head.
 
     Mask logits (Q, h, w) are upsampled to ``score_grid`` (the model input size, as the
     reference pipelines do; never above the output size), passed through the sigmoid and
@@ -310,7 +315,8 @@ def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor, out
 
 
 class SegmentationEngine:
-    """Mask2Former semantic segmentation of RGB uint8 frames on one device.
+    """
+    Mask2Former semantic segmentation of RGB uint8 frames on one device.
 
     Thread-safe: calls to :meth:`segment_batch` are serialised by an internal lock.
     """
@@ -395,7 +401,7 @@ class SegmentationEngine:
                 raise RuntimeError('engine is closed')
             for indices in groups.values():
                 outs = self._run([images[i] for i in indices])
-                for i, out in zip(indices, outs):
+                for i, out in zip(indices, outs, strict=True):
                     results[i] = out
         return results  # type: ignore[return-value]
 
@@ -419,9 +425,7 @@ class SegmentationEngine:
                 probs[index], masks[index], image.shape[0], image.shape[1],
                 score_grid=tuple(pixel_values.shape[-2:]),
                 with_confidence=self.config.with_confidence)
-            torch_dtype = torch.uint8 if self.label_dtype == np.uint8 else torch.int32
-            label_array = labels.to(torch_dtype).cpu().numpy().astype(self.label_dtype,
-                                                                       copy=False)
+            label_array = labels.cpu().numpy().astype(self.label_dtype, copy=False)
             conf_array = None if confidence is None else confidence.cpu().numpy()
             results.append(SegmentationResult(label_array, conf_array))
         t3 = time.perf_counter()

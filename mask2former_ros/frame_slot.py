@@ -17,7 +17,8 @@ class SlotCounters:
 
 
 class LatestFrameSlots(Generic[T]):
-    """One single-item slot per source; a newer item replaces (and counts) an unprocessed one.
+    """
+    One single-item slot per source; a newer item replaces (and counts) an unprocessed one.
 
     Producers call :meth:`put` from any thread; one consumer calls :meth:`take` and gets the
     newest pending item of every source at once, so a slow consumer never builds a backlog and
@@ -81,7 +82,8 @@ class LatestFrameSlots(Generic[T]):
 
 
 def simulate_realtime(arrivals: list[tuple[float, Any]], process) -> tuple[list, int]:
-    """Replay items arriving at times (s) through one slot and a worker of real duration.
+    """
+    Replay items arriving at times (s) through one slot and a worker of real duration.
 
     ``process(item)`` runs for real; its wall time advances a virtual clock. Items that arrive
     while the worker is busy replace each other exactly as in :class:`LatestFrameSlots`. Returns

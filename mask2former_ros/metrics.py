@@ -19,7 +19,7 @@ class ConfusionMatrix:
         self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
 
     def update(self, truth: np.ndarray, pred: np.ndarray) -> None:
-        """Add one label map pair of equal shape; truth pixels equal to ignore_index are skipped."""
+        """Add a pair of equal-shape label maps; truth pixels at ignore_index are skipped."""
         if truth.shape != pred.shape:
             raise ValueError(f'ground truth {truth.shape} and prediction {pred.shape} differ '
                              'in size')
@@ -61,7 +61,7 @@ class ConfusionMatrix:
 
 
 def miou(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> float:
-    """MIoU of one pair of label maps over the classes present in the ground truth."""
+    """Return the mIoU of one pair of label maps over the classes present in the ground truth."""
     cm = ConfusionMatrix(num_classes)
     cm.update(truth, pred)
     return cm.miou()

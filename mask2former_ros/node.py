@@ -1,4 +1,5 @@
-"""ROS 2 lifecycle node: camera images in, Mask2Former labels, colour masks and overlays out.
+"""
+ROS 2 lifecycle node: camera images in, Mask2Former labels, colour masks and overlays out.
 
 A thin adapter around :class:`~mask2former_ros.engine.SegmentationEngine`: subscription
 callbacks only hand the newest message of each camera to one worker thread
@@ -15,17 +16,6 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.parameter import Parameter
-from rclpy.qos import (
-    DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import String
-
 from mask2former_ros.engine import dtype_name, EngineConfig, ModelLoadError, SegmentationEngine
 from mask2former_ros.frame_slot import LatestFrameSlots
 from mask2former_ros.image_conversion import (
@@ -33,6 +23,15 @@ from mask2former_ros.image_conversion import (
 from mask2former_ros.palette import colorize, overlay
 from mask2former_ros.parameters import PARAMETERS, SPECS, validate
 from mask2former_ros.stats import WindowStats
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
 
 try:  # vision_msgs/LabelInfo is the agreed standard where it is installed
     from vision_msgs.msg import LabelInfo, VisionClass
@@ -58,6 +57,9 @@ class Camera:
     input_stats: WindowStats = field(default_factory=WindowStats)
     output_stats: WindowStats = field(default_factory=WindowStats)
     latency_ms: WindowStats = field(default_factory=WindowStats)
+    transport_ms: WindowStats = field(default_factory=WindowStats)
+    decode_ms: WindowStats = field(default_factory=WindowStats)
+    publish_ms: WindowStats = field(default_factory=WindowStats)
     bad_frames: int = 0
     failed_frames: int = 0
     last_warning: float = -1e9
@@ -86,6 +88,8 @@ class SegmentationNode(LifecycleNode):
         self._batch_sizes: dict[int, int] = {}
         self._batch_ms = WindowStats()
         self._frame_ms = WindowStats()
+        self._stage_ms = {stage: WindowStats() for stage in ('preprocess', 'model',
+                                                             'postprocess')}
         self._failed_batches = 0
 
     # --- parameters ----------------------------------------------------------------------
@@ -226,7 +230,11 @@ class SegmentationNode(LifecycleNode):
 
     def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
         """Subscription callback: keep only the newest message; decoding is the worker's."""
-        self.cameras[camera].input_stats.add()
+        cam = self.cameras[camera]
+        cam.input_stats.add()
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if stamp:
+            cam.transport_ms.add((self.get_clock().now().nanoseconds - stamp) / 1e6)
         self._slots.put(camera, (msg, time.monotonic()))
 
     def _work(self) -> None:
@@ -261,8 +269,12 @@ class SegmentationNode(LifecycleNode):
         frames = []
         for name, (msg, received) in items.items():
             camera = self.cameras.get(name)
-            rgb = None if camera is None else self._decode(camera, msg)
+            if camera is None:
+                continue
+            decode_started = time.perf_counter()
+            rgb = self._decode(camera, msg)
             if rgb is not None:
+                camera.decode_ms.add((time.perf_counter() - decode_started) * 1e3)
                 frames.append((camera, msg, received, rgb))
         if not frames:
             return
@@ -280,15 +292,19 @@ class SegmentationNode(LifecycleNode):
         self._batch_sizes[len(frames)] = self._batch_sizes.get(len(frames), 0) + 1
         self._batch_ms.add(batch_ms)
         self._frame_ms.add(batch_ms / len(frames))
+        for stage, stats in self._stage_ms.items():
+            stats.add(results[0].timings_ms[stage])
         alpha = self.param('overlay_alpha')
-        for (camera, msg, received, rgb), result in zip(frames, results):
+        for (camera, msg, received, rgb), result in zip(frames, results, strict=True):
             if self._stop.is_set():
                 return
+            publish_started = time.perf_counter()
             try:
                 self._publish(camera, msg.header, rgb, result.labels, engine.palette, alpha)
             except Exception as exc:  # a publisher destroyed during shutdown
                 self._warn(camera, f'publish failed: {exc}')
                 continue
+            camera.publish_ms.add((time.perf_counter() - publish_started) * 1e3)
             now = self.get_clock().now().nanoseconds
             stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             latency = (now - stamp) / 1e6 if stamp else (time.monotonic() - received) * 1e3
@@ -351,8 +367,8 @@ class SegmentationNode(LifecycleNode):
         for camera in self.cameras.values():
             count = counters.get(camera.name)
             p50, p95 = camera.latency_ms.percentiles(50, 95)
-            status = DiagnosticStatus(name=f'{name}: {self.resolve_topic_name(camera.input_topic)}',
-                                      hardware_id=model)
+            topic = self.resolve_topic_name(camera.input_topic)
+            status = DiagnosticStatus(name=f'{name}: {topic}', hardware_id=model)
             in_rate, out_rate = camera.input_stats.rate(), camera.output_stats.rate()
             if self._state != 'active':
                 status.level, status.message = DiagnosticStatus.WARN, f'{self._state}'
@@ -370,6 +386,9 @@ class SegmentationNode(LifecycleNode):
                 kv('bad_frames', camera.bad_frames), kv('failed_frames', camera.failed_frames),
                 kv('latency_p50_ms', p50), kv('latency_p95_ms', p95),
                 kv('inference_ms', frame_ms),
+                kv('transport_ms_p50', camera.transport_ms.percentiles(50)[0]),
+                kv('decode_ms_p50', camera.decode_ms.percentiles(50)[0]),
+                kv('publish_ms_p50', camera.publish_ms.percentiles(50)[0]),
                 kv('device', str(engine.device) if engine else 'none'),
                 kv('precision', dtype_name(engine.dtype) if engine else 'none'),
                 kv('model', model), kv('last_problem', camera.last_problem)]
@@ -382,6 +401,8 @@ class SegmentationNode(LifecycleNode):
             kv('batch_size_histogram', json.dumps(dict(sorted(self._batch_sizes.items())))),
             kv('inference_ms_per_batch_p50', b50), kv('inference_ms_per_batch_p95', b95),
             kv('inference_ms_per_frame_p50', frame_ms),
+            *[kv(f'{stage}_ms_p50', stats.percentiles(50)[0])
+              for stage, stats in self._stage_ms.items()],
             kv('failed_batches', self._failed_batches), kv('model', model),
             kv('device', str(engine.device) if engine else 'none'),
             kv('precision', dtype_name(engine.dtype) if engine else 'none')]

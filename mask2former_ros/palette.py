@@ -24,8 +24,9 @@ def _normalise_name(name: str) -> str:
 
 def is_cityscapes(names: Sequence[str]) -> bool:
     """Return True when ``names`` are the 19 Cityscapes train classes in train-id order."""
-    return (len(names) == len(CITYSCAPES_CLASSES)
-            and all(_normalise_name(a) == b for a, b in zip(names, CITYSCAPES_CLASSES)))
+    if len(names) != len(CITYSCAPES_CLASSES):
+        return False
+    return all(_normalise_name(a) == b for a, b in zip(names, CITYSCAPES_CLASSES, strict=True))
 
 
 def distinct_palette(num_classes: int, seed: int = 0) -> np.ndarray:

@@ -82,7 +82,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "camera namespaces served by one model, e.g. ['front', 'left']; [''] = "
                   'subscribe image, publish segmentation/* in the node namespace', _camera_names),
     ParameterSpec('image_transport', 'raw',
-                  "raw: subscribe <camera>/image; compressed: <camera>/image/compressed",
+                  'raw: subscribe <camera>/image; compressed: <camera>/image/compressed',
                   _choice('raw', 'compressed')),
     ParameterSpec('qos_reliability', 'best_effort',
                   'input QoS: best_effort matches every camera driver (reliable or not); '

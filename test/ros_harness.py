@@ -45,7 +45,7 @@ class NodeProcess:
 
     @property
     def output(self) -> str:
-        """Everything the node printed so far."""
+        """Return everything the node printed so far."""
         return '\n'.join(self.lines)
 
     def wait_for_output(self, text: str, timeout: float = 60.0) -> bool:
@@ -104,7 +104,7 @@ class RosPeer:
             pass
 
     def publisher(self, msg_type, topic: str, reliable: bool = True, depth: int = 10):
-        """Create a publisher (reliable by default, like most camera drivers)."""
+        """Return a new publisher, reliable by default like most camera drivers."""
         qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
                          else ReliabilityPolicy.BEST_EFFORT)
         return self.node.create_publisher(msg_type, topic, qos)
@@ -134,7 +134,7 @@ class RosPeer:
         return False
 
     def now_msg(self):
-        """Current ROS time as a builtin_interfaces/Time."""
+        """Return the current ROS time as a builtin_interfaces/Time."""
         return self.node.get_clock().now().to_msg()
 
     def close(self) -> None:

@@ -3,12 +3,6 @@
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-import pytest
-import torch
-import torch.nn.functional as F  # noqa: N812
-from transformers import Mask2FormerImageProcessorPil
-
 from mask2former_ros.engine import (
     class_probabilities, EngineConfig, ModelLoadError, SegmentationEngine, semantic_inference,
     upsampled_argmax)
@@ -16,6 +10,11 @@ from mask2former_ros.metrics import ConfusionMatrix
 from mask2former_ros.model_factory import save_random_checkpoint
 from mask2former_ros.palette import CITYSCAPES_CLASSES, CITYSCAPES_COLORS
 from mask2former_ros.synthetic import make_scene
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+from transformers import Mask2FormerImageProcessorPil
 
 SIZES = [(1024, 2048), (1080, 1920), (480, 640)]
 
@@ -136,7 +135,7 @@ def test_preprocessing_matches_hf_processor(random_engine, height, width, settin
 # --- fidelity (b): post-processing ----------------------------------------------------------
 
 def structured_outputs(seed: int, queries: int = 40, classes: int = 19, grid: int = 96):
-    """Queries with distinct classes and blob-shaped masks, so label maps have many classes."""
+    """Return outputs with distinct query classes and blob masks (many classes per map)."""
     g = torch.Generator().manual_seed(seed)
     class_logits = torch.randn(1, queries, classes + 1, generator=g)
     class_logits[0, torch.arange(queries), torch.arange(queries) % classes] += 8.0
@@ -235,7 +234,7 @@ def test_batch_of_mixed_sizes_equals_single_frames(tiny_engine):
     rng = np.random.default_rng(3)
     images = [make_scene(rng, h, w)[0] for h, w in [(240, 320), (480, 640), (200, 500)]]
     batch = tiny_engine.segment_batch(images)
-    for image, result in zip(images, batch):
+    for image, result in zip(images, batch, strict=True):
         single = tiny_engine.segment(image)
         assert result.labels.shape == image.shape[:2]
         assert float((result.labels == single.labels).mean()) >= 0.999

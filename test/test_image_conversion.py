@@ -435,6 +435,13 @@ def test_bad_compressed_images_raise_image_conversion_error(make_data, fmt, frag
         assert fragment in str(info.value)
 
 
+def test_decoding_without_imread_color_rgb(monkeypatch):
+    # OpenCV < 4.11 has no IMREAD_COLOR_RGB: decode to BGR and swap channels instead.
+    monkeypatch.setattr(image_conversion, '_IMREAD_RGB', None)
+    rgb, _ = make_test_image()
+    np.testing.assert_array_equal(compressed_to_rgb(compressed(encode(rgb, '.png'), 'png')), rgb)
+
+
 def test_jpeg_with_trailing_bytes_decodes():
     rgb, _ = make_test_image()
     jpeg = encode(rgb, '.jpg')

@@ -7,20 +7,18 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from mask2former_ros.image_conversion import image_to_rgb, make_image_msg
+from mask2former_ros.metrics import ConfusionMatrix
+from mask2former_ros.palette import CITYSCAPES_CLASSES, CITYSCAPES_COLORS
+from mask2former_ros.synthetic import make_scene
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-import rclpy
 from ros_harness import NodeProcess, RosPeer, wait_until
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
-
-from mask2former_ros.image_conversion import image_to_rgb, make_image_msg
-from mask2former_ros.metrics import ConfusionMatrix
-from mask2former_ros.palette import CITYSCAPES_CLASSES, CITYSCAPES_COLORS
-from mask2former_ros.synthetic import make_scene
 
 ENCODINGS = ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', '8UC3', 'yuv422', 'uyvy',
              'yuv422_yuy2', 'bayer_rggb8', 'bayer_bggr8', 'bayer_gbrg8', 'bayer_grbg8']
@@ -392,4 +390,3 @@ def _stamp_to_monotonic(peer: RosPeer, stamp, t_recv: float) -> float:
     now_ros = peer.node.get_clock().now().nanoseconds / 1e9
     offset = now_ros - time.monotonic()
     return stamp.sec + stamp.nanosec / 1e9 - offset
-

@@ -1,0 +1,217 @@
+"""
+Node benchmark: 1024x2048 rgb8 frames at 30 Hz into segmentation_node vs a naive node.
+
+Both nodes run in their own process with the same model; this process publishes (reliable,
+like most camera drivers) and receives the labels. Latency is input stamp to label arrival in
+this process (same host clock). CPU% and RSS of the node process come from psutil.
+
+    python bench/bench_node.py                     # 30 s each, trained tiny model
+    python bench/bench_node.py --seconds 60 --model /path/to/checkpoint
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+import random
+import subprocess
+import sys
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from mask2former_ros.image_conversion import make_image_msg
+from mask2former_ros.synthetic import make_scene
+import numpy as np
+import psutil
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+HERE = Path(__file__).resolve().parent
+PROFILE = HERE.parent / 'config' / 'fastdds_large_images.xml'
+
+
+def start_node(kind: str, model: str, namespace: str, extra: list[str]) -> subprocess.Popen:
+    """Start our node or the naive one in ``namespace``."""
+    if kind == 'segmentation_node':
+        cmd = [str(Path(sys.executable).with_name('segmentation_node')), '--ros-args',
+               '-r', f'__ns:=/{namespace}', '-p', f'model:={model}', *extra]
+    else:
+        cmd = [sys.executable, str(HERE / 'naive_node.py'), '--model', model, '--ros-args',
+               '-r', f'__ns:=/{namespace}']
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: float,
+            extra: list[str]) -> dict:
+    """Drive one node for ``seconds`` at ``rate`` Hz and return its measurements."""
+    namespace = f'bench_{kind}_{random.randint(0, 1 << 30)}'
+    proc = start_node(kind, model, namespace, extra)
+    ps = psutil.Process(proc.pid)
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pub = node.create_publisher(Image, f'/{namespace}/image', qos)
+    arrivals: list[tuple[float, float]] = []  # (arrival time, latency ms)
+    diags: list = []
+
+    def on_labels(msg: Image) -> None:
+        now = time.time_ns()
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        arrivals.append((time.monotonic(), (now - stamp) / 1e6))
+    sub = node.create_subscription(Image, f'/{namespace}/segmentation/labels', on_labels, qos)
+    diag_sub = node.create_subscription(DiagnosticArray, '/diagnostics',
+                                        lambda m: diags.append(m), 10)
+    deadline = time.monotonic() + 300
+    while pub.get_subscription_count() == 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f'{kind} did not start:\n{proc.stdout.read()}')
+        time.sleep(0.1)
+    # Warm-up: one frame through, so model start-up is not measured.
+    warm = len(arrivals)
+    while len(arrivals) == warm and time.monotonic() < deadline:
+        msg = frames[0]
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 1_000_000_000)
+        pub.publish(msg)
+        time.sleep(0.5)
+    time.sleep(2.0)
+    arrivals.clear()
+    rss_start = ps.memory_info().rss
+    ps.cpu_percent(None)
+    cpu_samples, sent = [], 0
+    start = time.monotonic()
+    next_sample = start + 1.0
+    while time.monotonic() - start < seconds:
+        msg = frames[sent % len(frames)]
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 1_000_000_000)
+        pub.publish(msg)
+        sent += 1
+        if time.monotonic() >= next_sample:
+            cpu_samples.append(ps.cpu_percent(None))
+            next_sample += 1.0
+        time.sleep(max(0.0, start + sent / rate - time.monotonic()))
+    publish_end = time.monotonic()
+    time.sleep(3.0)  # let in-flight frames (and a naive backlog) drain a little
+    rss_end = ps.memory_info().rss
+    proc.send_signal(2)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    node.destroy_subscription(sub)
+    node.destroy_subscription(diag_sub)
+    node.destroy_publisher(pub)
+    in_window = [(t, lat) for t, lat in arrivals if t <= publish_end + 0.5]
+    lat = np.array([v for _, v in in_window]) if in_window else np.array([np.nan])
+    windows = []
+    for w0 in np.arange(start, publish_end, 5.0):
+        values = [v for t, v in in_window if w0 <= t < w0 + 5.0]
+        if values:
+            windows.append({'t': round(float(w0 - start)), 'n': len(values),
+                            'p50': round(float(np.percentile(values, 50)), 1),
+                            'p95': round(float(np.percentile(values, 95)), 1),
+                            'max': round(float(np.max(values)), 1)})
+    result = {
+        'node': kind, 'frames_sent': sent, 'outputs': len(in_window),
+        'output_hz': round(len(in_window) / (publish_end - start), 2),
+        'drop_ratio': round(1 - len(in_window) / sent, 3),
+        'latency_ms': {'p50': round(float(np.nanpercentile(lat, 50)), 1),
+                       'p95': round(float(np.nanpercentile(lat, 95)), 1),
+                       'max': round(float(np.nanmax(lat)), 1)},
+        'latency_over_time': windows,
+        'cpu_percent_mean': round(float(np.mean(cpu_samples)), 1) if cpu_samples else None,
+        'rss_mb_start': round(rss_start / 2**20, 1), 'rss_mb_end': round(rss_end / 2**20, 1),
+    }
+    if kind == 'segmentation_node':
+        result['stages_ms_p50'] = _stages(diags, namespace)
+    return result
+
+
+def _stages(diags: list, namespace: str) -> dict:
+    """Per-frame stage times reported by the node's diagnostics."""
+    camera, model = {}, {}
+    for array in diags:
+        for status in array.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if namespace in status.name and status.name.endswith('/image'):
+                camera = values
+            elif namespace in status.name and status.name.endswith(': model'):
+                model = values
+    keys = {'transport (stamp to callback)': camera.get('transport_ms_p50'),
+            'decode': camera.get('decode_ms_p50'),
+            'preprocess': model.get('preprocess_ms_p50'),
+            'model': model.get('model_ms_p50'),
+            'postprocess': model.get('postprocess_ms_p50'),
+            'publish (convert + publish)': camera.get('publish_ms_p50')}
+    out = {k: float(v) for k, v in keys.items() if v not in (None, 'nan')}
+    out['outside the model'] = round(sum(v for k, v in out.items() if k != 'model'), 2)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark from the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--model', help='checkpoint (default: the trained tiny model)')
+    parser.add_argument('--seconds', type=float, default=30.0)
+    parser.add_argument('--rate', type=float, default=30.0)
+    parser.add_argument('--size', default='1024x2048')
+    parser.add_argument('--no-profile', action='store_true',
+                        help='use Fast DDS default transports instead of the shipped profile')
+    parser.add_argument('--node-args', default='', help='extra --ros-args for our node')
+    parser.add_argument('--json', help='also write results to this file')
+    args = parser.parse_args(argv)
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    if not args.no_profile:
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(PROFILE)
+    model = args.model
+    if model is None:
+        from mask2former_ros.tiny_model import ensure_tiny_model
+        model = str(ensure_tiny_model())
+    height, width = (int(v) for v in args.size.split('x'))
+    rng = np.random.default_rng(0)
+    frames = [make_image_msg(make_scene(rng, height, width)[0], 'rgb8') for _ in range(4)]
+    rclpy.init()
+    node = rclpy.create_node('bench_node_driver')
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    extra = args.node_args.split() if args.node_args else []
+    results = []
+    try:
+        for kind in ('segmentation_node', 'naive'):
+            print(f'running {kind} for {args.seconds:.0f} s ...', flush=True)
+            results.append(run_one(node, kind, model, frames, args.seconds, args.rate, extra))
+    finally:
+        executor.shutdown()
+        rclpy.try_shutdown()
+    ours, naive = results
+    print(f'\n{args.size} rgb8 at {args.rate:g} Hz for {args.seconds:g} s, model {model}, '
+          f"profile {'off' if args.no_profile else 'on'}")
+    print(f"{'':22}{'segmentation_node':>20}{'naive (depth 10)':>20}")
+    rows = [('frames sent', 'frames_sent'), ('outputs', 'outputs'),
+            ('output Hz', 'output_hz'), ('drop ratio', 'drop_ratio'),
+            ('CPU % (mean)', 'cpu_percent_mean'), ('RSS MB start', 'rss_mb_start'),
+            ('RSS MB end', 'rss_mb_end')]
+    for label, key in rows:
+        print(f'{label:22}{ours[key]!s:>20}{naive[key]!s:>20}')
+    for q in ('p50', 'p95', 'max'):
+        label = f'latency {q} ms'
+        print(f"{label:22}{ours['latency_ms'][q]:>20}{naive['latency_ms'][q]:>20}")
+    ratio = naive['latency_ms']['p50'] / ours['latency_ms']['p50']
+    print(f'latency p50 ratio naive / segmentation_node: x{ratio:.1f}')
+    print('latency over time (5 s windows, p50/p95/max ms):')
+    for name, res in (('segmentation_node', ours), ('naive', naive)):
+        print(f'  {name:18}' + '  '.join(f"{w['t']:>3}s {w['p50']}/{w['p95']}/{w['max']}"
+                                         for w in res['latency_over_time']))
+    print('segmentation_node ms per frame by stage (p50):')
+    for stage, value in ours.get('stages_ms_p50', {}).items():
+        print(f'  {stage:32}{value:>8.2f}')
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""
+Naive baseline node: inference inside the subscription callback, default queue depth 10.
+
+This is how many first ROS wrappers of a model look. It exists only to be measured against
+``segmentation_node`` by ``bench/bench_node.py``; it uses the same engine.
+"""
+
+import argparse
+import sys
+
+from mask2former_ros.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.image_conversion import image_to_rgb, labels_to_image
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from sensor_msgs.msg import Image
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the naive node until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--model', required=True)
+    args, ros_args = parser.parse_known_args(argv)
+    rclpy.init(args=ros_args)
+    node = rclpy.create_node('naive_segmentation_node')
+    engine = SegmentationEngine(EngineConfig(model=args.model))
+    pub = node.create_publisher(Image, 'segmentation/labels', 10)
+
+    def callback(msg: Image) -> None:
+        pub.publish(labels_to_image(engine.segment(image_to_rgb(msg)).labels, msg.header))
+    node.create_subscription(Image, 'image', callback, 10)
+    node.get_logger().info('active: image (naive, depth 10)')
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Cityscapes label id <-> train id mapping (as cityscapesScripts' ``labels.py``)."""
+
+import numpy as np
+
+IGNORE_TRAIN_ID = 255
+
+# Official mapping of the 19 evaluated classes; every other labelId (0..6, 9, 10, 14..16, 18,
+# 29, 30 and the license plate's -1) is ignored (255).
+CITYSCAPES_LABELID_TO_TRAINID: dict[int, int] = {
+    7: 0,    # road
+    8: 1,    # sidewalk
+    11: 2,   # building
+    12: 3,   # wall
+    13: 4,   # fence
+    17: 5,   # pole
+    19: 6,   # traffic light
+    20: 7,   # traffic sign
+    21: 8,   # vegetation
+    22: 9,   # terrain
+    23: 10,  # sky
+    24: 11,  # person
+    25: 12,  # rider
+    26: 13,  # car
+    27: 14,  # truck
+    28: 15,  # bus
+    31: 16,  # train
+    32: 17,  # motorcycle
+    33: 18,  # bicycle
+}
+CITYSCAPES_TRAINID_TO_LABELID: dict[int, int] = {
+    train: label for label, train in CITYSCAPES_LABELID_TO_TRAINID.items()}
+NUM_LABEL_IDS = 34  # labelIds 0..33
+
+_LABELID_LUT = np.full(NUM_LABEL_IDS, IGNORE_TRAIN_ID, dtype=np.uint8)
+for _label, _train in CITYSCAPES_LABELID_TO_TRAINID.items():
+    _LABELID_LUT[_label] = _train
+
+
+def labelids_to_trainids(labels: np.ndarray) -> np.ndarray:
+    """Map a Cityscapes labelId map (any integer dtype) to uint8 train ids, 255 = ignore."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in 'iu':
+        raise ValueError(f'label ids must be integers, got {labels.dtype}')
+    out = np.full(labels.shape, IGNORE_TRAIN_ID, dtype=np.uint8)
+    valid = (labels >= 0) & (labels < NUM_LABEL_IDS)
+    out[valid] = _LABELID_LUT[labels[valid]]
+    return out
+
+
+def trainids_to_labelids(train_ids: np.ndarray, unlabeled: int = 0) -> np.ndarray:
+    """Map train ids (0..18) to Cityscapes labelIds; anything else becomes ``unlabeled``."""
+    train_ids = np.asarray(train_ids)
+    lut = np.full(256, unlabeled, dtype=np.uint8)
+    for train, label in CITYSCAPES_TRAINID_TO_LABELID.items():
+        lut[train] = label
+    out = np.full(train_ids.shape, unlabeled, dtype=np.uint8)
+    valid = (train_ids >= 0) & (train_ids < 256)
+    out[valid] = lut[train_ids[valid]]
+    return out

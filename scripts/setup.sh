@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create ./.venv and install mask2former_ros with everything it needs (idempotent).
+#   TORCH_SPEC   pip requirement for torch (default: the CPU build torch==2.13.0).
+#                GPU users: TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+# torch first and pinned, so that nothing below pulls a multi-GB CUDA build.
+# shellcheck disable=SC2086
+"${pip[@]}" ${TORCH_SPEC:-torch==2.13.0}
+"${pip[@]}" -r requirements.txt
+"${pip[@]}" --no-deps -e .
+# xmllint for the package.xml lint test (Debian's libxml2-utils), when we may install it.
+if ! command -v xmllint >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq libxml2-utils) >/dev/null 2>&1 \
+    || echo "setup: could not install libxml2-utils; the xmllint test will be skipped" >&2
+fi
+echo "setup: ready ($(.venv/bin/python -c 'import torch, transformers, rclpy; print("torch", torch.__version__, "| transformers", transformers.__version__)'))"
