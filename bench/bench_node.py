@@ -45,8 +45,8 @@ def start_node(kind: str, model: str, namespace: str, extra: list[str]) -> subpr
 
 
 def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: float,
-            extra: list[str]) -> dict:
-    """Drive one node for ``seconds`` at ``rate`` Hz and return its measurements."""
+            extra: list[str], window: float = 5.0) -> dict:
+    """Drive one node for ``seconds`` at ``rate`` Hz; measurements per ``window`` seconds."""
     namespace = f'bench_{kind}_{random.randint(0, 1 << 30)}'
     proc = start_node(kind, model, namespace, extra)
     ps = psutil.Process(proc.pid)
@@ -78,7 +78,7 @@ def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: flo
     arrivals.clear()
     rss_start = ps.memory_info().rss
     ps.cpu_percent(None)
-    cpu_samples, sent = [], 0
+    cpu_samples, rss_samples, sent = [], [], 0
     start = time.monotonic()
     next_sample = start + 1.0
     while time.monotonic() - start < seconds:
@@ -88,6 +88,7 @@ def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: flo
         sent += 1
         if time.monotonic() >= next_sample:
             cpu_samples.append(ps.cpu_percent(None))
+            rss_samples.append((time.monotonic(), ps.memory_info().rss))
             next_sample += 1.0
         time.sleep(max(0.0, start + sent / rate - time.monotonic()))
     publish_end = time.monotonic()
@@ -104,13 +105,15 @@ def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: flo
     in_window = [(t, lat) for t, lat in arrivals if t <= publish_end + 0.5]
     lat = np.array([v for _, v in in_window]) if in_window else np.array([np.nan])
     windows = []
-    for w0 in np.arange(start, publish_end, 5.0):
-        values = [v for t, v in in_window if w0 <= t < w0 + 5.0]
-        if values:
-            windows.append({'t': round(float(w0 - start)), 'n': len(values),
-                            'p50': round(float(np.percentile(values, 50)), 1),
-                            'p95': round(float(np.percentile(values, 95)), 1),
-                            'max': round(float(np.max(values)), 1)})
+    for w0 in np.arange(start, publish_end, window):
+        values = [v for t, v in in_window if w0 <= t < w0 + window]
+        rss = [r for t, r in rss_samples if w0 <= t < w0 + window]
+        windows.append({'t': round(float(w0 - start)), 'n': len(values),
+                        'hz': round(len(values) / window, 2),
+                        'p50': round(float(np.percentile(values, 50)), 1) if values else None,
+                        'p95': round(float(np.percentile(values, 95)), 1) if values else None,
+                        'max': round(float(np.max(values)), 1) if values else None,
+                        'rss_mb': round(max(rss) / 2**20, 1) if rss else None})
     result = {
         'node': kind, 'frames_sent': sent, 'outputs': len(in_window),
         'output_hz': round(len(in_window) / (publish_end - start), 2),

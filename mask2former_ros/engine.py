@@ -16,6 +16,7 @@ from typing import Callable, Mapping, Sequence
 import warnings
 
 from mask2former_ros.palette import palette_for
+from mask2former_ros.semantic_postprocess import class_probabilities, semantic_inference
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -211,107 +212,6 @@ def load_checkpoint(model: str, allow_pickle: bool = False):
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def bilinear_source_index(out_size: int, in_size: int,
-                          device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return (i0, i1, w1) so that bilinear ``align_corners=False`` resampling is a lerp."""
-    scale = in_size / out_size
-    src = ((torch.arange(out_size, device=device, dtype=torch.float64) + 0.5) * scale - 0.5)
-    src = src.clamp(min=0.0)
-    i0 = src.floor().long().clamp(max=in_size - 1)
-    i1 = (i0 + 1).clamp(max=in_size - 1)
-    return i0, i1, (src - i0).to(torch.float32)
-
-
-def upsampled_argmax(scores: torch.Tensor, out_h: int, out_w: int,
-                     chunk: int = 1 << 18) -> torch.Tensor:
-    """
-    Argmax of ``scores`` (C, h, w) bilinearly upsampled to (out_h, out_w), computed sparsely.
-
-    Equal to ``F.interpolate(scores[None], (out_h, out_w), mode='bilinear').argmax(1)`` but
-    without building the (C, out_h, out_w) tensor: a bilinear value is a convex combination of
-    its four source corners, so where all four corners share an argmax that class also wins the
-    interpolation. Only pixels whose corners disagree (class boundaries) are interpolated.
-    """
-    num_classes, in_h, in_w = scores.shape
-    device = scores.device
-    low = channel_argmax(scores)
-    # A cell agrees when its grid point equals its right, lower and lower-right neighbours.
-    padded = F.pad(low[None, None].float(), (0, 1, 0, 1), mode='replicate')[0, 0].to(low.dtype)
-    agree = ((low == padded[1:, :-1]) & (low == padded[:-1, 1:]) & (low == padded[1:, 1:]))
-    y0, y1, wy = bilinear_source_index(out_h, in_h, device)
-    x0, x1, wx = bilinear_source_index(out_w, in_w, device)
-    labels = low.index_select(0, y0).index_select(1, x0)
-    uncertain = (~agree).index_select(0, y0).index_select(1, x0)
-    ys, xs = uncertain.nonzero(as_tuple=True)
-    if ys.numel():
-        flat = scores.reshape(num_classes, -1).t().contiguous()  # (h*w, C)
-        for start in range(0, ys.numel(), chunk):
-            cy, cx = ys[start:start + chunk], xs[start:start + chunk]
-            ay0, ay1, awy = y0[cy] * in_w, y1[cy] * in_w, wy[cy, None]
-            ax0, ax1, awx = x0[cx], x1[cx], wx[cx, None]
-            top = torch.lerp(flat[ay0 + ax0], flat[ay0 + ax1], awx)
-            bottom = torch.lerp(flat[ay1 + ax0], flat[ay1 + ax1], awx)
-            labels[cy, cx] = torch.lerp(top, bottom, awy).argmax(1).to(labels.dtype)
-    return labels
-
-
-def channel_argmax(scores: torch.Tensor) -> torch.Tensor:
-    """
-    Argmax over dim 0 of (C, H, W) as the smallest integer dtype; first maximum wins.
-
-    A loop of C vectorised comparisons over contiguous planes is several times faster on the
-    CPU than ``argmax(0)``, which walks a strided dimension.
-    """
-    dtype = torch.uint8 if scores.shape[0] <= 256 else torch.int32
-    best = scores[0].clone()
-    index = torch.zeros(best.shape, dtype=dtype, device=scores.device)
-    for c in range(1, scores.shape[0]):
-        better = scores[c] > best
-        best = torch.maximum(best, scores[c])
-        index.masked_fill_(better, c)
-    return index
-
-
-def class_probabilities(class_logits: torch.Tensor) -> torch.Tensor:
-    """Per-query class probabilities without the null class, (..., Q, C)."""
-    return class_logits.float().softmax(-1)[..., :-1]
-
-
-def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor, out_h: int,
-                       out_w: int, score_grid: tuple[int, int] | None = None,
-                       with_confidence: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """
-    Label map (out_h, out_w) from one frame's query outputs, as Mask2Former's semantic head.
-
-    Mask logits (Q, h, w) are upsampled to ``score_grid`` (the model input size, as the
-    reference pipelines do; never above the output size), passed through the sigmoid and
-    weighted by the class probabilities (Q, C) into class scores (C, gh, gw). Those are
-    bilinearly upsampled to the output size and argmaxed by :func:`upsampled_argmax`, so no
-    full-resolution query masks or class-score planes are ever built. The confidence is the
-    winning class' share of the summed class scores.
-    """
-    num_queries, in_h, in_w = mask_logits.shape
-    grid_h, grid_w = score_grid or (in_h, in_w)
-    grid_h, grid_w = min(grid_h, out_h), min(grid_w, out_w)
-    if (grid_h, grid_w) != (in_h, in_w):
-        mask_logits = F.interpolate(mask_logits[None], size=(grid_h, grid_w), mode='bilinear',
-                                    align_corners=False)[0]
-    probs = mask_logits.reshape(num_queries, -1).sigmoid_()
-    scores = (class_probs.t() @ probs).reshape(-1, grid_h, grid_w)
-    if (grid_h, grid_w) == (out_h, out_w):
-        labels = channel_argmax(scores)
-    else:
-        labels = upsampled_argmax(scores, out_h, out_w)
-    confidence = None
-    if with_confidence:
-        share = scores.max(0).values / scores.sum(0).clamp(min=1e-6)
-        if share.shape != (out_h, out_w):
-            share = F.interpolate(share[None, None], size=(out_h, out_w), mode='bilinear',
-                                  align_corners=False)[0, 0]
-        confidence = share
-    return labels, confidence
 
 
 class SegmentationEngine:

@@ -239,7 +239,7 @@ def _draw_tree(rng: np.random.Generator, cv: _Canvas, base_y: float, x: float,
                        ry, rx * rng.uniform(0.6, 1.0), _jitter(rng, green, 0.15), VEGETATION)
         return
     height = h * scale * rng.uniform(0.35, 0.7)
-    trunk_w = max(height * 0.06, 0.6)
+    trunk_w = max(height * rng.uniform(0.08, 0.12), 0.6)
     trunk = np.array([rng.uniform(70, 100), rng.uniform(50, 70), rng.uniform(30, 45)],
                      dtype=np.float32)
     cv.rect(base_y - height * 0.55, base_y, x - trunk_w / 2, x + trunk_w / 2, trunk, VEGETATION)
@@ -288,22 +288,27 @@ def _draw_person(rng: np.random.Generator, cv: _Canvas, base_y: float, x: float,
                  scale: float) -> None:
     """Paint a pedestrian: legs, a thin elliptic torso, arms and a head."""
     h = cv.h
-    height = h * scale * rng.uniform(0.28, 0.4)
+    height = h * scale * rng.uniform(0.3, 0.45)
     top_col = _jitter(rng, _CLOTHES_COLOURS[rng.integers(len(_CLOTHES_COLOURS))], 0.15)
     leg_col = _jitter(rng, _CLOTHES_COLOURS[rng.integers(len(_CLOTHES_COLOURS))], 0.15)
     skin = _jitter(rng, _SKIN_COLOURS[rng.integers(len(_SKIN_COLOURS))], 0.08)
-    leg_w = max(height * 0.07, 0.5)
+    leg_w = max(height * 0.08, 0.5)
     stride = height * rng.uniform(0.0, 0.08)
     hip = base_y - height * 0.47
     cv.rect(hip, base_y, x - stride - leg_w, x - stride + leg_w * 0.3, leg_col, PERSON)
     cv.rect(hip, base_y, x + stride - leg_w * 0.3, x + stride + leg_w, leg_col, PERSON)
     torso_ry = height * 0.2
-    torso_rx = height * rng.uniform(0.1, 0.14)
+    torso_rx = height * rng.uniform(0.12, 0.16)
     cv.ellipse(hip - torso_ry * 0.8, x, torso_ry, torso_rx, top_col, PERSON)
     cv.rect(hip - torso_ry * 1.5, hip - torso_ry * 0.1, x - torso_rx * 1.25,
             x + torso_rx * 1.25, top_col * 0.9, PERSON)
     head_r = height * 0.075
     cv.ellipse(hip - torso_ry * 1.8 - head_r, x, head_r, head_r * 0.85, skin, PERSON)
+
+
+def _count(rng: np.random.Generator) -> int:
+    """Return how many cars or persons to place: usually 1-4, sometimes none."""
+    return 0 if rng.random() < 0.15 else int(rng.integers(1, 5))
 
 
 def make_scene(rng: np.random.Generator, height: int,
@@ -327,7 +332,7 @@ def make_scene(rng: np.random.Generator, height: int,
     horizon = h * rng.uniform(0.32, 0.55)
     vx = w * rng.uniform(0.3, 0.7)
     half_road = w * rng.uniform(0.45, 0.9)
-    walk = rng.uniform(0.25, 0.6)
+    walk = rng.uniform(0.3, 0.7)
     ground = _draw_background(rng, cv, horizon, vx, half_road, walk)
     depth = max(h - horizon, 1e-3)
 
@@ -335,16 +340,16 @@ def make_scene(rng: np.random.Generator, height: int,
     objects: list[tuple[float, int, float]] = []
     for _ in range(int(rng.integers(1, 5))):
         # Trees stand on the sidewalk or just in front of the facades.
-        t = rng.uniform(0.05, 0.6)
+        t = rng.uniform(0.15, 0.6)
         side = rng.choice([-1.0, 1.0])
         x = vx + side * t * half_road * (1.0 + walk * rng.uniform(0.3, 1.0))
         objects.append((horizon + t * depth, 0, x))
-    for _ in range(int(rng.integers(0, 5))):
-        t = rng.uniform(0.2, 0.95)
+    for _ in range(_count(rng)):
+        t = rng.uniform(0.25, 0.95)
         x = vx + rng.uniform(-0.75, 0.75) * t * half_road
         objects.append((horizon + t * depth, 1, x))
-    for _ in range(int(rng.integers(0, 5))):
-        t = rng.uniform(0.35, 1.0)
+    for _ in range(_count(rng)):
+        t = rng.uniform(0.4, 1.0)
         side = rng.choice([-1.0, 1.0])
         on_road = rng.random() < 0.25
         off = rng.uniform(0.3, 0.9) if on_road else rng.uniform(1.05, 1.0 + walk * 0.9)

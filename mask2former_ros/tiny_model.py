@@ -225,7 +225,7 @@ def _evaluate_loaded(model, processor, seed: int, n: int, height: int, width: in
                             pixel_mask=inputs.get('pixel_mask'))
         preds = processor.post_process_semantic_segmentation(
             outputs, target_sizes=[(height, width)] * len(chunk))
-        for pred, (_, labels) in zip(preds, chunk):
+        for pred, (_, labels) in zip(preds, chunk, strict=True):
             confusion += _confusion(pred.numpy(), labels, num_classes)
     summary = _iou_summary(confusion, sorted(TINY_CLASSES))
     summary.update({'seed': seed, 'n': n, 'height': height, 'width': width,
@@ -255,9 +255,9 @@ def _write_readme(out_dir: Path, info: dict[str, Any]) -> None:
         'train-id classes, trained from scratch on CPU by `mask2former_ros.tiny_model` on',
         'procedurally generated cartoon street scenes (`mask2former_ros.synthetic`).',
         '',
-        '**It only knows these synthetic scenes.** It is NOT a Cityscapes model and is useless on',
-        'real images; it exists to test the segmentation pipeline end to end. Only road, sidewalk,',
-        'building, vegetation, sky, person and car ever occur in its training data.',
+        '**It only knows these synthetic scenes.** It is NOT a Cityscapes model and is useless',
+        'on real images; it exists to test the segmentation pipeline end to end. Only road,',
+        'sidewalk, building, vegetation, sky, person and car occur in its training data.',
         '',
         f"- seed: {info['seed']}, steps: {info['steps']}, batch: {info['batch_size']}, "
         f"train size: {info['train_size'][0]}x{info['train_size'][1]} (frames are squashed)",
@@ -431,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         'miou': round(info['miou'], 4),
         'miou_by_size': {f"{ev['height']}x{ev['width']}": round(ev['miou'], 4)
                          for ev in info['evaluation']},
-        'per_class_iou': {k: round(v, 4) for k, v in info['evaluation'][0]['per_class_iou'].items()},
+        'per_class_iou': {name: round(iou, 4)
+                          for name, iou in info['evaluation'][0]['per_class_iou'].items()},
         'size_bytes': sum(p.stat().st_size for p in Path(out_dir).iterdir() if p.is_file()),
     }
     print(json.dumps(summary, indent=2))

@@ -33,11 +33,11 @@ def test_deterministic_for_a_seed():
     a = list(scene_stream(7, 3, 96, 192))
     b = list(scene_stream(7, 3, 96, 192))
     c = list(scene_stream(8, 3, 96, 192))
-    for (rgb_a, lab_a), (rgb_b, lab_b) in zip(a, b):
+    for (rgb_a, lab_a), (rgb_b, lab_b) in zip(a, b, strict=True):
         np.testing.assert_array_equal(rgb_a, rgb_b)
         np.testing.assert_array_equal(lab_a, lab_b)
-    assert any(not np.array_equal(x[0], y[0]) for x, y in zip(a, c))
-    assert any(not np.array_equal(x[1], y[1]) for x, y in zip(a, c))
+    assert any(not np.array_equal(x[0], y[0]) for x, y in zip(a, c, strict=True))
+    assert any(not np.array_equal(x[1], y[1]) for x, y in zip(a, c, strict=True))
 
 
 def test_scene_stream_count_and_size():
@@ -67,12 +67,12 @@ def test_layout_sky_on_top_road_at_bottom():
         road_rows.append(rows[labels == synthetic.ROAD].mean())
     assert np.mean(sky_rows) < 0.3 * 120
     assert np.mean(road_rows) > 0.7 * 120
-    assert all(s < r for s, r in zip(sky_rows, road_rows))
+    assert all(s < r for s, r in zip(sky_rows, road_rows, strict=True))
 
 
 def test_colour_cues():
     """Sky pixels are strongly blue and vegetation green, so channel swaps are visible."""
-    rgb_all, lab_all = zip(*scene_stream(5, 6, 96, 192))
+    rgb_all, lab_all = zip(*scene_stream(5, 6, 96, 192), strict=True)
     rgb = np.concatenate([x.reshape(-1, 3) for x in rgb_all]).astype(np.float64)
     labels = np.concatenate([x.ravel() for x in lab_all])
     sky = rgb[labels == synthetic.SKY].mean(axis=0)
@@ -194,3 +194,38 @@ def test_miou_confusion_helpers():
     assert summary['per_class_iou']['sky'] == pytest.approx(0.5)
     assert np.isnan(summary['per_class_iou']['car'])
     assert summary['miou'] == pytest.approx(0.5)
+
+
+def test_ensure_tiny_model_trains_once_under_concurrency(monkeypatch, tmp_path):
+    """Concurrent ensure_tiny_model calls train once, into place, via a temp dir (fake trainer)."""
+    import threading
+    import time
+
+    from mask2former_ros import tiny_model
+
+    calls = []
+
+    def fake_train(out_dir, log=print, **kwargs):
+        calls.append(out_dir)
+        time.sleep(0.2)
+        for name in tiny_model._REQUIRED_FILES:
+            (out_dir / name).write_text('{}')
+        return {}
+
+    monkeypatch.setattr(tiny_model, 'train_tiny_model', fake_train)
+    target = tmp_path / 'cache' / 'tiny'
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        tiny_model.ensure_tiny_model(target, log=lambda message: None))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [target] * 3
+    assert len(calls) == 1
+    assert calls[0] != target
+    assert tiny_model._is_complete(target)
+    leftovers = [p.name for p in target.parent.iterdir() if p.is_dir() and p != target]
+    assert leftovers == []
+    assert tiny_model.ensure_tiny_model(target) == target
+    assert len(calls) == 1

@@ -1,0 +1,176 @@
+"""
+Multi-camera benchmark: one batched node for N cameras vs N single-camera nodes.
+
+N cameras (default 1, 2, 4) publish rgb8 frames at 30 Hz each; per camera the output rate and
+latency (stamp to label arrival), in total frames per second and the RSS of all node processes.
+
+    python bench/bench_multicam.py                      # 480x640, 20 s per setting
+    python bench/bench_multicam.py --cameras 1,2,4 --seconds 30 --size 720x1280
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+import random
+import subprocess
+import sys
+import threading
+import time
+
+from bench_node import PROFILE
+from mask2former_ros.image_conversion import make_image_msg
+from mask2former_ros.synthetic import make_scene
+import numpy as np
+import psutil
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+
+def _node_cmd(model: str, namespace: str, cameras: list[str]) -> list[str]:
+    exe = str(Path(sys.executable).with_name('segmentation_node'))
+    names = '[' + ','.join(f"'{c}'" for c in cameras) + ']'
+    return [exe, '--ros-args', '-r', f'__ns:=/{namespace}', '-p', f'model:={model}',
+            '-p', f'cameras:={names}', '-p', 'publish_overlay:=false']
+
+
+def run_setting(driver, model: str, n: int, batched: bool, frames, seconds: float,
+                rate: float) -> dict:
+    """Measure one setting: ``n`` cameras, batched in one node or one node each."""
+    namespace = f'mc_{random.randint(0, 1 << 30)}'
+    cameras = [f'cam{i}' for i in range(n)]
+    if batched:
+        procs = [subprocess.Popen(_node_cmd(model, namespace, cameras),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    else:
+        procs = [subprocess.Popen(_node_cmd(model, f'{namespace}/{c}', ['']),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for c in cameras]
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pubs, arrivals = {}, {c: [] for c in cameras}
+    subs = []
+    for cam in cameras:
+        base = f'/{namespace}/{cam}'
+        pubs[cam] = driver.create_publisher(Image, f'{base}/image', qos)
+
+        def on_labels(msg, cam=cam):
+            now = time.time_ns()
+            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            arrivals[cam].append((time.monotonic(), (now - stamp) / 1e6))
+        subs.append(driver.create_subscription(Image, f'{base}/segmentation/labels',
+                                               on_labels, qos))
+    deadline = time.monotonic() + 300
+    while not all(p.get_subscription_count() for p in pubs.values()):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise SystemExit('nodes did not start')
+        time.sleep(0.1)
+    while not all(arrivals.values()) and time.monotonic() < deadline:  # warm-up
+        for cam, pub in pubs.items():
+            msg = frames[0]
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 10**9)
+            pub.publish(msg)
+        time.sleep(0.3)
+    time.sleep(1.0)
+    for values in arrivals.values():
+        values.clear()
+    stop = threading.Event()
+
+    def publish(cam: str, offset: float) -> None:
+        start, sent = time.monotonic() + offset, 0
+        while not stop.is_set():
+            time.sleep(max(0.0, start + sent / rate - time.monotonic()))
+            msg = frames[sent % len(frames)]
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 10**9)
+            pubs[cam].publish(msg)
+            sent += 1
+    threads = [threading.Thread(target=publish, args=(c, i / (rate * n)), daemon=True)
+               for i, c in enumerate(cameras)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    rss = []
+    while time.monotonic() - started < seconds:
+        time.sleep(1.0)
+        rss.append(sum(psutil.Process(p.pid).memory_info().rss for p in procs))
+    stop.set()
+    elapsed = time.monotonic() - started
+    for p in procs:
+        p.send_signal(2)
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    for s in subs:
+        driver.destroy_subscription(s)
+    for p in pubs.values():
+        driver.destroy_publisher(p)
+    per_camera = {}
+    for cam, values in arrivals.items():
+        lat = [v for t, v in values if t <= started + elapsed]
+        per_camera[cam] = {'hz': round(len(lat) / elapsed, 2),
+                           'p50_ms': round(float(np.percentile(lat, 50)), 1) if lat else None,
+                           'p95_ms': round(float(np.percentile(lat, 95)), 1) if lat else None}
+    return {'cameras': n, 'mode': 'batched' if batched else 'separate',
+            'processes': len(procs), 'per_camera': per_camera,
+            'total_fps': round(sum(c['hz'] for c in per_camera.values()), 2),
+            'rss_mb': round(max(rss) / 2**20, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark from the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--model', help='checkpoint (default: the trained tiny model)')
+    parser.add_argument('--cameras', default='1,2,4')
+    parser.add_argument('--seconds', type=float, default=20.0)
+    parser.add_argument('--rate', type=float, default=30.0)
+    parser.add_argument('--size', default='480x640')
+    parser.add_argument('--json')
+    args = parser.parse_args(argv)
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(PROFILE))
+    model = args.model
+    if model is None:
+        from mask2former_ros.tiny_model import ensure_tiny_model
+        model = str(ensure_tiny_model())
+    size = tuple(int(v) for v in args.size.split('x'))
+    rng = np.random.default_rng(0)
+    frames = [make_image_msg(make_scene(rng, *size)[0], 'rgb8') for _ in range(4)]
+    rclpy.init()
+    driver = rclpy.create_node('multicam_driver')
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(driver)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    results = []
+    try:
+        for n in (int(v) for v in args.cameras.split(',')):
+            for batched in (True, False):
+                if n == 1 and not batched:
+                    continue
+                print(f'{n} camera(s), {"batched" if batched else "separate nodes"} ...',
+                      flush=True)
+                results.append(run_setting(driver, model, n, batched, frames, args.seconds,
+                                           args.rate))
+    finally:
+        executor.shutdown()
+        rclpy.try_shutdown()
+    print(f'\n{args.size} rgb8 at {args.rate:g} Hz per camera, {args.seconds:g} s, '
+          f'model {model}')
+    print(f"{'cameras':>8}{'mode':>10}{'procs':>7}{'total fps':>11}{'RSS MB':>9}"
+          '   per camera Hz (p50/p95 ms)')
+    for r in results:
+        cams = '  '.join(f"{v['hz']} ({v['p50_ms']}/{v['p95_ms']})"
+                         for v in r['per_camera'].values())
+        print(f"{r['cameras']:>8}{r['mode']:>10}{r['processes']:>7}{r['total_fps']:>11}"
+              f"{r['rss_mb']:>9}   {cams}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,183 @@
+r"""
+Replay a rosbag2 recording through the segmentation node, optionally with RViz2.
+
+Runs ``ros2 bag play <bag> --clock`` (the bag's time drives /clock), the node of
+segmentation.launch.py with ``use_sim_time:=true`` and, with ``rviz:=true``, RViz2 showing
+the input, ``/segmentation/overlay`` and ``/segmentation/color``. Large best-effort frames
+are only delivered reliably with the large-image Fast DDS profile, so every process started
+here uses it by default (``large_image_profile``); tools started in other terminals
+(``ros2 topic hz``, another RViz) should export the same ``FASTDDS_DEFAULT_PROFILES_FILE``.
+
+For an offline, frame-exact evaluation of a bag (no dropped frames, no DDS) use
+``ros2 run mask2former_ros segment_bag`` instead.
+
+Examples::
+
+    ros2 launch mask2former_ros bag_replay.launch.py bag:=~/bags/drive rviz:=true
+    ros2 launch mask2former_ros bag_replay.launch.py bag:=~/bags/drive.mcap \
+        image:=/front/image_raw rate:=0.5 loop:=true device:=cpu
+    ros2 launch mask2former_ros bag_replay.launch.py bag:=~/bags/drive \
+        remap:=/sensors/cam0/image:=/camera/image_raw
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+from launch import LaunchDescription
+from launch.actions import (
+    DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription, LogInfo, OpaqueFunction,
+    TimerAction)
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+PACKAGE = 'mask2former_ros'
+PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
+CLOCK_HZ = '100'  # /clock rate of the player: 10 ms steps of simulated time
+
+
+def share_directory() -> str:
+    """Return the package's share directory, or the source tree when it is not installed."""
+    try:
+        return get_package_share_directory(PACKAGE)
+    except PackageNotFoundError:
+        return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def as_bool(name: str, text: str) -> bool:
+    """Parse a boolean launch argument (true/false, 1/0, yes/no, on/off)."""
+    value = text.strip().lower()
+    if value in ('true', '1', 'yes', 'on'):
+        return True
+    if value in ('false', '0', 'no', 'off'):
+        return False
+    raise ValueError(f"launch argument {name}:='{text}' must be true or false")
+
+
+def positive_float(name: str, text: str, allow_zero: bool = False) -> float:
+    """Parse a number launch argument that must be positive (or zero if allowed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not (value > 0.0 or (allow_zero and value == 0.0)):
+        raise ValueError(f"launch argument {name}:='{text}' must be a "
+                         f"{'non-negative' if allow_zero else 'positive'} number")
+    return value
+
+
+def bag_play_command(bag: str, rate: str, loop: bool, remap: str) -> list[str]:
+    """
+    Return the ``ros2 bag play`` command line.
+
+    The bag path comes first: ``--clock`` takes an optional frequency, and ``--remap`` takes
+    all the rules that follow it.
+    """
+    cmd = ['ros2', 'bag', 'play', bag, '--clock', CLOCK_HZ, '--rate', rate,
+           '--disable-keyboard-controls']
+    if loop:
+        cmd.append('--loop')
+    rules = remap.replace(',', ' ').split()
+    for rule in rules:
+        if ':=' not in rule:
+            raise ValueError(f"remap rule '{rule}' must look like /from:=/to")
+    if rules:
+        cmd += ['--remap'] + rules
+    return cmd
+
+
+def launch_setup(context, *args, **kwargs) -> list:
+    """Build the player, the segmentation node and RViz2 from the launch arguments."""
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context).strip()
+
+    share = share_directory()
+    bag = os.path.expanduser(arg('bag'))
+    if not os.path.exists(bag):
+        raise FileNotFoundError(f"launch argument bag:='{bag}' does not exist")
+    rate = positive_float('rate', arg('rate'))
+    delay = positive_float('delay', arg('delay'), allow_zero=True)
+    large_images = as_bool('large_image_profile', arg('large_image_profile'))
+
+    env: dict[str, str] = {}
+    actions: list = []
+    profile = os.path.join(share, 'config', 'fastdds_large_images.xml')
+    if large_images and os.path.isfile(profile):
+        env[PROFILE_VARIABLE] = profile
+        actions.append(LogInfo(msg=f'{PROFILE_VARIABLE}={profile} for the player, the node '
+                                   'and RViz2; export it for other tools too'))
+    elif large_images:
+        actions.append(LogInfo(msg=f'large_image_profile: {profile} not found; '
+                                   'using the default DDS transports'))
+
+    player = ExecuteProcess(
+        cmd=bag_play_command(bag, repr(rate), as_bool('loop', arg('loop')), arg('remap')),
+        name='bag_play', output='screen', additional_env=env or None)
+    actions.append(TimerAction(period=delay, actions=[player]) if delay > 0 else player)
+
+    actions.append(IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'segmentation.launch.py')),
+        launch_arguments=[
+            ('image', arg('image')),
+            ('image_transport', arg('image_transport')),
+            ('model', arg('model')),
+            ('device', arg('device')),
+            ('params_file', arg('params_file')),
+            ('use_sim_time', 'true'),
+            ('large_image_profile', 'true' if large_images else 'false'),
+        ]))
+
+    if as_bool('rviz', arg('rviz')):
+        actions.append(Node(
+            package='rviz2', executable='rviz2', name='rviz2',
+            arguments=['-d', os.path.join(share, 'rviz', 'segmentation.rviz')],
+            parameters=[{'use_sim_time': True}],
+            additional_env=env or None, output='screen'))
+    return actions
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the launch arguments; the actions are built once they are known."""
+    default_params = os.path.join(share_directory(), 'config', 'segmentation.yaml')
+    return LaunchDescription([
+        DeclareLaunchArgument(
+            'bag', description='rosbag2 recording to play: a bag directory or a .mcap/.db3 '
+                               'file'),
+        DeclareLaunchArgument(
+            'image', default_value='/camera/image_raw',
+            description='image topic in the bag (after remap), the input of the node'),
+        DeclareLaunchArgument(
+            'image_transport', default_value='raw', choices=['raw', 'compressed'],
+            description='raw: <image> is sensor_msgs/Image; compressed: segment '
+                        '<image>/compressed (sensor_msgs/CompressedImage)'),
+        DeclareLaunchArgument(
+            'rate', default_value='1.0',
+            description='playback rate (ros2 bag play --rate), e.g. 0.5 for a slow model'),
+        DeclareLaunchArgument(
+            'loop', default_value='false', description='replay the bag endlessly (--loop)'),
+        DeclareLaunchArgument(
+            'remap', default_value='',
+            description="topic remappings for the player, e.g. '/cam0/image:=/camera/image_raw' "
+                        '(several separated by spaces or commas)'),
+        DeclareLaunchArgument(
+            'delay', default_value='0.0',
+            description='seconds to wait before playing, e.g. while a large model loads '
+                        '(frames published before the node is active are not segmented)'),
+        DeclareLaunchArgument(
+            'model', default_value='',
+            description="Mask2Former checkpoint; empty: the params_file's model"),
+        DeclareLaunchArgument(
+            'device', default_value='',
+            description="auto, cpu, cuda or cuda:N; empty: the params_file's device"),
+        DeclareLaunchArgument(
+            'params_file', default_value=default_params,
+            description='node parameter file (model and device arguments override it)'),
+        DeclareLaunchArgument(
+            'rviz', default_value='false',
+            description='true: start RViz2 with rviz/segmentation.rviz'),
+        DeclareLaunchArgument(
+            'large_image_profile', default_value='true',
+            description=f'true: run the player, the node and RViz2 with {PROFILE_VARIABLE} '
+                        "set to the package's config/fastdds_large_images.xml"),
+        OpaqueFunction(function=launch_setup),
+    ])

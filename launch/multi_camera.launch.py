@@ -1,0 +1,171 @@
+r"""
+Segment several cameras, with one model for all of them or one node per camera.
+
+``cameras`` lists the camera namespaces, as ``[front,left,right]`` or ``front,left,right``.
+Each camera's input is ``<camera>/<image_suffix>`` (``/front/image_raw`` at the root
+namespace) and its outputs are ``<camera>/segmentation/labels``, ``color``, ``overlay`` and
+``label_info``, in both modes:
+
+``batched`` (default)
+    ONE node (``segmentation_node``) with the parameter ``cameras:=[front,left,right]`` and
+    the remappings ``<camera>/image:=<camera>/<image_suffix>``. The model is loaded once and
+    the frames of all cameras that are waiting are segmented as one batch: one model's GPU
+    memory instead of one per camera, and better GPU use. The cameras share the inference
+    time, so each gets a lower rate when the model is the bottleneck.
+``one_node_per_camera``
+    One node per camera, ``/<camera>/segmentation_node`` in the namespace ``<camera>``, with
+    ``image:=<image_suffix>``. Independent processes (a crash or a slow camera affects only
+    its own), but every node loads its own copy of the model: N times the GPU memory, and N
+    models competing for one GPU.
+
+Examples::
+
+    ros2 launch mask2former_ros multi_camera.launch.py cameras:='[front,left,right]'
+    ros2 launch mask2former_ros multi_camera.launch.py cameras:=front,rear \
+        mode:=one_node_per_camera image_suffix:=image_rect_color device:=cuda:0
+"""
+
+import os
+import re
+from typing import List
+
+from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+PACKAGE = 'mask2former_ros'
+MODES = ['batched', 'one_node_per_camera']
+_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*')
+
+
+def share_directory() -> str:
+    """Return the package's share directory, or the source tree when it is not installed."""
+    try:
+        return get_package_share_directory(PACKAGE)
+    except PackageNotFoundError:
+        return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def as_bool(name: str, text: str) -> bool:
+    """Parse a boolean launch argument (true/false, 1/0, yes/no, on/off)."""
+    value = text.strip().lower()
+    if value in ('true', '1', 'yes', 'on'):
+        return True
+    if value in ('false', '0', 'no', 'off'):
+        return False
+    raise ValueError(f"launch argument {name}:='{text}' must be true or false")
+
+
+def parse_cameras(text: str) -> list[str]:
+    """
+    Parse the ``cameras`` argument into relative camera namespaces.
+
+    Accepts ``[front,left,right]``, ``front,left,right``, ``['front', 'left']`` or names
+    separated by spaces; leading and trailing slashes are dropped.
+    """
+    body = text.strip()
+    if body.startswith('[') and body.endswith(']'):
+        body = body[1:-1]
+    names = [part.strip().strip('\'"').strip('/') for part in re.split(r'[,\s]+', body)]
+    names = [name for name in names if name]
+    if not names:
+        raise ValueError(f"launch argument cameras:='{text}' names no camera")
+    for name in names:
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"camera '{name}' is not a valid relative ROS namespace")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"launch argument cameras:='{text}' repeats {', '.join(duplicates)}")
+    return names
+
+
+def camera_remappings(prefix: str, target: str) -> list[tuple[str, str]]:
+    """Remap ``<prefix>image`` and ``<prefix>image/compressed`` to ``target`` (+/compressed)."""
+    return [(f'{prefix}image', target), (f'{prefix}image/compressed', f'{target}/compressed')]
+
+
+def launch_setup(context, *args, **kwargs) -> list:
+    """Build the node(s) for the camera list and the mode."""
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context).strip()
+
+    cameras = parse_cameras(arg('cameras'))
+    mode = arg('mode')
+    suffix = arg('image_suffix').strip('/')
+    if not suffix:
+        raise ValueError('launch argument image_suffix must not be empty')
+    params_file = os.path.expanduser(arg('params_file'))
+    if params_file and not os.path.isfile(params_file):
+        raise FileNotFoundError(f"launch argument params_file:='{params_file}' does not exist")
+
+    # The overrides come after the file, so they take precedence over it.
+    overrides = {
+        'image_transport': ParameterValue(arg('image_transport'), value_type=str),
+        'use_sim_time': as_bool('use_sim_time', arg('use_sim_time')),
+    }
+    for name in ('model', 'device'):
+        if arg(name):
+            overrides[name] = ParameterValue(arg(name), value_type=str)
+    files = [params_file] if params_file else []
+
+    def node(name: str, namespace: str | None, cameras_param: list[str],
+             remappings: list[tuple[str, str]]) -> Node:
+        # launch only accepts typing.List[str] (not list[str]) as a list value type.
+        cameras_value = ParameterValue(cameras_param, value_type=List[str])  # noqa: UP006
+        parameters = files + [{**overrides, 'cameras': cameras_value}]
+        return Node(package=PACKAGE, executable='segmentation_node', name=name,
+                    namespace=namespace, parameters=parameters, remappings=remappings,
+                    output='screen', emulate_tty=True)
+
+    # Relative remapping targets: /<camera>/<image_suffix> at the root namespace, and still
+    # right when this file is included under a pushed namespace.
+    if mode == 'batched':
+        remappings = []
+        for camera in cameras:
+            remappings += camera_remappings(f'{camera}/', f'{camera}/{suffix}')
+        nodes = [node('segmentation_node', None, cameras, remappings)]
+    elif mode == 'one_node_per_camera':
+        nodes = [node('segmentation_node', camera, [''], camera_remappings('', suffix))
+                 for camera in cameras]
+    else:
+        raise ValueError(f"launch argument mode:='{mode}' must be one of {', '.join(MODES)}")
+    summary = ', '.join(f'{camera}/{suffix}' for camera in cameras)
+    return [LogInfo(msg=f'{mode}: {len(nodes)} segmentation node(s) for {summary}')] + nodes
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the launch arguments; the nodes are built once the camera list is known."""
+    default_params = os.path.join(share_directory(), 'config', 'multi_camera.yaml')
+    return LaunchDescription([
+        DeclareLaunchArgument(
+            'cameras', default_value='[front,left,right]',
+            description="camera namespaces: '[front,left,right]' or 'front,left,right'"),
+        DeclareLaunchArgument(
+            'mode', default_value='batched', choices=MODES,
+            description='batched: one node and one model for all cameras (frames segmented '
+                        'as one batch); one_node_per_camera: a node and a model per camera'),
+        DeclareLaunchArgument(
+            'image_suffix', default_value='image_raw',
+            description="each camera's input topic is <camera>/<image_suffix>"),
+        DeclareLaunchArgument(
+            'image_transport', default_value='raw', choices=['raw', 'compressed'],
+            description='raw: <camera>/<image_suffix>; compressed: '
+                        '<camera>/<image_suffix>/compressed'),
+        DeclareLaunchArgument(
+            'model', default_value='',
+            description="Mask2Former checkpoint; empty: the params_file's model"),
+        DeclareLaunchArgument(
+            'device', default_value='',
+            description="auto, cpu, cuda or cuda:N; empty: the params_file's device"),
+        DeclareLaunchArgument(
+            'params_file', default_value=default_params,
+            description='node parameter file; its cameras list is replaced by the cameras '
+                        'argument, and model, device, image_transport, use_sim_time given '
+                        'here override it'),
+        DeclareLaunchArgument(
+            'use_sim_time', default_value='false', description='use the /clock topic'),
+        OpaqueFunction(function=launch_setup),
+    ])

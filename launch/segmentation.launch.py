@@ -1,0 +1,148 @@
+r"""
+Run Mask2Former semantic segmentation on a live camera.
+
+Starts ``segmentation_node`` with a parameter file (default: config/segmentation.yaml) and
+remaps its input ``image`` (and ``image/compressed``) to the camera topic. The outputs are
+published in the node's namespace: ``segmentation/labels``, ``segmentation/color``,
+``segmentation/overlay``, ``segmentation/label_info`` and ``/diagnostics``.
+
+Examples::
+
+    ros2 launch mask2former_ros segmentation.launch.py image:=/camera/image_raw
+    ros2 launch mask2former_ros segmentation.launch.py image:=/camera/image_raw \
+        image_transport:=compressed model:=facebook/mask2former-swin-tiny-cityscapes-semantic
+    ros2 launch mask2former_ros segmentation.launch.py image:=/camera/image_raw \
+        params_file:=$(ros2 pkg prefix --share mask2former_ros)/config/segmentation_cpu.yaml
+    ros2 launch mask2former_ros segmentation.launch.py --show-args
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+PACKAGE = 'mask2former_ros'
+PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
+LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal']
+
+
+def share_directory() -> str:
+    """Return the package's share directory, or the source tree when it is not installed."""
+    try:
+        return get_package_share_directory(PACKAGE)
+    except PackageNotFoundError:
+        return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def as_bool(name: str, text: str) -> bool:
+    """Parse a boolean launch argument (true/false, 1/0, yes/no, on/off)."""
+    value = text.strip().lower()
+    if value in ('true', '1', 'yes', 'on'):
+        return True
+    if value in ('false', '0', 'no', 'off'):
+        return False
+    raise ValueError(f"launch argument {name}:='{text}' must be true or false")
+
+
+def large_image_env(enabled: bool) -> tuple[dict[str, str], list[LogInfo]]:
+    """Return the environment selecting the large-image Fast DDS profile, and notes to log."""
+    if not enabled:
+        return {}, []
+    profile = os.path.join(share_directory(), 'config', 'fastdds_large_images.xml')
+    if not os.path.isfile(profile):
+        return {}, [LogInfo(msg=f'large_image_profile: {profile} not found; '
+                                'using the default DDS transports')]
+    return {PROFILE_VARIABLE: profile}, []
+
+
+def launch_setup(context, *args, **kwargs) -> list:
+    """Build the node from the evaluated launch arguments."""
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context).strip()
+
+    params_file = os.path.expanduser(arg('params_file'))
+    if params_file and not os.path.isfile(params_file):
+        raise FileNotFoundError(f"launch argument params_file:='{params_file}' does not exist")
+    node_name = arg('node_name')
+    if not node_name:
+        raise ValueError('launch argument node_name must not be empty')
+
+    # Parameters given later take precedence: the overrides come after the file. model and
+    # device are only overridden when given, so that the file's values apply otherwise.
+    # ParameterValue(..., value_type=str) keeps e.g. a model directory named '2024' a string.
+    overrides = {
+        'image_transport': ParameterValue(arg('image_transport'), value_type=str),
+        'use_sim_time': as_bool('use_sim_time', arg('use_sim_time')),
+    }
+    for name in ('model', 'device'):
+        if arg(name):
+            overrides[name] = ParameterValue(arg(name), value_type=str)
+    parameters = ([params_file] if params_file else []) + [overrides]
+
+    image = arg('image')
+    remappings = []
+    if image:
+        remappings = [('image', image), ('image/compressed', image + '/compressed')]
+
+    env, notes = large_image_env(as_bool('large_image_profile', arg('large_image_profile')))
+    node = Node(
+        package=PACKAGE,
+        executable='segmentation_node',
+        name=node_name,
+        namespace=arg('namespace') or None,
+        parameters=parameters,
+        remappings=remappings,
+        arguments=['--ros-args', '--log-level', arg('log_level')],
+        additional_env=env or None,
+        output='screen',
+        emulate_tty=True,
+    )
+    return notes + [node]
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the launch arguments; the node is built once they are known."""
+    default_params = os.path.join(share_directory(), 'config', 'segmentation.yaml')
+    return LaunchDescription([
+        DeclareLaunchArgument(
+            'image', default_value='/camera/image_raw',
+            description="input image topic: the node's 'image' is remapped to it and "
+                        "'image/compressed' to <image>/compressed (empty: no remapping)"),
+        DeclareLaunchArgument(
+            'image_transport', default_value='raw', choices=['raw', 'compressed'],
+            description='raw: subscribe <image> (sensor_msgs/Image); compressed: subscribe '
+                        '<image>/compressed (sensor_msgs/CompressedImage)'),
+        DeclareLaunchArgument(
+            'model', default_value='',
+            description='Mask2Former checkpoint (Hugging Face hub id or local directory); '
+                        "empty: the params_file's model"),
+        DeclareLaunchArgument(
+            'device', default_value='',
+            description="auto, cpu, cuda or cuda:N; empty: the params_file's device"),
+        DeclareLaunchArgument(
+            'params_file', default_value=default_params,
+            description='node parameter file; model, device, image_transport and '
+                        'use_sim_time given here override it'),
+        DeclareLaunchArgument(
+            'namespace', default_value='',
+            description='node namespace; the segmentation/* outputs are published in it'),
+        DeclareLaunchArgument(
+            'node_name', default_value='segmentation_node', description='node name'),
+        DeclareLaunchArgument(
+            'use_sim_time', default_value='false',
+            description='use the /clock topic (true when replaying a bag with --clock)'),
+        DeclareLaunchArgument(
+            'large_image_profile', default_value='false',
+            description=f'true: run the node with {PROFILE_VARIABLE} set to the '
+                        "package's config/fastdds_large_images.xml (shared memory sized for "
+                        'whole frames, DDS on this host only); give the camera driver and '
+                        'RViz the same profile'),
+        DeclareLaunchArgument(
+            'log_level', default_value='info', choices=LOG_LEVELS,
+            description='node log level'),
+        OpaqueFunction(function=launch_setup),
+    ])

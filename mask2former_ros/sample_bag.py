@@ -1,0 +1,210 @@
+"""
+Write rosbag2 bags of synthetic street scenes with ground truth (no ROS installation needed).
+
+The bags hold, per frame and with identical headers, a ``sensor_msgs/msg/Image`` of the scene
+(any encoding :func:`~mask2former_ros.image_conversion.encode_rgb` supports), optionally its
+``sensor_msgs/msg/CompressedImage`` (JPEG) and a mono8 ground-truth label image in Cityscapes
+train ids (or labelIds). Scenes come from :func:`mask2former_ros.synthetic.make_scene` with a
+generator seeded by ``seed``, so a bag and :func:`write_gt_dir` agree frame by frame.
+"""
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+from mask2former_ros.cityscapes import trainids_to_labelids
+from mask2former_ros.image_conversion import encode_rgb
+from mask2former_ros.synthetic import make_scene
+import numpy as np
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import get_typestore, Stores
+from rosbags.typesys.store import Typestore
+
+IMAGE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
+STRING = 'std_msgs/msg/String'
+# rclpy in this environment is Kilted; its message definitions (and type hashes) match.
+TYPESTORE_NAME = Stores.ROS2_KILTED
+DEFAULT_START_NS = 1_700_000_000_000_000_000
+STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+GT_DIR_NAMINGS = ('index', 'stamp', 'stamp_ns')
+
+_TYPESTORE: Typestore | None = None
+
+
+def typestore() -> Typestore:
+    """Return the (cached) rosbags typestore used to write and read bags."""
+    global _TYPESTORE
+    if _TYPESTORE is None:
+        _TYPESTORE = get_typestore(TYPESTORE_NAME)
+    return _TYPESTORE
+
+
+def storage_plugin(storage: str) -> StoragePlugin:
+    """Return the rosbags storage plugin for ``'mcap'`` or ``'sqlite3'``."""
+    try:
+        return STORAGES[storage]
+    except KeyError:
+        raise ValueError(f"unknown storage {storage!r}: use 'mcap' or 'sqlite3'") from None
+
+
+def open_writer(path: Path, storage: str = 'mcap') -> Writer:
+    """Open a new rosbag2 (format version 9) directory bag for writing."""
+    writer = Writer(Path(path), version=Writer.VERSION_LATEST,
+                    storage_plugin=storage_plugin(storage))
+    writer.open()
+    return writer
+
+
+def make_header(stamp_ns: int, frame_id: str) -> Any:
+    """Return a rosbags ``std_msgs/msg/Header`` for a stamp in nanoseconds."""
+    types = typestore().types
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+def image_message(header: Any, height: int, width: int, encoding: str, step: int,
+                  data: np.ndarray | bytes, big_endian: bool = False) -> Any:
+    """Return a rosbags ``sensor_msgs/msg/Image``."""
+    flat = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
+    return typestore().types[IMAGE](
+        header=header, height=height, width=width, encoding=encoding,
+        is_bigendian=int(big_endian), step=step, data=np.ascontiguousarray(flat).reshape(-1))
+
+
+def labels_message(labels: np.ndarray, header: Any) -> Any:
+    """Return a mono8 (uint8) or mono16 (little endian) label ``Image``, as labels_to_image."""
+    if labels.ndim != 2 or labels.dtype.kind != 'u' or labels.dtype.itemsize > 2:
+        raise ValueError(f'expected an HxW uint8 or uint16 label map, got {labels.dtype} '
+                         f'{labels.shape}')
+    height, width = labels.shape
+    if labels.dtype.itemsize == 1:
+        return image_message(header, height, width, 'mono8', width, labels.reshape(-1))
+    wide = np.ascontiguousarray(labels, dtype='<u2').view(np.uint8)
+    return image_message(header, height, width, 'mono16', width * 2, wide.reshape(-1))
+
+
+def rgb_message(rgb: np.ndarray, header: Any) -> Any:
+    """Return an rgb8 ``Image`` of an HxWx3 uint8 array."""
+    height, width = rgb.shape[:2]
+    return image_message(header, height, width, 'rgb8', width * 3,
+                         np.ascontiguousarray(rgb).reshape(-1))
+
+
+def jpeg_message(rgb: np.ndarray, header: Any, quality: int = 95) -> Any:
+    """Return a JPEG ``sensor_msgs/msg/CompressedImage`` as image_transport's plugin writes."""
+    ok, encoded = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError('OpenCV failed to encode a JPEG')
+    return typestore().types[COMPRESSED_IMAGE](
+        header=header, format='rgb8; jpeg compressed bgr8', data=encoded.reshape(-1))
+
+
+def sample_stamps(frames: int, rate_hz: float, start_ns: int = DEFAULT_START_NS) -> list[int]:
+    """Return the header stamps (ns) of ``frames`` frames at ``rate_hz`` from ``start_ns``."""
+    if rate_hz <= 0:
+        raise ValueError(f'rate_hz must be positive, got {rate_hz}')
+    return [int(start_ns) + round(i * 1e9 / rate_hz) for i in range(frames)]
+
+
+def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int = 320,
+                     rate_hz: float = 10.0, storage: str = 'mcap',
+                     image_topic: str | None = '/camera/image_raw', encoding: str = 'rgb8',
+                     compressed_topic: str | None = '/camera/image_raw/compressed',
+                     gt_topic: str | None = '/camera/labels_gt', seed: int = 0,
+                     frame_id: str = 'camera_optical_frame',
+                     start_ns: int = DEFAULT_START_NS, log_delay_ns: int = 2_000_000,
+                     gt_labelids: bool = False, corrupt_frames: Sequence[int] = (),
+                     string_topic: str | None = None, jpeg_quality: int = 95) -> dict:
+    """
+    Write a rosbag2 bag of ``frames`` synthetic scenes and return a description of it.
+
+    Every frame's messages share one header (stamp ``start_ns + i / rate_hz``, ``frame_id``)
+    and are logged at ``stamp + log_delay_ns`` (a recorder receives after the capture).
+    ``gt_topic`` holds mono8 train ids (Cityscapes labelIds with ``gt_labelids``).
+    ``corrupt_frames`` lists frame indices whose image data is truncated (raw) or cut in half
+    (JPEG). ``string_topic`` adds a ``std_msgs/msg/String`` per frame. The returned dict has
+    ``path``, ``storage``, ``frames``, ``height``, ``width``, ``seed``, ``frame_id``,
+    ``topics`` (name -> type), ``counts`` (name -> messages), ``stamps`` and ``log_times`` (ns).
+    """
+    encode_rgb(np.zeros((2, 2, 3), np.uint8), encoding)  # fail before writing anything
+    path = Path(path)
+    types = typestore().types
+    stamps = sample_stamps(frames, rate_hz, start_ns)
+    log_times = [stamp + int(log_delay_ns) for stamp in stamps]
+    wanted = [(image_topic, IMAGE), (compressed_topic, COMPRESSED_IMAGE), (gt_topic, IMAGE),
+              (string_topic, STRING)]
+    topics = {name: msgtype for name, msgtype in wanted if name}
+    if len(topics) != sum(1 for name, _ in wanted if name):
+        raise ValueError('topic names must be distinct')
+    counts = dict.fromkeys(topics, 0)
+    corrupt = set(corrupt_frames)
+    rng = np.random.default_rng(seed)
+    writer = open_writer(path, storage)
+    try:
+        conns = {name: writer.add_connection(name, msgtype, typestore=typestore())
+                 for name, msgtype in topics.items()}
+        for index, (stamp, log_time) in enumerate(zip(stamps, log_times)):
+            rgb, labels = make_scene(rng, height, width)
+            header = make_header(stamp, frame_id)
+            out: list[tuple[str, Any]] = []
+            if image_topic:
+                data, step = encode_rgb(rgb, encoding)
+                if index in corrupt:
+                    data = data[:len(data) // 2]
+                out.append((image_topic, image_message(header, height, width, encoding, step,
+                                                       data)))
+            if compressed_topic:
+                msg = jpeg_message(rgb, header, jpeg_quality)
+                if index in corrupt:
+                    msg.data = msg.data[:msg.data.size // 2].copy()
+                out.append((compressed_topic, msg))
+            if gt_topic:
+                gt = trainids_to_labelids(labels) if gt_labelids else labels
+                out.append((gt_topic, labels_message(gt, header)))
+            if string_topic:
+                out.append((string_topic, types[STRING](data=f'frame {index}')))
+            for name, msg in out:
+                raw = typestore().serialize_cdr(msg, topics[name])
+                writer.write(conns[name], log_time, raw)
+                counts[name] += 1
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return {'path': str(path), 'storage': storage, 'frames': frames, 'height': height,
+            'width': width, 'seed': seed, 'frame_id': frame_id, 'encoding': encoding,
+            'topics': topics, 'counts': counts, 'stamps': stamps, 'log_times': log_times}
+
+
+def write_gt_dir(directory: Path, info: dict, naming: str = 'index',
+                 labelids: bool = False) -> list[Path]:
+    """
+    Write the ground truth of a :func:`write_sample_bag` bag as label PNGs; return their paths.
+
+    ``naming``: ``index`` -> ``000012.png`` (frame index in the bag), ``stamp`` ->
+    ``<sec>_<nanosec>.png`` (nanosec zero-padded to 9 digits), ``stamp_ns`` ->
+    ``<stamp in ns>.png``. Values are train ids, or Cityscapes labelIds with ``labelids``.
+    """
+    if naming not in GT_DIR_NAMINGS:
+        raise ValueError(f'naming must be one of {", ".join(GT_DIR_NAMINGS)}, got {naming!r}')
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(info['seed'])
+    paths = []
+    for index, stamp in enumerate(info['stamps']):
+        _, labels = make_scene(rng, info['height'], info['width'])
+        if naming == 'index':
+            name = f'{index:06d}.png'
+        elif naming == 'stamp':
+            sec, nanosec = divmod(stamp, 1_000_000_000)
+            name = f'{sec}_{nanosec:09d}.png'
+        else:
+            name = f'{stamp}.png'
+        target = directory / name
+        if not cv2.imwrite(str(target), trainids_to_labelids(labels) if labelids else labels):
+            raise OSError(f'cannot write {target}')
+        paths.append(target)
+    return paths
