@@ -67,7 +67,7 @@ def run_setting(driver, model: str, n: int, batched: bool, frames, seconds: floa
             raise SystemExit('nodes did not start')
         time.sleep(0.1)
     while not all(arrivals.values()) and time.monotonic() < deadline:  # warm-up
-        for cam, pub in pubs.items():
+        for pub in pubs.values():
             msg = frames[0]
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 10**9)
             pub.publish(msg)

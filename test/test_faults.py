@@ -36,7 +36,7 @@ def _miou(truth: np.ndarray, msg: Image) -> float:
     return cm.miou()
 
 
-PUBLISHER = textwrap.dedent('''
+PUBLISHER = textwrap.dedent("""
     import sys, time
     import numpy as np, rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -56,7 +56,7 @@ PUBLISHER = textwrap.dedent('''
         pub.publish(msg)
         i += 1
         time.sleep(0.1)
-''')
+""")
 
 
 def test_publisher_killed_and_restarted(peer, tiny_model_dir):
@@ -67,8 +67,9 @@ def test_publisher_killed_and_restarted(peer, tiny_model_dir):
         for generation in ('1', '2'):
             driver = subprocess.Popen([sys.executable, '-c', PUBLISHER, '/f1/image', generation])
             try:
-                assert wait_until(lambda: any(m.header.frame_id.startswith(f'{generation}/')
-                                              for _, m in labels), 60), node.output[-2000:]
+                prefix = f'{generation}/'
+                assert wait_until(lambda p=prefix: any(m.header.frame_id.startswith(p)
+                                                       for _, m in labels), 60), node.output
             finally:
                 driver.send_signal(signal.SIGKILL)  # dies without saying goodbye
                 driver.wait()
@@ -91,9 +92,9 @@ def test_resolution_and_encoding_switch_mid_stream(peer, tiny_model_dir):
             msg = make_image_msg(rgb, encoding)
             msg.header.frame_id = f'switch/{i}'
 
-            def arrived():
+            def arrived(msg=msg, frame_id=f'switch/{i}'):
                 pub.publish(msg)
-                return any(m.header.frame_id == f'switch/{i}' for _, m in labels)
+                return any(m.header.frame_id == frame_id for _, m in labels)
             assert wait_until(arrived, 30, period=0.5), (h, w, encoding)
             out = next(m for _, m in labels if m.header.frame_id == f'switch/{i}')
             assert (out.height, out.width) == (h, w)
