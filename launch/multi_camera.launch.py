@@ -37,6 +37,7 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 PACKAGE = 'mask2former_ros'
+PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
 MODES = ['batched', 'one_node_per_camera']
 _NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*')
 
@@ -111,6 +112,16 @@ def launch_setup(context, *args, **kwargs) -> list:
             overrides[name] = ParameterValue(arg(name), value_type=str)
     files = [params_file] if params_file else []
 
+    env: dict[str, str] = {}
+    notes = []
+    if as_bool('large_image_profile', arg('large_image_profile')):
+        profile = os.path.join(share_directory(), 'config', 'fastdds_large_images.xml')
+        if os.path.isfile(profile):
+            env[PROFILE_VARIABLE] = profile
+        else:
+            notes.append(LogInfo(msg=f'large_image_profile: {profile} not found; '
+                                     'using the default DDS transports'))
+
     def node(name: str, namespace: str | None, cameras_param: list[str],
              remappings: list[tuple[str, str]]) -> Node:
         # launch only accepts typing.List[str] (not list[str]) as a list value type.
@@ -118,7 +129,7 @@ def launch_setup(context, *args, **kwargs) -> list:
         parameters = files + [{**overrides, 'cameras': cameras_value}]
         return Node(package=PACKAGE, executable='segmentation_node', name=name,
                     namespace=namespace, parameters=parameters, remappings=remappings,
-                    output='screen', emulate_tty=True)
+                    additional_env=env or None, output='screen', emulate_tty=True)
 
     # Relative remapping targets: /<camera>/<image_suffix> at the root namespace, and still
     # right when this file is included under a pushed namespace.
@@ -133,7 +144,8 @@ def launch_setup(context, *args, **kwargs) -> list:
     else:
         raise ValueError(f"launch argument mode:='{mode}' must be one of {', '.join(MODES)}")
     summary = ', '.join(f'{camera}/{suffix}' for camera in cameras)
-    return [LogInfo(msg=f'{mode}: {len(nodes)} segmentation node(s) for {summary}')] + nodes
+    notes.append(LogInfo(msg=f'{mode}: {len(nodes)} segmentation node(s) for {summary}'))
+    return notes + nodes
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -167,5 +179,10 @@ def generate_launch_description() -> LaunchDescription:
                         'here override it'),
         DeclareLaunchArgument(
             'use_sim_time', default_value='false', description='use the /clock topic'),
+        DeclareLaunchArgument(
+            'large_image_profile', default_value='false',
+            description=f'true: run the node(s) with {PROFILE_VARIABLE} set to the '
+                        "package's config/fastdds_large_images.xml; the camera drivers and "
+                        'RViz need the same profile (export it for them)'),
         OpaqueFunction(function=launch_setup),
     ])

@@ -167,9 +167,9 @@ class SegmentationNode(LifecycleNode):
             camera.subscription = self.create_subscription(
                 msg_type, camera.input_topic,
                 lambda msg, name=camera.name: self._on_image(name, msg), qos)
-        self.get_logger().info(
-            f"active: {', '.join(c.input_topic for c in self.cameras.values())} "
-            f"({self.param('qos_reliability')}, depth {self.param('qos_depth')})")
+        topics = ', '.join(self.resolve_topic_name(c.input_topic) for c in self.cameras.values())
+        self.get_logger().info(f"active: {topics} ({self.param('qos_reliability')}, "
+                               f"depth {self.param('qos_depth')})")
         self._state = 'active'
         return super().on_activate(state)
 

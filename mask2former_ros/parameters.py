@@ -47,6 +47,8 @@ def _camera_names(value: Any) -> str | None:
     if len(set(names)) != len(names):
         return 'must not repeat a camera'
     for name in names:
+        if name.startswith('/'):
+            return f"'{name}' must be a relative name (no leading '/')"
         if name and not all(part and (part[0].isalpha() or part[0] == '_') and
                             all(c.isalnum() or c == '_' for c in part)
                             for part in name.strip('/').split('/')):
@@ -117,13 +119,12 @@ def validate(name: str, value: Any) -> str | None:
     if spec is None:
         return None
     expected = type(spec.default)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
     if expected is list:
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
     else:
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if not ok:
-        return f'{name} must be of type {expected.__name__}, got {value!r}'
+        hint = f' (write {value}.0)' if expected is float and isinstance(value, int) else ''
+        return f'{name} must be of type {expected.__name__}, got {value!r}{hint}'
     problem = spec.check(value) if spec.check else None
     return None if problem is None else f'{name}={value!r} refused: {name} {problem}'

@@ -146,7 +146,7 @@ def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int
     try:
         conns = {name: writer.add_connection(name, msgtype, typestore=typestore())
                  for name, msgtype in topics.items()}
-        for index, (stamp, log_time) in enumerate(zip(stamps, log_times)):
+        for index, (stamp, log_time) in enumerate(zip(stamps, log_times, strict=True)):
             rgb, labels = make_scene(rng, height, width)
             header = make_header(stamp, frame_id)
             out: list[tuple[str, Any]] = []

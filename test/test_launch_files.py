@@ -42,7 +42,7 @@ EXPECTED_ARGUMENTS = {
         'params_file', 'rviz', 'large_image_profile'},
     'multi_camera.launch.py': {
         'cameras', 'mode', 'image_suffix', 'image_transport', 'model', 'device', 'params_file',
-        'use_sim_time'},
+        'use_sim_time', 'large_image_profile'},
 }
 # Where a file name mentioned in a launch file must exist.
 REFERENCE_DIRS = {'.yaml': 'config', '.xml': 'config', '.rviz': 'rviz', '.py': 'launch'}
@@ -536,15 +536,19 @@ def test_multi_camera_batched(fake_launch):
     assert kwargs['remappings'] == [
         (f'{c}/image{t}', f'{c}/image_raw{t}')
         for c in ('front', 'left', 'right') for t in ('', '/compressed')]
+    assert not kwargs.get('additional_env'), 'the camera drivers decide: off by default'
 
 
 def test_multi_camera_one_node_per_camera(fake_launch):
     nodes = fake_launch.nodes(fake_launch.run(
         'multi_camera.launch.py', cameras='front,rear', mode='one_node_per_camera',
-        image_suffix='image_rect', model='tiny', image_transport='compressed'))
+        image_suffix='image_rect', model='tiny', image_transport='compressed',
+        large_image_profile='true'))
     assert [n.kwargs['namespace'] for n in nodes] == ['front', 'rear']
+    profile = str(ROOT / 'config' / 'fastdds_large_images.xml')
     for node in nodes:
         assert node.kwargs['name'] == 'segmentation_node'
+        assert node.kwargs['additional_env'] == {PROFILE_VARIABLE: profile}
         assert _overrides(node) == {'cameras': [''], 'model': 'tiny',
                                     'image_transport': 'compressed', 'use_sim_time': False}
         assert node.kwargs['remappings'] == [('image', 'image_rect'),

@@ -10,6 +10,7 @@ import sys
 import time
 
 import cv2
+from mask2former_ros.cityscapes import labelids_to_trainids, trainids_to_labelids
 from mask2former_ros.engine import EngineConfig, SegmentationEngine
 from mask2former_ros.palette import colorize, overlay
 from mask2former_ros.sample_bag import typestore, write_gt_dir, write_sample_bag
@@ -93,7 +94,7 @@ def test_tiny_model_segments_bag(engine, bags, tmp_path, storage, topic):
         assert all((m.height, m.width) == (HEIGHT, WIDTH) for _, m, _ in messages)
     for (_, labels, _), (_, color, _), (_, over, _), (_, src, _) in zip(
             written['/segmentation/labels'], written['/segmentation/color'],
-            written['/segmentation/overlay'], inputs):
+            written['/segmentation/overlay'], inputs, strict=True):
         assert labels.encoding == 'mono8' and labels.step == WIDTH
         label_map = labels.data.reshape(HEIGHT, WIDTH)
         assert color.encoding == 'rgb8'
@@ -192,6 +193,17 @@ def test_gt_dir_names_and_labelids_match_gt_topic(engine, tmp_path):
                               gt_labelids=True, log=lambda _: None, **source)['metrics']
         assert metrics['confusion_matrix'] == reference['confusion_matrix'], source
         assert metrics['miou'] == reference['miou'] and metrics['labelids'] is True
+
+
+def test_cityscapes_labelid_mapping():
+    label_ids = np.arange(-1, 40, dtype=np.int16)
+    train = labelids_to_trainids(label_ids)
+    expected = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10,
+                24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+    assert dict(zip(label_ids.tolist(), train.tolist(), strict=True)) == {
+        i: expected.get(i, 255) for i in range(-1, 40)}
+    assert train.dtype == np.uint8
+    assert trainids_to_labelids(np.array([0, 10, 18, 255])).tolist() == [7, 23, 33, 0]
 
 
 def test_frames_without_gt_are_counted(engine, tmp_path):
