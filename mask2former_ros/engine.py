@@ -267,9 +267,14 @@ class SegmentationEngine:
             target = self.preprocessing.target_size(h, w, self.input_size)
             with warnings.catch_warnings():  # read-only views of message buffers are fine
                 warnings.simplefilter('ignore', UserWarning)
-                x = torch.as_tensor(image)
-            x = x.to(self.device, non_blocking=True).permute(2, 0, 1)[None].float()
-            if (h, w) != target:
+                x = torch.as_tensor(image).permute(2, 0, 1)[None]  # channels-last view
+            if target[0] <= h and target[1] <= w and (h, w) != target:
+                # Shrink where the frame is (host memory, from ROS) with the uint8 antialiased
+                # kernel, which rounds like PIL; only the small image goes to the device.
+                x = F.interpolate(x, size=target, mode='bilinear', align_corners=False,
+                                  antialias=True)
+            x = x.to(self.device, non_blocking=True).float()
+            if tuple(x.shape[-2:]) != target:
                 x = F.interpolate(x, size=target, mode='bilinear', align_corners=False,
                                   antialias=target[0] < h or target[1] < w)
             tensors.append(x)

@@ -102,8 +102,16 @@ def _upsample_labels(grid_labels: torch.Tensor, table: torch.Tensor, out_h: int,
     y0, y1, wy = bilinear_source_index(out_h, in_h, device)
     x0, x1, wx = bilinear_source_index(out_w, in_w, device)
     labels = grid_labels.index_select(0, y0).index_select(1, x0)
-    uncertain = (~_corner_agreement(grid_labels)).index_select(0, y0).index_select(1, x0)
-    ys, xs = uncertain.nonzero(as_tuple=True)
+    # Enumerate pixels of uncertain cells without a full-size mask: per output row, the
+    # uncertain grid columns, each expanded to the run of output columns that map to it.
+    rows, cols = (~_corner_agreement(grid_labels)).index_select(0, y0).nonzero(as_tuple=True)
+    run_length = torch.bincount(x0, minlength=in_w)
+    run_start = torch.cumsum(run_length, 0) - run_length
+    counts = run_length[cols]
+    ys = rows.repeat_interleave(counts)
+    first = (torch.cumsum(counts, 0) - counts).repeat_interleave(counts)
+    xs = (run_start[cols].repeat_interleave(counts)
+          + torch.arange(ys.numel(), device=device) - first)
     for start in range(0, ys.numel(), chunk):
         cy, cx = ys[start:start + chunk], xs[start:start + chunk]
         values = _lerp_rows(table, in_w, y0[cy], y1[cy], wy[cy], x0[cx], x1[cx], wx[cx])
