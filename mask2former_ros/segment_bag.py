@@ -738,7 +738,8 @@ class BagSegmenter:
         self.times.add('decode', (t1 - t0) * 1e3)
         for stage in ('preprocess', 'model', 'postprocess'):
             self.times.add(stage, result.timings_ms.get(stage, math.nan))
-        self.times.add('write', (t3 - t2) * 1e3)
+        if self.output is not None:
+            self.times.add('write', (t3 - t2) * 1e3)
         self.times.add('frame', (time.perf_counter() - t0) * 1e3)
         self.processed += 1
         self._update_progress()

@@ -44,9 +44,10 @@ _CAR_COLOURS = np.array([
     (200, 30, 35), (30, 60, 190), (235, 235, 235), (25, 25, 28), (160, 165, 170),
     (230, 190, 20), (20, 120, 60), (230, 110, 20), (110, 20, 120), (20, 150, 170),
 ], dtype=np.float32)
+# Clothes are mostly muted (denim, khaki, dark, earth tones), unlike glossy car paint.
 _CLOTHES_COLOURS = np.array([
-    (40, 40, 45), (180, 30, 40), (30, 50, 130), (220, 210, 200), (90, 60, 40),
-    (200, 120, 30), (60, 110, 60), (150, 40, 140), (120, 120, 125),
+    (45, 45, 50), (60, 80, 125), (150, 140, 100), (110, 40, 45), (100, 75, 55),
+    (190, 175, 150), (90, 95, 60), (35, 40, 70), (120, 120, 125), (170, 90, 60),
 ], dtype=np.float32)
 _NOISE_TILE = 256
 _NOISE_CLIP = 32
@@ -266,6 +267,11 @@ def _draw_car(rng: np.random.Generator, cv: _Canvas, base_y: float, x: float,
     body_top = base_y - body_h - wheel_r * 0.6
     cv.rounded_rect(body_top, base_y - wheel_r * 0.6, x - width / 2, x + width / 2,
                     body_h * 0.3, colour, CAR)
+    # Glossy paint: a highlight along the top of the body, a dark bumper along the bottom.
+    cv.rect(body_top + body_h * 0.08, body_top + body_h * 0.2, x - width * 0.45,
+            x + width * 0.45, np.minimum(colour * 1.25 + 30, 255), CAR)
+    cv.rect(base_y - wheel_r * 0.6 - body_h * 0.22, base_y - wheel_r * 0.6 - body_h * 0.05,
+            x - width * 0.47, x + width * 0.47, colour * 0.35 + 10, CAR)
     cabin_h = body_h * rng.uniform(0.55, 0.8)
     cabin_w = width * rng.uniform(0.55, 0.75)
     cx = x + width * rng.uniform(-0.08, 0.08)
@@ -303,7 +309,10 @@ def _draw_person(rng: np.random.Generator, cv: _Canvas, base_y: float, x: float,
     cv.rect(hip - torso_ry * 1.5, hip - torso_ry * 0.1, x - torso_rx * 1.25,
             x + torso_rx * 1.25, top_col * 0.9, PERSON)
     head_r = height * 0.075
-    cv.ellipse(hip - torso_ry * 1.8 - head_r, x, head_r, head_r * 0.85, skin, PERSON)
+    head_y = hip - torso_ry * 1.8 - head_r
+    cv.ellipse(head_y, x, head_r, head_r * 0.85, skin, PERSON)
+    hair = np.array([40, 30, 25], dtype=np.float32) * rng.uniform(0.6, 2.5)
+    cv.ellipse(head_y - head_r * 0.55, x, head_r * 0.5, head_r * 0.85, hair, PERSON)
 
 
 def _count(rng: np.random.Generator) -> int:
