@@ -9,12 +9,6 @@ import types
 import zlib
 
 import cv2
-import numpy as np
-import PIL.Image
-import pytest
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
-
 from mask2former_ros import image_conversion
 from mask2former_ros.image_conversion import (
     compressed_to_rgb,
@@ -24,6 +18,12 @@ from mask2former_ros.image_conversion import (
     make_image_msg,
     rgb_to_image,
 )
+import numpy as np
+import PIL.Image
+import pytest
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
 
 ImageConversionError = image_conversion.ImageConversionError
 SUPPORTED_ENCODINGS = image_conversion.SUPPORTED_ENCODINGS

@@ -6,12 +6,12 @@ import types
 import cv2
 import hypothesis
 import hypothesis.strategies as st
+from mask2former_ros import image_conversion
+from mask2former_ros.image_conversion import compressed_to_rgb, image_to_rgb
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
 
-from mask2former_ros import image_conversion
-from mask2former_ros.image_conversion import compressed_to_rgb, image_to_rgb
 
 ImageConversionError = image_conversion.ImageConversionError
 
