@@ -1,4 +1,5 @@
-"""Procedurally generated street scenes with exact ground truth in Cityscapes train ids.
+"""
+Procedurally generated street scenes with exact ground truth in Cityscapes train ids.
 
 The scenes are cartoon-like but not trivial: a blue sky gradient on top, a row of warm
 brown/grey buildings with windows, trees, a road trapezoid in perspective with sidewalks on
@@ -6,9 +7,13 @@ both sides, cars and pedestrians whose size follows the perspective, random ligh
 jitter per object and sensor noise.  They are used to train and test a tiny Mask2Former
 (:mod:`mask2former_ros.tiny_model`) without any real data set.
 
-The layout carries strong asymmetric cues on purpose (sky always on top, road always at the
-bottom, sky strongly blue, vegetation green, buildings warm), so that a pipeline which
-transposes, flips or swaps the colour channels of the frames visibly loses accuracy.
+Every class has a jittered but characteristic colour range (sky strongly blue, vegetation
+green, road grey-purple, sidewalk light warm grey, buildings warm brown/grey with windows, cars
+in paint colours with dark windows and wheels, people in bright clothes with a skin-coloured
+head), and the layout is asymmetric (sky always on top, road always at the bottom), so that a
+pipeline which transposes, flips upside down or swaps the colour channels of the frames
+visibly loses accuracy.  The scenes are left-right symmetric in distribution, so a horizontal
+flip is *not* detectable with them.
 
 Only numpy is needed; everything is vectorised and deterministic for a given generator.
 """
@@ -40,14 +45,16 @@ _BUILDING_COLOURS = np.array([
     (125, 100, 82), (150, 118, 92), (112, 104, 98), (168, 140, 112), (98, 82, 72),
     (140, 128, 118), (160, 104, 80), (132, 120, 100),
 ], dtype=np.float32)
+# Cars come in the usual paint colours (red, blue, white, silver, black)...
 _CAR_COLOURS = np.array([
-    (200, 30, 35), (30, 60, 190), (235, 235, 235), (25, 25, 28), (160, 165, 170),
-    (230, 190, 20), (20, 120, 60), (230, 110, 20), (110, 20, 120), (20, 150, 170),
+    (200, 30, 35), (150, 20, 30), (30, 55, 160), (20, 35, 90), (235, 235, 235),
+    (170, 172, 178), (28, 28, 30),
 ], dtype=np.float32)
-# Clothes are mostly muted (denim, khaki, dark, earth tones), unlike glossy car paint.
+# ...while people wear brighter "fashion" colours that no other class has (pink, magenta,
+# orange, yellow, teal, purple, coral).
 _CLOTHES_COLOURS = np.array([
-    (45, 45, 50), (60, 80, 125), (150, 140, 100), (110, 40, 45), (100, 75, 55),
-    (190, 175, 150), (90, 95, 60), (35, 40, 70), (120, 120, 125), (170, 90, 60),
+    (235, 85, 165), (200, 40, 180), (245, 135, 30), (235, 205, 40), (20, 170, 170),
+    (135, 55, 205), (250, 110, 95),
 ], dtype=np.float32)
 _NOISE_TILE = 256
 _NOISE_CLIP = 32
@@ -88,7 +95,7 @@ class _Canvas:
 
     def ellipse(self, cy: float, cx: float, ry: float, rx: float, colour: np.ndarray,
                 label: int) -> None:
-        """Paint a filled axis-aligned ellipse (at least one pixel when it covers a centre)."""
+        """Paint a filled axis-aligned oval (at least one pixel when it covers a centre)."""
         ry = max(ry, 0.5)
         rx = max(rx, 0.5)
         sl = self.box(cy - ry, cy + ry + 1, cx - rx, cx + rx + 1)
@@ -295,8 +302,8 @@ def _draw_person(rng: np.random.Generator, cv: _Canvas, base_y: float, x: float,
     """Paint a pedestrian: legs, a thin elliptic torso, arms and a head."""
     h = cv.h
     height = h * scale * rng.uniform(0.3, 0.45)
-    top_col = _jitter(rng, _CLOTHES_COLOURS[rng.integers(len(_CLOTHES_COLOURS))], 0.15)
-    leg_col = _jitter(rng, _CLOTHES_COLOURS[rng.integers(len(_CLOTHES_COLOURS))], 0.15)
+    top_col = _jitter(rng, _CLOTHES_COLOURS[rng.integers(len(_CLOTHES_COLOURS))], 0.12)
+    leg_col = _jitter(rng, _CLOTHES_COLOURS[rng.integers(len(_CLOTHES_COLOURS))], 0.12)
     skin = _jitter(rng, _SKIN_COLOURS[rng.integers(len(_SKIN_COLOURS))], 0.08)
     leg_w = max(height * 0.08, 0.5)
     stride = height * rng.uniform(0.0, 0.08)
@@ -322,16 +329,13 @@ def _count(rng: np.random.Generator) -> int:
 
 def make_scene(rng: np.random.Generator, height: int,
                width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Generate one street scene and its labels.
+    """
+    Generate one street scene and its labels.
 
-    Args:
-        rng: Source of randomness; the scene is a pure function of its state.
-        height: Image height in pixels (>= 1).
-        width: Image width in pixels (>= 1).
-
-    Returns:
-        ``(rgb, labels)``: an (H, W, 3) uint8 RGB image and an (H, W) uint8 map of Cityscapes
-        train ids, using only the ids in :data:`TINY_CLASSES`.
+    ``rng`` is the source of randomness (the scene is a pure function of its state);
+    ``height`` and ``width`` are in pixels (>= 1). Returns ``(rgb, labels)``: an (H, W, 3)
+    uint8 RGB image and an (H, W) uint8 map of Cityscapes train ids, using only the ids in
+    :data:`TINY_CLASSES`.
 
     """
     h, w = int(height), int(width)

@@ -102,6 +102,7 @@ def test_invalid_size_raises():
 def test_objects_scale_with_the_image():
     """Class proportions are similar at different resolutions of the same kind of scene."""
     def fractions(height, width):
+        """Return the pixel fraction of every label over a few scenes."""
         counts = np.zeros(256)
         for _, labels in scene_stream(11, 12, height, width):
             counts += np.bincount(labels.ravel(), minlength=256)
@@ -206,6 +207,7 @@ def test_ensure_tiny_model_trains_once_under_concurrency(monkeypatch, tmp_path):
     calls = []
 
     def fake_train(out_dir, log=print, **kwargs):
+        """Write the files of a finished model without training."""
         calls.append(out_dir)
         time.sleep(0.2)
         for name in tiny_model._REQUIRED_FILES:
