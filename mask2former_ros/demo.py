@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -74,7 +75,8 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-    node_cmd = [shutil.which('segmentation_node') or 'segmentation_node', '--ros-args',
+    node_cmd = [shutil.which('segmentation_node')
+                or str(Path(sys.executable).with_name('segmentation_node')), '--ros-args',
                 '-p', f'model:={model}', '-r', f'image:={CAMERA_TOPIC}']
     node = subprocess.Popen(node_cmd, env=os.environ.copy())
     rclpy.init()
@@ -123,7 +125,7 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
             time.sleep(0.1)
         elapsed = time.monotonic() - started
     finally:
-        node.send_signal(2)
+        node.send_signal(signal.SIGINT)
         try:
             node.wait(10)
         except subprocess.TimeoutExpired:
