@@ -211,7 +211,7 @@ def _set_parameter(peer: RosPeer, node: str, name: str, value) -> tuple[bool, st
     ('image_transport', 'theora', 'raw, compressed'),
     ('qos_depth', 0, 'within [1, 100]'),
     ('input_size', 'big', 'checkpoint, native'),
-    ('overlay_alpha', 'half', 'must be of type float'),
+    ('overlay_alpha', 'half', 'Wrong parameter type'),  # rclpy's own type check
 ])
 def test_invalid_parameters_are_refused_with_what_is_allowed(peer, raw_session, name, value,
                                                              reason):
