@@ -105,7 +105,7 @@ def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: flo
     in_window = [(t, lat) for t, lat in arrivals if t <= publish_end + 0.5]
     lat = np.array([v for _, v in in_window]) if in_window else np.array([np.nan])
     windows = []
-    for w0 in np.arange(start, publish_end, window):
+    for w0 in np.arange(start, publish_end - 0.5 * window, window):  # whole windows only
         values = [v for t, v in in_window if w0 <= t < w0 + window]
         rss = [r for t, r in rss_samples if w0 <= t < w0 + window]
         windows.append({'t': round(float(w0 - start)), 'n': len(values),
