@@ -10,7 +10,6 @@ latency (stamp to label arrival), in total frames per second and the RSS of all 
 
 import argparse
 import json
-import os
 from pathlib import Path
 import random
 import subprocess
@@ -18,7 +17,7 @@ import sys
 import threading
 import time
 
-from bench_node import PROFILE
+from bench_node import default_model, prepare_environment
 from mask2former_ros.image_conversion import make_image_msg
 from mask2former_ros.synthetic import make_scene
 import numpy as np
@@ -129,14 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--size', default='480x640')
     parser.add_argument('--json')
     args = parser.parse_args(argv)
-    os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(PROFILE))
-    model = args.model
-    if model is None:
-        from mask2former_ros.tiny_model import ensure_tiny_model
-        model = str(ensure_tiny_model())
+    prepare_environment()
+    model = default_model(args.model)
     size = tuple(int(v) for v in args.size.split('x'))
     rng = np.random.default_rng(0)
     frames = [make_image_msg(make_scene(rng, *size)[0], 'rgb8') for _ in range(4)]

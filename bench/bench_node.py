@@ -33,6 +33,25 @@ HERE = Path(__file__).resolve().parent
 PROFILE = HERE.parent / 'config' / 'fastdds_large_images.xml'
 
 
+def prepare_environment(profile: bool = True, force_profile: bool = False) -> None:
+    """Isolate DDS (random domain, localhost), stay offline, and use the large-image profile."""
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    if force_profile:
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(PROFILE)
+    elif profile:
+        os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(PROFILE))
+
+
+def default_model(model: str | None) -> str:
+    """Return ``model``, or the trained tiny model (trained once, then cached)."""
+    if model is not None:
+        return model
+    from mask2former_ros.tiny_model import ensure_tiny_model
+    return str(ensure_tiny_model())
+
+
 def start_node(kind: str, model: str, namespace: str, extra: list[str]) -> subprocess.Popen:
     """Start our node or the naive one in ``namespace``."""
     if kind == 'segmentation_node':
@@ -163,15 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--node-args', default='', help='extra --ros-args for our node')
     parser.add_argument('--json', help='also write results to this file')
     args = parser.parse_args(argv)
-    os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    if not args.no_profile:
-        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(PROFILE)
-    model = args.model
-    if model is None:
-        from mask2former_ros.tiny_model import ensure_tiny_model
-        model = str(ensure_tiny_model())
+    prepare_environment(profile=False, force_profile=not args.no_profile)
+    model = default_model(args.model)
     height, width = (int(v) for v in args.size.split('x'))
     rng = np.random.default_rng(0)
     frames = [make_image_msg(make_scene(rng, height, width)[0], 'rgb8') for _ in range(4)]

@@ -10,13 +10,11 @@ no upward latency trend (least-squares slope of p95 per minute, and last minute 
 
 import argparse
 import json
-import os
 from pathlib import Path
-import random
 import sys
 import threading
 
-from bench_node import PROFILE, run_one
+from bench_node import default_model, prepare_environment, run_one
 from mask2former_ros.image_conversion import make_image_msg
 from mask2former_ros.synthetic import make_scene
 import numpy as np
@@ -64,14 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--size', default='1024x2048')
     parser.add_argument('--json', help='also write the result to this file')
     args = parser.parse_args(argv)
-    os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(PROFILE))
-    model = args.model
-    if model is None:
-        from mask2former_ros.tiny_model import ensure_tiny_model
-        model = str(ensure_tiny_model())
+    prepare_environment()
+    model = default_model(args.model)
     size = tuple(int(v) for v in args.size.split('x'))
     result = soak(model, args.minutes * 60, args.rate, size, args.window)
     print(f'soak: {args.size} rgb8 at {args.rate:g} Hz for {args.minutes:g} min, model {model}')
