@@ -18,6 +18,7 @@ import threading
 import time
 
 from bench_node import default_model, prepare_environment
+from diagnostic_msgs.msg import DiagnosticArray
 from mask2former_ros.image_conversion import make_image_msg
 from mask2former_ros.synthetic import make_scene
 import numpy as np
@@ -28,23 +29,27 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 
-def _node_cmd(model: str, namespace: str, cameras: list[str]) -> list[str]:
+def _node_cmd(model: str, namespace: str, cameras: list[str], params: list[str]) -> list[str]:
     exe = str(Path(sys.executable).with_name('segmentation_node'))
     names = '[' + ','.join(f"'{c}'" for c in cameras) + ']'
-    return [exe, '--ros-args', '-r', f'__ns:=/{namespace}', '-p', f'model:={model}',
-            '-p', f'cameras:={names}', '-p', 'publish_overlay:=false']
+    cmd = [exe, '--ros-args', '-r', f'__ns:=/{namespace}', '-p', f'model:={model}',
+           '-p', f'cameras:={names}', '-p', 'publish_overlay:=false']
+    for param in params:
+        cmd += ['-p', param]
+    return cmd
 
 
-def run_setting(driver, model: str, n: int, batched: bool, frames, seconds: float,
-                rate: float) -> dict:
-    """Measure one setting: ``n`` cameras, batched in one node or one node each."""
+def run_setting(driver, model: str, n: int, mode: str, params: list[str] | None, frames,
+                seconds: float, rate: float) -> dict:
+    """Measure ``n`` cameras served by one node with ``params`` (None: one node each)."""
+    batched = params is not None
     namespace = f'mc_{random.randint(0, 1 << 30)}'
     cameras = [f'cam{i}' for i in range(n)]
     if batched:
-        procs = [subprocess.Popen(_node_cmd(model, namespace, cameras),
+        procs = [subprocess.Popen(_node_cmd(model, namespace, cameras, params),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     else:
-        procs = [subprocess.Popen(_node_cmd(model, f'{namespace}/{c}', ['']),
+        procs = [subprocess.Popen(_node_cmd(model, f'{namespace}/{c}', [''], []),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for c in cameras]
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -60,6 +65,14 @@ def run_setting(driver, model: str, n: int, batched: bool, frames, seconds: floa
             arrivals[cam].append((time.monotonic(), (now - stamp) / 1e6))
         subs.append(driver.create_subscription(Image, f'{base}/segmentation/labels',
                                                on_labels, qos))
+    model_status: dict[str, dict[str, str]] = {}  # node name -> its last 'model' status
+
+    def on_diagnostics(array: DiagnosticArray) -> None:
+        for status in array.status:
+            if status.name.startswith(f'/{namespace}/') and status.name.endswith(': model'):
+                model_status[status.name] = {kv.key: kv.value for kv in status.values}
+    subs.append(driver.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics,
+                                           10))
     deadline = time.monotonic() + 300
     while not all(p.get_subscription_count() for p in pubs.values()):
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
@@ -89,10 +102,15 @@ def run_setting(driver, model: str, n: int, batched: bool, frames, seconds: floa
     started = time.monotonic()
     for thread in threads:
         thread.start()
-    rss = []
+    rss, cpu = [], []
+    watched = [psutil.Process(p.pid) for p in procs]
+    for ps in watched:
+        ps.cpu_percent(None)
     while time.monotonic() - started < seconds:
         time.sleep(1.0)
-        rss.append(sum(psutil.Process(p.pid).memory_info().rss for p in procs))
+        rss.append(sum(ps.memory_info().rss for ps in watched))
+        cpu.append(sum(ps.cpu_percent(None) for ps in watched))
+    model_status_at_end = dict(model_status)
     stop.set()
     elapsed = time.monotonic() - started
     for p in procs:
@@ -112,10 +130,24 @@ def run_setting(driver, model: str, n: int, batched: bool, frames, seconds: floa
         per_camera[cam] = {'hz': round(len(lat) / elapsed, 2),
                            'p50_ms': round(float(np.percentile(lat, 50)), 1) if lat else None,
                            'p95_ms': round(float(np.percentile(lat, 95)), 1) if lat else None}
-    return {'cameras': n, 'mode': 'batched' if batched else 'separate',
+    return {'cameras': n, 'mode': mode,
             'processes': len(procs), 'per_camera': per_camera,
             'total_fps': round(sum(c['hz'] for c in per_camera.values()), 2),
-            'rss_mb': round(max(rss) / 2**20, 1)}
+            'rss_mb': round(max(rss) / 2**20, 1),
+            'cpu_percent': round(float(np.mean(cpu)), 1),
+            'model_diagnostics': model_status_at_end}
+
+
+def _model_summary(result: dict) -> str:
+    """Batch sizes and per-batch/per-frame inference ms from the nodes' diagnostics."""
+    parts = []
+    for values in result['model_diagnostics'].values():
+        parts.append(f"batches {values.get('batch_size_histogram')} "
+                     f"{values.get('inference_ms_per_batch_p50')} ms/batch "
+                     f"{values.get('inference_ms_per_frame_p50')} ms/frame")
+        if result['mode'] == 'separate':
+            break
+    return '; '.join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,8 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--seconds', type=float, default=20.0)
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--size', default='480x640')
+    parser.add_argument('--batched', action='append', metavar='LABEL[=NAME:=VALUE,...]',
+                        help='a one-node variant to measure, with its parameters, e.g. '
+                             "'w2=inference_workers:=2' (repeatable; default: 'batched')")
     parser.add_argument('--json')
     args = parser.parse_args(argv)
+    variants = []
+    for text in args.batched or ['batched']:
+        label, _, params = text.partition('=')
+        variants.append((label, [p for p in params.split(',') if p]))
     prepare_environment()
     model = default_model(args.model)
     size = tuple(int(v) for v in args.size.split('x'))
@@ -141,25 +180,25 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for n in (int(v) for v in args.cameras.split(',')):
-            for batched in (True, False):
-                if n == 1 and not batched:
-                    continue
-                print(f'{n} camera(s), {"batched" if batched else "separate nodes"} ...',
-                      flush=True)
-                results.append(run_setting(driver, model, n, batched, frames, args.seconds,
-                                           args.rate))
+            for mode, params in variants + ([('separate', None)] if n > 1 else []):
+                print(f'{n} camera(s), {mode} ...', flush=True)
+                results.append(run_setting(driver, model, n, mode, params, frames,
+                                           args.seconds, args.rate))
     finally:
         executor.shutdown()
         rclpy.try_shutdown()
     print(f'\n{args.size} rgb8 at {args.rate:g} Hz per camera, {args.seconds:g} s, '
           f'model {model}')
-    print(f"{'cameras':>8}{'mode':>10}{'procs':>7}{'total fps':>11}{'RSS MB':>9}"
+    print(f"{'cameras':>8}{'mode':>12}{'procs':>7}{'total fps':>11}{'RSS MB':>9}{'CPU %':>8}"
           '   per camera Hz (p50/p95 ms)')
     for r in results:
         cams = '  '.join(f"{v['hz']} ({v['p50_ms']}/{v['p95_ms']})"
                          for v in r['per_camera'].values())
-        print(f"{r['cameras']:>8}{r['mode']:>10}{r['processes']:>7}{r['total_fps']:>11}"
-              f"{r['rss_mb']:>9}   {cams}")
+        print(f"{r['cameras']:>8}{r['mode']:>12}{r['processes']:>7}{r['total_fps']:>11}"
+              f"{r['rss_mb']:>9}{r['cpu_percent']:>8}   {cams}")
+    print('\nnode diagnostics (first node of each setting):')
+    for r in results:
+        print(f"{r['cameras']:>8}{r['mode']:>12}   {_model_summary(r)}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -218,7 +218,8 @@ class SegmentationEngine:
     """
     Mask2Former semantic segmentation of RGB uint8 frames on one device.
 
-    Thread-safe: calls to :meth:`segment_batch` are serialised by an internal lock.
+    Thread-safe: several threads may run :meth:`segment_batch` at once on the one shared model
+    (read-only under ``torch.inference_mode``); :meth:`close` lets calls in flight finish.
     """
 
     def __init__(self, config: EngineConfig, log: Callable[[str], None] | None = None) -> None:
@@ -301,11 +302,13 @@ class SegmentationEngine:
             key = self.preprocessing.target_size(*image.shape[:2], self.input_size)
             groups.setdefault(key, []).append(index)
         results: list[SegmentationResult | None] = [None] * len(images)
-        with self._lock, torch.inference_mode():
-            if self.model is None:
-                raise RuntimeError('engine is closed')
+        with self._lock:
+            model = self.model
+        if model is None:
+            raise RuntimeError('engine is closed')
+        with torch.inference_mode():
             for indices in groups.values():
-                outs = self._run([images[i] for i in indices])
+                outs = self._run(model, [images[i] for i in indices])
                 for i, out in zip(indices, outs, strict=True):
                     results[i] = out
         return results  # type: ignore[return-value]
@@ -314,12 +317,13 @@ class SegmentationEngine:
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
 
-    def _run(self, images: Sequence[np.ndarray]) -> list[SegmentationResult]:
+    def _run(self, model: torch.nn.Module,
+             images: Sequence[np.ndarray]) -> list[SegmentationResult]:
         t0 = time.perf_counter()
         pixel_values = self.preprocess(images)
         self._sync()
         t1 = time.perf_counter()
-        outputs = self.model(pixel_values=pixel_values)
+        outputs = model(pixel_values=pixel_values)
         self._sync()
         t2 = time.perf_counter()
         probs = class_probabilities(outputs.class_queries_logits)

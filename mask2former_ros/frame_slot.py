@@ -1,4 +1,4 @@
-"""Newest-frame-wins hand-off between message callbacks and one inference worker (no ROS)."""
+"""Newest-frame-wins hand-off between message callbacks and inference workers (no ROS)."""
 
 from dataclasses import dataclass
 import threading
@@ -20,9 +20,10 @@ class LatestFrameSlots(Generic[T]):
     """
     One single-item slot per source; a newer item replaces (and counts) an unprocessed one.
 
-    Producers call :meth:`put` from any thread; one consumer calls :meth:`take` and gets the
-    newest pending item of every source at once, so a slow consumer never builds a backlog and
-    a source without a new item is never re-processed.
+    Producers call :meth:`put` from any thread; consumers call :meth:`take` and get the newest
+    pending item of every source at once (or of the ``max_items`` least recently served
+    sources), so a slow consumer never builds a backlog and a source without a new item is
+    never re-processed.
     """
 
     def __init__(self) -> None:
@@ -30,6 +31,8 @@ class LatestFrameSlots(Generic[T]):
         self._cond = threading.Condition()
         self._pending: dict[Hashable, T] = {}
         self._counters: dict[Hashable, SlotCounters] = {}
+        self._served: dict[Hashable, int] = {}  # source -> number of the take that served it
+        self._takes = 0
         self._closed = False
 
     def put(self, source: Hashable, item: T) -> bool:
@@ -44,14 +47,28 @@ class LatestFrameSlots(Generic[T]):
             self._cond.notify()
             return dropped
 
-    def take(self, timeout: float | None = None) -> dict[Hashable, T]:
-        """Wait up to ``timeout`` s for pending items; return and clear all of them."""
+    def take(self, timeout: float | None = None,
+             max_items: int | None = None) -> dict[Hashable, T]:
+        """
+        Wait up to ``timeout`` s for pending items; return and clear them.
+
+        With ``max_items``, only that many are taken: those of the sources served least
+        recently, so that every source gets its turn; the others stay pending.
+        """
         with self._cond:
             if not self._pending and not self._closed:
                 self._cond.wait(timeout)
-            items, self._pending = self._pending, {}
+            if max_items is None or len(self._pending) <= max_items:
+                items, self._pending = self._pending, {}
+            else:
+                order = sorted(self._pending, key=lambda source: self._served.get(source, -1))
+                items = {source: self._pending.pop(source) for source in order[:max_items]}
+            self._takes += 1
             for source in items:
                 self._counters[source].taken += 1
+                self._served[source] = self._takes
+            if self._pending:
+                self._cond.notify()  # another consumer may take the rest
             return items
 
     def clear(self) -> int:

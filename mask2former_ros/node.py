@@ -62,6 +62,8 @@ class Camera:
     publish_ms: WindowStats = field(default_factory=WindowStats)
     bad_frames: int = 0
     failed_frames: int = 0
+    late_frames: int = 0  # finished after a newer frame of this camera was published
+    last_published_arrival: float = -1.0  # monotonic arrival time of the newest published
     last_warning: float = -1e9
     last_problem: str = ''
 
@@ -81,7 +83,8 @@ class SegmentationNode(LifecycleNode):
         self.engine: SegmentationEngine | None = None
         self.cameras: dict[str, Camera] = {}
         self._slots: LatestFrameSlots = LatestFrameSlots()
-        self._worker: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
+        self._publish_lock = threading.Lock()  # publication order and shared counters
         self._stop = threading.Event()
         self._diag_pub = None
         self._diag_timer = None
@@ -160,9 +163,11 @@ class SegmentationNode(LifecycleNode):
         msg_type = CompressedImage if self.param('image_transport') == 'compressed' else Image
         self._stop.clear()
         self._slots.reopen()
-        self._worker = threading.Thread(target=self._work, name='segmentation_worker',
-                                        daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._work, name=f'segmentation_worker_{i}',
+                                          daemon=True)
+                         for i in range(self.param('inference_workers'))]
+        for worker in self._workers:
+            worker.start()
         for camera in self.cameras.values():
             camera.subscription = self.create_subscription(
                 msg_type, camera.input_topic,
@@ -199,12 +204,13 @@ class SegmentationNode(LifecycleNode):
                 camera.subscription = None
         self._stop.set()
         self._slots.close()
-        if self._worker is not None:
-            self._worker.join(timeout)
-            if self._worker.is_alive():
-                self.get_logger().warning(
-                    f'inference still running after {timeout:.0f} s; leaving it to finish')
-            self._worker = None
+        deadline = time.monotonic() + timeout
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        if any(worker.is_alive() for worker in self._workers):
+            self.get_logger().warning(
+                f'inference still running after {timeout:.0f} s; leaving it to finish')
+        self._workers = []
         self._slots.clear()
 
     def _release(self) -> None:
@@ -238,8 +244,9 @@ class SegmentationNode(LifecycleNode):
         self._slots.put(camera, (msg, time.monotonic()))
 
     def _work(self) -> None:
+        max_items = self.param('max_batch_size') or None
         while not self._stop.is_set():
-            items = self._slots.take(timeout=0.2)
+            items = self._slots.take(timeout=0.2, max_items=max_items)
             if items and not self._stop.is_set():
                 self._process(items)
 
@@ -282,14 +289,16 @@ class SegmentationNode(LifecycleNode):
         try:
             results = engine.segment_batch([f[3] for f in frames])
         except Exception as exc:  # e.g. CUDA out of memory: drop this batch, keep running
-            self._failed_batches += 1
-            for camera, *_ in frames:
-                camera.failed_frames += 1
-                self._warn(camera, f'inference failed, frame dropped: {type(exc).__name__}: '
-                                   f'{exc}')
+            with self._publish_lock:
+                self._failed_batches += 1
+                for camera, *_ in frames:
+                    camera.failed_frames += 1
+                    self._warn(camera, f'inference failed, frame dropped: '
+                                       f'{type(exc).__name__}: {exc}')
             return
         batch_ms = (time.perf_counter() - started) * 1e3
-        self._batch_sizes[len(frames)] = self._batch_sizes.get(len(frames), 0) + 1
+        with self._publish_lock:
+            self._batch_sizes[len(frames)] = self._batch_sizes.get(len(frames), 0) + 1
         self._batch_ms.add(batch_ms)
         self._frame_ms.add(batch_ms / len(frames))
         for stage, stats in self._stage_ms.items():
@@ -298,6 +307,11 @@ class SegmentationNode(LifecycleNode):
         for (camera, msg, received, rgb), result in zip(frames, results, strict=True):
             if self._stop.is_set():
                 return
+            with self._publish_lock:  # several workers: never publish out of arrival order
+                if received < camera.last_published_arrival:
+                    camera.late_frames += 1
+                    continue
+                camera.last_published_arrival = received
             publish_started = time.perf_counter()
             try:
                 self._publish(camera, msg.header, rgb, result.labels, engine.palette, alpha)
@@ -384,6 +398,7 @@ class SegmentationNode(LifecycleNode):
                 kv('frames_dropped', count.dropped if count else 0),
                 kv('frames_processed', camera.output_stats.total),
                 kv('bad_frames', camera.bad_frames), kv('failed_frames', camera.failed_frames),
+                kv('late_frames', camera.late_frames),
                 kv('latency_p50_ms', p50), kv('latency_p95_ms', p95),
                 kv('inference_ms', frame_ms),
                 kv('transport_ms_p50', camera.transport_ms.percentiles(50)[0]),

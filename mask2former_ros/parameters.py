@@ -83,6 +83,13 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('cameras', [''],
                   "camera namespaces served by one model, e.g. ['front', 'left']; [''] = "
                   'subscribe image, publish segmentation/* in the node namespace', _camera_names),
+    ParameterSpec('inference_workers', 1,
+                  'batches segmented at the same time on the one model: 1 = lowest latency; '
+                  '2 can raise throughput on CPUs when the model alone cannot use every core',
+                  _range(1, 8)),
+    ParameterSpec('max_batch_size', 0,
+                  'most frames segmented in one batch (0: the pending frame of every camera); '
+                  'cameras are served in turn', _range(0, 64)),
     ParameterSpec('image_transport', 'raw',
                   'raw: subscribe <camera>/image; compressed: <camera>/image/compressed',
                   _choice('raw', 'compressed')),

@@ -27,8 +27,12 @@ def peer():
     p.close()
 
 
-def test_three_cameras_one_model(peer, tiny_model_dir):
-    node = NodeProcess({'model': str(tiny_model_dir), 'cameras': list(CAMERAS)},
+@pytest.mark.parametrize('params', [
+    {},  # one worker, every pending camera in one batch
+    {'inference_workers': 2, 'max_batch_size': 1},  # two batches at once, cameras in turn
+], ids=['one_batch', 'two_workers'])
+def test_three_cameras_one_model(peer, tiny_model_dir, params):
+    node = NodeProcess({'model': str(tiny_model_dir), 'cameras': list(CAMERAS), **params},
                        name='multi_node', namespace='/vehicle')
     try:
         assert node.wait_for_output('active:', 120), node.output
@@ -77,6 +81,8 @@ def test_three_cameras_one_model(peer, tiny_model_dir):
             thread.join(2)
 
         for name, (h, w, _) in CAMERAS.items():
+            stamps = [(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in outputs[name]]
+            assert stamps == sorted(stamps), f'{name}: outputs went back in time'
             cm = ConfusionMatrix(19)
             for _, msg in outputs[name]:
                 assert (msg.height, msg.width) == (h, w)
@@ -94,9 +100,11 @@ def test_three_cameras_one_model(peer, tiny_model_dir):
             key = f'/vehicle/multi_node: /vehicle/{name}/image'
             assert key in statuses, list(statuses)
             assert int(statuses[key]['frames_processed']) >= 3
+            assert int(statuses[key]['late_frames']) >= 0
         model = statuses['/vehicle/multi_node: model']
         histogram = {int(k): v for k, v in json.loads(model['batch_size_histogram']).items()}
-        assert sum(histogram.values()) > 0 and max(histogram) <= 3
+        assert sum(histogram.values()) > 0
+        assert max(histogram) <= params.get('max_batch_size', 3), histogram
         assert float(model['inference_ms_per_batch_p50']) > 0
     finally:
         code, seconds = node.stop()
