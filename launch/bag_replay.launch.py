@@ -22,7 +22,6 @@ Examples::
 
 import os
 
-from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
 from launch import LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription, LogInfo, OpaqueFunction,
@@ -30,28 +29,11 @@ from launch.actions import (
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from mask2former_ros.launch_support import (
+    as_bool, large_image_env, PROFILE_VARIABLE, share_directory)
 
 PACKAGE = 'mask2former_ros'
-PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
 CLOCK_HZ = '100'  # /clock rate of the player: 10 ms steps of simulated time
-
-
-def share_directory() -> str:
-    """Return the package's share directory, or the source tree when it is not installed."""
-    try:
-        return get_package_share_directory(PACKAGE)
-    except PackageNotFoundError:
-        return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def as_bool(name: str, text: str) -> bool:
-    """Parse a boolean launch argument (true/false, 1/0, yes/no, on/off)."""
-    value = text.strip().lower()
-    if value in ('true', '1', 'yes', 'on'):
-        return True
-    if value in ('false', '0', 'no', 'off'):
-        return False
-    raise ValueError(f"launch argument {name}:='{text}' must be true or false")
 
 
 def positive_float(name: str, text: str, allow_zero: bool = False) -> float:
@@ -99,16 +81,11 @@ def launch_setup(context, *args, **kwargs) -> list:
     delay = positive_float('delay', arg('delay'), allow_zero=True)
     large_images = as_bool('large_image_profile', arg('large_image_profile'))
 
-    env: dict[str, str] = {}
-    actions: list = []
-    profile = os.path.join(share, 'config', 'fastdds_large_images.xml')
-    if large_images and os.path.isfile(profile):
-        env[PROFILE_VARIABLE] = profile
-        actions.append(LogInfo(msg=f'{PROFILE_VARIABLE}={profile} for the player, the node '
-                                   'and RViz2; export it for other tools too'))
-    elif large_images:
-        actions.append(LogInfo(msg=f'large_image_profile: {profile} not found; '
-                                   'using the default DDS transports'))
+    env, note = large_image_env(large_images)
+    actions: list = [LogInfo(msg=note)] if note else []
+    if env:
+        actions.append(LogInfo(msg=f'{PROFILE_VARIABLE}={env[PROFILE_VARIABLE]} for the player, '
+                                   'the node and RViz2; export it for other tools too'))
 
     player = ExecuteProcess(
         cmd=bag_play_command(bag, repr(rate), as_bool('loop', arg('loop')), arg('remap')),

@@ -29,35 +29,17 @@ import os
 import re
 from typing import List
 
-from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+from mask2former_ros.launch_support import (
+    as_bool, large_image_env, PROFILE_VARIABLE, share_directory)
 
 PACKAGE = 'mask2former_ros'
-PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
 MODES = ['batched', 'one_node_per_camera']
 _NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*')
-
-
-def share_directory() -> str:
-    """Return the package's share directory, or the source tree when it is not installed."""
-    try:
-        return get_package_share_directory(PACKAGE)
-    except PackageNotFoundError:
-        return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def as_bool(name: str, text: str) -> bool:
-    """Parse a boolean launch argument (true/false, 1/0, yes/no, on/off)."""
-    value = text.strip().lower()
-    if value in ('true', '1', 'yes', 'on'):
-        return True
-    if value in ('false', '0', 'no', 'off'):
-        return False
-    raise ValueError(f"launch argument {name}:='{text}' must be true or false")
 
 
 def parse_cameras(text: str) -> list[str]:
@@ -112,15 +94,8 @@ def launch_setup(context, *args, **kwargs) -> list:
             overrides[name] = ParameterValue(arg(name), value_type=str)
     files = [params_file] if params_file else []
 
-    env: dict[str, str] = {}
-    notes = []
-    if as_bool('large_image_profile', arg('large_image_profile')):
-        profile = os.path.join(share_directory(), 'config', 'fastdds_large_images.xml')
-        if os.path.isfile(profile):
-            env[PROFILE_VARIABLE] = profile
-        else:
-            notes.append(LogInfo(msg=f'large_image_profile: {profile} not found; '
-                                     'using the default DDS transports'))
+    env, note = large_image_env(as_bool('large_image_profile', arg('large_image_profile')))
+    notes = [LogInfo(msg=note)] if note else []
 
     def node(name: str, namespace: str | None, cameras_param: list[str],
              remappings: list[tuple[str, str]]) -> Node:

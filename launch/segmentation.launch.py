@@ -18,45 +18,16 @@ Examples::
 
 import os
 
-from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+from mask2former_ros.launch_support import (
+    as_bool, large_image_env, PROFILE_VARIABLE, share_directory)
 
 PACKAGE = 'mask2former_ros'
-PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
 LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal']
-
-
-def share_directory() -> str:
-    """Return the package's share directory, or the source tree when it is not installed."""
-    try:
-        return get_package_share_directory(PACKAGE)
-    except PackageNotFoundError:
-        return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def as_bool(name: str, text: str) -> bool:
-    """Parse a boolean launch argument (true/false, 1/0, yes/no, on/off)."""
-    value = text.strip().lower()
-    if value in ('true', '1', 'yes', 'on'):
-        return True
-    if value in ('false', '0', 'no', 'off'):
-        return False
-    raise ValueError(f"launch argument {name}:='{text}' must be true or false")
-
-
-def large_image_env(enabled: bool) -> tuple[dict[str, str], list[LogInfo]]:
-    """Return the environment selecting the large-image Fast DDS profile, and notes to log."""
-    if not enabled:
-        return {}, []
-    profile = os.path.join(share_directory(), 'config', 'fastdds_large_images.xml')
-    if not os.path.isfile(profile):
-        return {}, [LogInfo(msg=f'large_image_profile: {profile} not found; '
-                                'using the default DDS transports')]
-    return {PROFILE_VARIABLE: profile}, []
 
 
 def launch_setup(context, *args, **kwargs) -> list:
@@ -88,7 +59,8 @@ def launch_setup(context, *args, **kwargs) -> list:
     if image:
         remappings = [('image', image), ('image/compressed', image + '/compressed')]
 
-    env, notes = large_image_env(as_bool('large_image_profile', arg('large_image_profile')))
+    env, note = large_image_env(as_bool('large_image_profile', arg('large_image_profile')))
+    notes = [LogInfo(msg=note)] if note else []
     node = Node(
         package=PACKAGE,
         executable='segmentation_node',

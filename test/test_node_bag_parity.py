@@ -1,4 +1,5 @@
-"""The running node and ``segment_bag`` give identical outputs for the same recorded frames.
+"""
+The running node and ``segment_bag`` give identical outputs for the same recorded frames.
 
 A bag written by rosbags is segmented offline by the ``segment_bag`` command, and played over
 real DDS (recorded CDR bytes, one frame at a time so nothing is dropped) into a running
