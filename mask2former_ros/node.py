@@ -84,7 +84,7 @@ class SegmentationNode(LifecycleNode):
         self.cameras: dict[str, Camera] = {}
         self._slots: LatestFrameSlots = LatestFrameSlots()
         self._workers: list[threading.Thread] = []
-        self._publish_lock = threading.Lock()  # publication order and shared counters
+        self._publish_lock = threading.Lock()  # publication order and counters of workers
         self._stop = threading.Event()
         self._diag_pub = None
         self._diag_timer = None
@@ -256,7 +256,8 @@ class SegmentationNode(LifecycleNode):
                 return compressed_to_rgb(msg)
             return image_to_rgb(msg)
         except ImageConversionError as exc:
-            camera.bad_frames += 1
+            with self._publish_lock:  # workers may decode at the same time
+                camera.bad_frames += 1
             self._warn(camera, f'bad frame on {self.resolve_topic_name(camera.input_topic)}: '
                                f'{exc}')
             return None
