@@ -35,7 +35,8 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from mask2former_ros.launch_support import (
-    as_bool, large_image_env, PROFILE_VARIABLE, share_directory)
+    as_bool, input_remappings, large_image_env, node_parameters, PROFILE_VARIABLE,
+    share_directory)
 
 PACKAGE = 'mask2former_ros'
 MODES = ['batched', 'one_node_per_camera']
@@ -65,11 +66,6 @@ def parse_cameras(text: str) -> list[str]:
     return names
 
 
-def camera_remappings(prefix: str, target: str) -> list[tuple[str, str]]:
-    """Remap ``<prefix>image`` and ``<prefix>image/compressed`` to ``target`` (+/compressed)."""
-    return [(f'{prefix}image', target), (f'{prefix}image/compressed', f'{target}/compressed')]
-
-
 def launch_setup(context, *args, **kwargs) -> list:
     """Build the node(s) for the camera list and the mode."""
     def arg(name: str) -> str:
@@ -80,19 +76,7 @@ def launch_setup(context, *args, **kwargs) -> list:
     suffix = arg('image_suffix').strip('/')
     if not suffix:
         raise ValueError('launch argument image_suffix must not be empty')
-    params_file = os.path.expanduser(arg('params_file'))
-    if params_file and not os.path.isfile(params_file):
-        raise FileNotFoundError(f"launch argument params_file:='{params_file}' does not exist")
-
-    # The overrides come after the file, so they take precedence over it.
-    overrides = {
-        'image_transport': ParameterValue(arg('image_transport'), value_type=str),
-        'use_sim_time': as_bool('use_sim_time', arg('use_sim_time')),
-    }
-    for name in ('model', 'device'):
-        if arg(name):
-            overrides[name] = ParameterValue(arg(name), value_type=str)
-    files = [params_file] if params_file else []
+    files, overrides = node_parameters(arg)
 
     env, note = large_image_env(as_bool('large_image_profile', arg('large_image_profile')))
     notes = [LogInfo(msg=note)] if note else []
@@ -111,10 +95,10 @@ def launch_setup(context, *args, **kwargs) -> list:
     if mode == 'batched':
         remappings = []
         for camera in cameras:
-            remappings += camera_remappings(f'{camera}/', f'{camera}/{suffix}')
+            remappings += input_remappings(f'{camera}/', f'{camera}/{suffix}')
         nodes = [node('segmentation_node', None, cameras, remappings)]
     elif mode == 'one_node_per_camera':
-        nodes = [node('segmentation_node', camera, [''], camera_remappings('', suffix))
+        nodes = [node('segmentation_node', camera, [''], input_remappings('', suffix))
                  for camera in cameras]
     else:
         raise ValueError(f"launch argument mode:='{mode}' must be one of {', '.join(MODES)}")

@@ -22,9 +22,9 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 from mask2former_ros.launch_support import (
-    as_bool, large_image_env, PROFILE_VARIABLE, share_directory)
+    as_bool, input_remappings, large_image_env, node_parameters, PROFILE_VARIABLE,
+    share_directory)
 
 PACKAGE = 'mask2former_ros'
 LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal']
@@ -35,29 +35,12 @@ def launch_setup(context, *args, **kwargs) -> list:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context).strip()
 
-    params_file = os.path.expanduser(arg('params_file'))
-    if params_file and not os.path.isfile(params_file):
-        raise FileNotFoundError(f"launch argument params_file:='{params_file}' does not exist")
+    files, overrides = node_parameters(arg)
     node_name = arg('node_name')
     if not node_name:
         raise ValueError('launch argument node_name must not be empty')
-
-    # Parameters given later take precedence: the overrides come after the file. model and
-    # device are only overridden when given, so that the file's values apply otherwise.
-    # ParameterValue(..., value_type=str) keeps e.g. a model directory named '2024' a string.
-    overrides = {
-        'image_transport': ParameterValue(arg('image_transport'), value_type=str),
-        'use_sim_time': as_bool('use_sim_time', arg('use_sim_time')),
-    }
-    for name in ('model', 'device'):
-        if arg(name):
-            overrides[name] = ParameterValue(arg(name), value_type=str)
-    parameters = ([params_file] if params_file else []) + [overrides]
-
     image = arg('image')
-    remappings = []
-    if image:
-        remappings = [('image', image), ('image/compressed', image + '/compressed')]
+    remappings = input_remappings('', image) if image else []
 
     env, note = large_image_env(as_bool('large_image_profile', arg('large_image_profile')))
     notes = [LogInfo(msg=note)] if note else []
@@ -66,7 +49,7 @@ def launch_setup(context, *args, **kwargs) -> list:
         executable='segmentation_node',
         name=node_name,
         namespace=arg('namespace') or None,
-        parameters=parameters,
+        parameters=files + [overrides],
         remappings=remappings,
         arguments=['--ros-args', '--log-level', arg('log_level')],
         additional_env=env or None,
