@@ -19,7 +19,7 @@ import time
 
 from bench_node import default_model, prepare_environment
 from diagnostic_msgs.msg import DiagnosticArray
-from mask2former_ros.image_conversion import make_image_msg
+from mask2former_ros.image_conversion import make_image_msg, stamp_ns
 from mask2former_ros.synthetic import make_scene
 import numpy as np
 import psutil
@@ -61,7 +61,7 @@ def run_setting(driver, model: str, n: int, mode: str, params: list[str] | None,
 
         def on_labels(msg, cam=cam):
             now = time.time_ns()
-            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            stamp = stamp_ns(msg.header)
             arrivals[cam].append((time.monotonic(), (now - stamp) / 1e6))
         subs.append(driver.create_subscription(Image, f'{base}/segmentation/labels',
                                                on_labels, qos))

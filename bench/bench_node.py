@@ -20,7 +20,7 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from mask2former_ros.image_conversion import make_image_msg
+from mask2former_ros.image_conversion import make_image_msg, stamp_ns
 from mask2former_ros.synthetic import make_scene
 import numpy as np
 import psutil
@@ -76,7 +76,7 @@ def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: flo
 
     def on_labels(msg: Image) -> None:
         now = time.time_ns()
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg.header)
         arrivals.append((time.monotonic(), (now - stamp) / 1e6))
     sub = node.create_subscription(Image, f'/{namespace}/segmentation/labels', on_labels, qos)
     diag_sub = node.create_subscription(DiagnosticArray, '/diagnostics',

@@ -20,7 +20,7 @@ import time
 
 import cv2
 from mask2former_ros.bag_player import BagPlayer
-from mask2former_ros.image_conversion import image_to_rgb
+from mask2former_ros.image_conversion import image_to_rgb, stamp_ns
 from mask2former_ros.metrics import ConfusionMatrix
 from mask2former_ros.sample_bag import write_sample_bag
 import numpy as np
@@ -88,7 +88,7 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
 
     def keep(kind: str):
         def callback(msg: Image) -> None:
-            key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            key = stamp_ns(msg.header)
             outputs[kind][key] = msg
             if kind == 'labels':
                 received_at[key] = time.monotonic()
@@ -98,7 +98,7 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
     gt: dict[int, np.ndarray] = {}
 
     def on_publish(topic: str, msg) -> None:
-        key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        key = stamp_ns(msg.header)
         if topic == GT_TOPIC:
             gt[key] = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width)
         else:
@@ -154,7 +154,7 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
             wanted = set(sorted(outputs['overlay'])[::max(1, len(overlays) // 4)][:4])
             for conn, _, raw in reader.messages(connections=conns):
                 msg = reader.deserialize(raw, conn.msgtype)
-                key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                key = stamp_ns(msg.header)
                 if key in wanted:
                     pairs.append((image_to_rgb(msg), image_to_rgb(outputs['overlay'][key])))
         _contact_sheet(pairs, out / 'contact_sheet.png')

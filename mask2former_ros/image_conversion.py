@@ -265,6 +265,11 @@ def compressed_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
     return decoded
 
 
+def stamp_ns(header: Any) -> int:
+    """Return a ``std_msgs/Header`` stamp in integer nanoseconds (0 for an unset stamp)."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
 def _check_rgb(rgb: Any) -> np.ndarray:
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 \
             or rgb.shape[2] != 3:

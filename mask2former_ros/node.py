@@ -19,7 +19,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from mask2former_ros.engine import dtype_name, EngineConfig, ModelLoadError, SegmentationEngine
 from mask2former_ros.frame_slot import LatestFrameSlots
 from mask2former_ros.image_conversion import (
-    compressed_to_rgb, image_to_rgb, ImageConversionError, labels_to_image, rgb_to_image)
+    compressed_to_rgb, image_to_rgb, ImageConversionError, labels_to_image, rgb_to_image,
+    stamp_ns)
 from mask2former_ros.palette import colorize, overlay
 from mask2former_ros.parameters import PARAMETERS, SPECS, validate
 from mask2former_ros.stats import WindowStats
@@ -238,7 +239,7 @@ class SegmentationNode(LifecycleNode):
         """Subscription callback: keep only the newest message; decoding is the worker's."""
         cam = self.cameras[camera]
         cam.input_stats.add()
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg.header)
         if stamp:
             cam.transport_ms.add((self.get_clock().now().nanoseconds - stamp) / 1e6)
         self._slots.put(camera, (msg, time.monotonic()))
@@ -321,7 +322,7 @@ class SegmentationNode(LifecycleNode):
                 continue
             camera.publish_ms.add((time.perf_counter() - publish_started) * 1e3)
             now = self.get_clock().now().nanoseconds
-            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            stamp = stamp_ns(msg.header)
             latency = (now - stamp) / 1e6 if stamp else (time.monotonic() - received) * 1e3
             camera.latency_ms.add(latency)
             camera.output_stats.add()

@@ -63,7 +63,7 @@ from typing import Any, Callable
 import cv2
 from mask2former_ros.cityscapes import labelids_to_trainids
 from mask2former_ros.frame_slot import simulate_realtime
-from mask2former_ros.image_conversion import compressed_to_rgb, image_to_rgb
+from mask2former_ros.image_conversion import compressed_to_rgb, image_to_rgb, stamp_ns
 from mask2former_ros.metrics import ConfusionMatrix, IGNORE_INDEX
 from mask2former_ros.palette import colorize, overlay
 from mask2former_ros.sample_bag import (
@@ -119,10 +119,6 @@ class Options:
     output_prefix: str = '/segmentation'
     overlay_alpha: float = 0.5
     progress: bool = True
-
-
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def _format_stamp(stamp: int) -> str:
@@ -268,7 +264,7 @@ class TopicGroundTruth:
             for log_time, raw in _iterate(self.reader, self.connections, self.path, topic):
                 msg = self._deserialize(raw)
                 label_array(msg, f"ground-truth message on '{topic}'")  # validate once
-                self.log_times.setdefault(_stamp_ns(msg.header), log_time)
+                self.log_times.setdefault(stamp_ns(msg.header), log_time)
         except BaseException:
             self.close()
             raise
@@ -288,7 +284,7 @@ class TopicGroundTruth:
         for _, raw in _iterate(self.reader, self.connections, self.path, self.topic,
                                start=log_time, stop=log_time + 1):
             msg = self._deserialize(raw)
-            if _stamp_ns(msg.header) == stamp:
+            if stamp_ns(msg.header) == stamp:
                 return label_array(msg, f"ground-truth message on '{self.topic}'")
         return None
 
@@ -649,7 +645,7 @@ class BagSegmenter:
                         else (int(msg.height), int(msg.width)))
             except Exception:  # noqa: BLE001 - a bad first frame is reported while running
                 return
-            truth = self.gt.lookup(index, _stamp_ns(msg.header))
+            truth = self.gt.lookup(index, stamp_ns(msg.header))
             if truth is not None and truth.shape != tuple(size):
                 raise SegmentBagError(self._size_message(index, truth.shape, size))
 
@@ -713,7 +709,7 @@ class BagSegmenter:
         stamp = None
         try:
             msg = self.bag.deserialize(raw)
-            stamp = _stamp_ns(msg.header)
+            stamp = stamp_ns(msg.header)
             rgb = self.bag.to_rgb(msg)
         except Exception as exc:  # noqa: BLE001 - any malformed frame is skipped
             self.bad += 1

@@ -11,6 +11,7 @@ import sys
 import cv2
 from mask2former_ros.cityscapes import labelids_to_trainids, trainids_to_labelids
 from mask2former_ros.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.image_conversion import stamp_ns
 from mask2former_ros.palette import colorize, overlay
 from mask2former_ros.sample_bag import typestore, write_gt_dir, write_sample_bag
 from mask2former_ros.segment_bag import segment_bag, SegmentBagError
@@ -51,7 +52,7 @@ def read_bag(path: Path) -> dict[str, list[tuple[int, object, bytes]]]:
 
 
 def stamp(msg) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+    return stamp_ns(msg.header)
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
