@@ -74,9 +74,8 @@ class BagPlayer:
             if delay > 0:
                 time.sleep(delay)
             publisher, cls = self.publishers[topic]
-            msg = deserialize_message(raw, cls)
-            publisher.publish(msg)
+            publisher.publish(raw)  # the recorded CDR bytes, not re-serialised
             count += 1
             if on_publish:
-                on_publish(topic, msg)
+                on_publish(topic, deserialize_message(raw, cls))
         return count
