@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any, Callable
 
+import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -153,3 +154,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float, period: float = 0.
             return True
         time.sleep(period)
     return predicate()
+
+
+def labels_array(msg: Any) -> np.ndarray:
+    """Return the class ids of a mono8 label Image without row padding (as the node publishes)."""
+    assert msg.encoding == 'mono8' and msg.step == msg.width
+    return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width)

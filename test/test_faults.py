@@ -9,11 +9,11 @@ import textwrap
 import time
 
 from mask2former_ros.image_conversion import make_image_msg
-from mask2former_ros.metrics import ConfusionMatrix
+from mask2former_ros.metrics import miou
 from mask2former_ros.synthetic import make_scene
 import numpy as np
 import pytest
-from ros_harness import NodeProcess, RosPeer, wait_until
+from ros_harness import labels_array, NodeProcess, RosPeer, wait_until
 from sensor_msgs.msg import Image
 
 HERE = Path(__file__).resolve().parent
@@ -26,14 +26,8 @@ def peer():
     p.close()
 
 
-def _labels(msg: Image) -> np.ndarray:
-    return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width)
-
-
 def _miou(truth: np.ndarray, msg: Image) -> float:
-    cm = ConfusionMatrix(19)
-    cm.update(truth, _labels(msg))
-    return cm.miou()
+    return miou(truth, labels_array(msg), 19)
 
 
 PUBLISHER = textwrap.dedent("""

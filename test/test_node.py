@@ -8,15 +8,14 @@ from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from mask2former_ros.image_conversion import image_to_rgb, make_image_msg
-from mask2former_ros.metrics import ConfusionMatrix
+from mask2former_ros.metrics import ConfusionMatrix, miou
 from mask2former_ros.palette import CITYSCAPES_CLASSES, CITYSCAPES_COLORS
 from mask2former_ros.synthetic import make_scene
 import numpy as np
 import pytest
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from ros_harness import NodeProcess, RosPeer, wait_until
+from rclpy.parameter import Parameter
+from ros_harness import labels_array, NodeProcess, RosPeer, wait_until
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
@@ -87,11 +86,6 @@ def raw_session(peer, tiny_model_dir):
     node.stop()
 
 
-def labels_array(msg: Image) -> np.ndarray:
-    assert msg.encoding == 'mono8' and msg.step == msg.width
-    return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width)
-
-
 def scene(seed: int, height: int = 240, width: int = 320):
     return make_scene(np.random.default_rng(seed), height, width)
 
@@ -121,9 +115,7 @@ def test_padded_rows_and_big_endian(raw_session, encoding, padding, big_endian):
     labels = labels_array(raw_session.request(msg))
     assert labels.shape == (200, 300)
     if encoding != 'mono16':
-        cm = ConfusionMatrix(19)
-        cm.update(truth, labels)
-        assert cm.miou() >= 0.9
+        assert miou(truth, labels, 19) >= 0.9
 
 
 def test_overlay_has_header_and_blends_palette(raw_session):
@@ -150,9 +142,7 @@ def test_bad_frames_warn_and_good_frames_still_work(raw_session):
         time.sleep(0.3)
     rgb, truth = scene(99)
     labels = labels_array(raw_session.request(make_image_msg(rgb, 'bgr8')))
-    cm = ConfusionMatrix(19)
-    cm.update(truth, labels)
-    assert cm.miou() >= 0.9
+    assert miou(truth, labels, 19) >= 0.9
     assert raw_session.node.proc.poll() is None
     assert 'bad frame on /image' in raw_session.node.output
     assert wait_until(lambda: int(raw_session.last_status('/image').get('bad_frames', 0)) >= 4,
@@ -190,17 +180,8 @@ def test_label_info_is_latched_json(peer, raw_session):
 def _set_parameter(peer: RosPeer, node: str, name: str, value) -> tuple[bool, str]:
     client = peer.node.create_client(SetParameters, f'/{node}/set_parameters')
     assert client.wait_for_service(10)
-    pv = ParameterValue()
-    if isinstance(value, bool):
-        pv.type, pv.bool_value = ParameterType.PARAMETER_BOOL, value
-    elif isinstance(value, float):
-        pv.type, pv.double_value = ParameterType.PARAMETER_DOUBLE, value
-    elif isinstance(value, int):
-        pv.type, pv.integer_value = ParameterType.PARAMETER_INTEGER, value
-    else:
-        pv.type, pv.string_value = ParameterType.PARAMETER_STRING, value
     future = client.call_async(SetParameters.Request(parameters=[
-        ParameterMsg(name=name, value=pv)]))
+        Parameter(name, value=value).to_parameter_msg()]))
     assert wait_until(future.done, 10)
     result = future.result().results[0]
     peer.node.destroy_client(client)
@@ -240,9 +221,7 @@ def test_compressed_jpeg_and_png_input(peer, tiny_model_dir):
             ok, data = cv2.imencode(ext, rgb[..., ::-1].copy(), [cv2.IMWRITE_JPEG_QUALITY, 95])
             msg = CompressedImage(format=fmt, data=data.tobytes())
             labels = labels_array(session.request(msg))
-            cm = ConfusionMatrix(19)
-            cm.update(truth, labels)
-            assert cm.miou() >= 0.9, fmt
+            assert miou(truth, labels, 19) >= 0.9, fmt
         session.pub.publish(CompressedImage(format='jpeg', data=b'\xff\xd8\xff\xe0garbage'))
         rgb, truth = scene(3)
         ok, data = cv2.imencode('.png', rgb[..., ::-1].copy())
