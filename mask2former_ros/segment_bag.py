@@ -359,8 +359,6 @@ class OutputBag:
         """Create the bag and its connections."""
         self.path = path
         self.writer = open_writer(path, storage)
-        self.counts = dict.fromkeys(OUTPUT_KINDS, 0)
-        self.counts['input'] = 0
         try:
             for key, value in custom.items():
                 self.writer.set_custom_data(key, value)
@@ -392,13 +390,11 @@ class OutputBag:
         raws = {kind: typestore().serialize_cdr(msg, IMAGE) for kind, msg in messages.items()}
         for kind, raw in raws.items():
             self.writer.write(self.connections[kind], log_time, raw)
-            self.counts[kind] += 1
 
     def copy_input(self, log_time: int, raw: bytes) -> None:
         """Copy one raw input message (with --include-input)."""
         if self.input_connection is not None:
             self.writer.write(self.input_connection, log_time, raw)
-            self.counts['input'] += 1
 
     def close(self) -> None:
         """Write the index and metadata; the bag is readable afterwards."""
