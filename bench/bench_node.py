@@ -16,8 +16,10 @@ from pathlib import Path
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from mask2former_ros.image_conversion import make_image_msg, stamp_ns
@@ -52,22 +54,26 @@ def default_model(model: str | None) -> str:
     return str(ensure_tiny_model())
 
 
-def start_node(kind: str, model: str, namespace: str, extra: list[str]) -> subprocess.Popen:
-    """Start our node or the naive one in ``namespace``."""
+def start_node(kind: str, model: str, namespace: str,
+               extra: list[str]) -> tuple[subprocess.Popen, Any]:
+    """Start our node or the naive one in ``namespace``; return it and its output file."""
     if kind == 'segmentation_node':
         cmd = [str(Path(sys.executable).with_name('segmentation_node')), '--ros-args',
                '-r', f'__ns:=/{namespace}', '-p', f'model:={model}', *extra]
     else:
         cmd = [sys.executable, str(HERE / 'naive_node.py'), '--model', model, '--ros-args',
                '-r', f'__ns:=/{namespace}']
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Output to a file, not a pipe: nobody reads during the run, and a full pipe (long soak,
+    # chatty node) would block the node.
+    log = tempfile.TemporaryFile('w+')
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True), log
 
 
 def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: float,
             extra: list[str], window: float = 5.0) -> dict:
     """Drive one node for ``seconds`` at ``rate`` Hz; measurements per ``window`` seconds."""
     namespace = f'bench_{kind}_{random.randint(0, 1 << 30)}'
-    proc = start_node(kind, model, namespace, extra)
+    proc, log = start_node(kind, model, namespace, extra)
     ps = psutil.Process(proc.pid)
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     pub = node.create_publisher(Image, f'/{namespace}/image', qos)
@@ -84,7 +90,8 @@ def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: flo
     deadline = time.monotonic() + 300
     while pub.get_subscription_count() == 0:
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f'{kind} did not start:\n{proc.stdout.read()}')
+            log.seek(0)
+            raise SystemExit(f'{kind} did not start:\n{log.read()}')
         time.sleep(0.1)
     # Warm-up: one frame through, so model start-up is not measured.
     warm = len(arrivals)
@@ -118,6 +125,7 @@ def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: flo
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
     node.destroy_subscription(sub)
     node.destroy_subscription(diag_sub)
     node.destroy_publisher(pub)
