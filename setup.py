@@ -10,7 +10,7 @@ package_name = 'mask2former_ros'
 setup(
     name=package_name,
     version='0.1.0',
-    packages=find_packages(exclude=['test', 'test.*', 'bench', 'bench.*']),
+    packages=find_packages(include=['mask2former_ros', 'mask2former_ros.*']),
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -28,9 +28,8 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
-            'segmentation_node = mask2former_ros.node:main',
+            'segmentation_node = mask2former_ros.ros.node:main',
             'segment_bag = mask2former_ros.segment_bag:main',
-            'train_tiny_model = mask2former_ros.tiny_model:main',
         ],
     },
 )

@@ -3,7 +3,7 @@ Engine vs reference pipeline: ms per stage on the same checkpoint and frames, in
 
 Reference: ``Mask2FormerImageProcessorPil`` preprocessing, the model, and
 ``post_process_semantic_segmentation`` with the frame size as target (the documented HF recipe).
-Engine: :class:`mask2former_ros.engine.SegmentationEngine`.
+Engine: :class:`mask2former_ros.core.engine.SegmentationEngine`.
 
     python bench/bench_engine.py                      # tiny + swin-tiny random, trained tiny
     python bench/bench_engine.py --models swin-tiny --frames 5 --size 1024x2048
@@ -18,9 +18,9 @@ import sys
 import tempfile
 import time
 
-from mask2former_ros.engine import EngineConfig, SegmentationEngine
-from mask2former_ros.model_factory import BACKBONES, save_random_checkpoint
-from mask2former_ros.synthetic import make_scene
+from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros_fixtures.model_factory import BACKBONES, save_random_checkpoint
+from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import torch
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 model_dir = str(save_random_checkpoint(Path(tmp) / name, preset=name))
                 label = f'{name} (random weights)'
             elif name == 'trained-tiny':
-                from mask2former_ros.tiny_model import ensure_tiny_model
+                from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
                 model_dir, label = str(ensure_tiny_model()), 'tiny trained on synthetic scenes'
             else:
                 model_dir, label = name, name

@@ -19,8 +19,8 @@ import time
 
 from bench_node import default_model, prepare_environment
 from diagnostic_msgs.msg import DiagnosticArray
-from mask2former_ros.image_conversion import make_image_msg, stamp_ns
-from mask2former_ros.synthetic import make_scene
+from mask2former_ros.ros.image_conversion import make_image_msg, stamp_ns
+from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import psutil
 import rclpy

@@ -22,8 +22,8 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from mask2former_ros.image_conversion import make_image_msg, stamp_ns
-from mask2former_ros.synthetic import make_scene
+from mask2former_ros.ros.image_conversion import make_image_msg, stamp_ns
+from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import psutil
 import rclpy
@@ -50,7 +50,7 @@ def default_model(model: str | None) -> str:
     """Return ``model``, or the trained tiny model (trained once, then cached)."""
     if model is not None:
         return model
-    from mask2former_ros.tiny_model import ensure_tiny_model
+    from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
     return str(ensure_tiny_model())
 
 

@@ -15,8 +15,8 @@ import sys
 import threading
 
 from bench_node import default_model, prepare_environment, run_one
-from mask2former_ros.image_conversion import make_image_msg
-from mask2former_ros.synthetic import make_scene
+from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor

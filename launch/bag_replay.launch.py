@@ -29,7 +29,7 @@ from launch.actions import (
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from mask2former_ros.launch_support import (
+from mask2former_ros.ros.launch_support import (
     as_bool, large_image_env, PROFILE_VARIABLE, share_directory)
 
 PACKAGE = 'mask2former_ros'

@@ -34,7 +34,7 @@ from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
-from mask2former_ros.launch_support import (
+from mask2former_ros.ros.launch_support import (
     as_bool, input_remappings, large_image_env, node_parameters, PROFILE_VARIABLE,
     share_directory)
 

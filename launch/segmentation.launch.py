@@ -22,7 +22,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from mask2former_ros.launch_support import (
+from mask2former_ros.ros.launch_support import (
     as_bool, input_remappings, large_image_env, node_parameters, PROFILE_VARIABLE,
     share_directory)
 

@@ -7,14 +7,14 @@ Command line (see ``segment_bag --help``)::
 
 The input is a rosbag2 bag directory (MCAP or sqlite3 storage) or a single ``.mcap``/``.db3``
 file, read with ``rosbags``; the topic may be ``sensor_msgs/msg/Image`` (any encoding of
-:mod:`mask2former_ros.image_conversion`) or ``sensor_msgs/msg/CompressedImage``.
+:mod:`mask2former_ros.ros.image_conversion`) or ``sensor_msgs/msg/CompressedImage``.
 
 Modes:
 
 * default: every frame goes through the engine in bag order (log time), deterministically.
 * ``--realtime``: frames *arrive at their log time* (the time the recorder received them,
   i.e. what a node sees when the bag is played back with ``ros2 bag play``), and
-  :func:`mask2former_ros.frame_slot.simulate_realtime` replays the node's newest-frame-wins
+  :func:`mask2former_ros.core.frame_slot.simulate_realtime` replays the node's newest-frame-wins
   rule on a virtual clock advanced by the real processing time of each frame (decode,
   inference, writing, evaluation), so frames the model cannot keep up with are dropped.
 
@@ -61,12 +61,12 @@ import time
 from typing import Any, Callable
 
 import cv2
-from mask2former_ros.cityscapes import labelids_to_trainids
-from mask2former_ros.frame_slot import simulate_realtime
-from mask2former_ros.image_conversion import compressed_to_rgb, image_to_rgb, stamp_ns
-from mask2former_ros.metrics import ConfusionMatrix, IGNORE_INDEX
-from mask2former_ros.palette import colorize, overlay
-from mask2former_ros.sample_bag import (
+from mask2former_ros.core.cityscapes import labelids_to_trainids
+from mask2former_ros.core.frame_slot import simulate_realtime
+from mask2former_ros.core.metrics import ConfusionMatrix, IGNORE_INDEX
+from mask2former_ros.core.palette import colorize, overlay
+from mask2former_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb, stamp_ns
+from mask2former_ros_fixtures.sample_bag import (
     COMPRESSED_IMAGE, IMAGE, labels_message, open_writer, rgb_message, STORAGES, typestore)
 import numpy as np
 from rosbags.rosbag2 import Reader
@@ -105,7 +105,7 @@ class Options:
     output_storage: str = 'mcap'
     overwrite: bool = False
     no_output: bool = False
-    model: str | None = None  # None: mask2former_ros.parameters.DEFAULT_MODEL
+    model: str | None = None  # None: mask2former_ros.ros.parameters.DEFAULT_MODEL
     device: str = 'auto'
     precision: str = 'auto'
     input_size: str | int = 'checkpoint'
@@ -652,8 +652,8 @@ class BagSegmenter:
     def _load_engine(self) -> None:
         if self.engine is not None:
             return
-        from mask2former_ros.engine import EngineConfig, ModelLoadError, SegmentationEngine
-        from mask2former_ros.parameters import DEFAULT_MODEL
+        from mask2former_ros.core.engine import EngineConfig, ModelLoadError, SegmentationEngine
+        from mask2former_ros.ros.parameters import DEFAULT_MODEL
         o = self.options
         o.model = o.model or DEFAULT_MODEL
         config = EngineConfig(model=o.model, device=o.device, precision=o.precision,
@@ -846,7 +846,7 @@ class BagSegmenter:
 
     def summary(self, interrupted: bool) -> dict:
         """Return the JSON-serialisable summary of the run so far."""
-        from mask2former_ros.engine import dtype_name
+        from mask2former_ros.core.engine import dtype_name
         o, engine = self.options, self.engine
         remaining = 0 if self.complete else max(self.total - self._done(), 0)
         frames = {'total': self.total, 'processed': self.processed, 'dropped': self.dropped,
@@ -911,7 +911,7 @@ def segment_bag(input_bag: Path | str, topic: str, *, engine: Any = None,
 
 
 def _input_size(value: str) -> str | int:
-    from mask2former_ros.engine import parse_input_size
+    from mask2former_ros.core.engine import parse_input_size
     try:
         return parse_input_size(value)
     except ValueError as exc:

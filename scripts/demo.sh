@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec .venv/bin/python -m mask2former_ros.demo --out "${OUT:-demo_output}" ${MODEL:+--model "$MODEL"} "$@"
+exec .venv/bin/python -m mask2former_ros_fixtures.demo --out "${OUT:-demo_output}" ${MODEL:+--model "$MODEL"} "$@"

@@ -14,6 +14,9 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" ${TORCH_SPEC:-torch==2.13.0}
 "${pip[@]}" -r requirements.txt
 "${pip[@]}" --no-deps -e .
+# The test/demo fixtures (mask2former_ros_fixtures: tiny model training, synthetic scenes, sample
+# bags, the demo) are not part of the installed package; this venv finds them in the checkout.
+.venv/bin/python -c 'import sys, sysconfig; open(sysconfig.get_paths()["purelib"] + "/mask2former_ros_checkout.pth", "w").write(sys.argv[1] + "\n")' "$PWD"
 # xmllint for the package.xml lint test (Debian's libxml2-utils), when we may install it.
 if ! command -v xmllint >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq libxml2-utils) >/dev/null 2>&1 \

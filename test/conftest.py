@@ -22,12 +22,12 @@ os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(LARGE_IMAGE_PROFILE)
 @pytest.fixture(scope='session')
 def random_checkpoint(tmp_path_factory) -> Path:
     """Return a directory with a random-weight tiny Mask2Former (19 Cityscapes classes)."""
-    from mask2former_ros.model_factory import save_random_checkpoint
+    from mask2former_ros_fixtures.model_factory import save_random_checkpoint
     return save_random_checkpoint(tmp_path_factory.mktemp('random_ckpt'))
 
 
 @pytest.fixture(scope='session')
 def tiny_model_dir() -> Path:
     """Return the tiny Mask2Former trained on synthetic street scenes (trained once, cached)."""
-    from mask2former_ros.tiny_model import ensure_tiny_model
+    from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
     return ensure_tiny_model()

@@ -3,13 +3,13 @@
 from pathlib import Path
 from types import SimpleNamespace
 
-from mask2former_ros.engine import EngineConfig, ModelLoadError, SegmentationEngine
-from mask2former_ros.metrics import ConfusionMatrix
-from mask2former_ros.model_factory import save_random_checkpoint
-from mask2former_ros.palette import CITYSCAPES_CLASSES, CITYSCAPES_COLORS
-from mask2former_ros.semantic_postprocess import (
+from mask2former_ros.core.engine import EngineConfig, ModelLoadError, SegmentationEngine
+from mask2former_ros.core.metrics import ConfusionMatrix
+from mask2former_ros.core.palette import CITYSCAPES_CLASSES, CITYSCAPES_COLORS
+from mask2former_ros.core.semantic_postprocess import (
     class_probabilities, semantic_inference, upsampled_argmax)
-from mask2former_ros.synthetic import make_scene
+from mask2former_ros_fixtures.model_factory import save_random_checkpoint
+from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import pytest
 import torch

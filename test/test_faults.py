@@ -8,9 +8,9 @@ import sys
 import textwrap
 import time
 
-from mask2former_ros.image_conversion import make_image_msg
-from mask2former_ros.metrics import miou
-from mask2former_ros.synthetic import make_scene
+from mask2former_ros.core.metrics import miou
+from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import pytest
 from ros_harness import labels_array, NodeProcess, RosPeer, wait_until
@@ -35,8 +35,8 @@ PUBLISHER = textwrap.dedent("""
     import numpy as np, rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-    from mask2former_ros.image_conversion import make_image_msg
-    from mask2former_ros.synthetic import make_scene
+    from mask2former_ros.ros.image_conversion import make_image_msg
+    from mask2former_ros_fixtures.synthetic import make_scene
     rclpy.init()
     node = rclpy.create_node('camera_driver')
     pub = node.create_publisher(Image, sys.argv[1],

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from mask2former_ros.frame_slot import LatestFrameSlots, simulate_realtime
+from mask2former_ros.core.frame_slot import LatestFrameSlots, simulate_realtime
 
 
 def test_newest_item_wins_and_replaced_items_are_counted():

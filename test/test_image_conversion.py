@@ -9,8 +9,8 @@ import types
 import zlib
 
 import cv2
-from mask2former_ros import image_conversion
-from mask2former_ros.image_conversion import (
+from mask2former_ros.ros import image_conversion
+from mask2former_ros.ros.image_conversion import (
     compressed_to_rgb,
     encode_rgb,
     image_to_rgb,
@@ -522,7 +522,7 @@ def test_module_imports_and_converts_without_ros():
         'for name in ("rclpy", "sensor_msgs", "sensor_msgs.msg", "std_msgs", "std_msgs.msg"):\n'
         '    sys.modules[name] = None\n'
         'from types import SimpleNamespace\n'
-        'from mask2former_ros.image_conversion import image_to_rgb\n'
+        'from mask2former_ros.ros.image_conversion import image_to_rgb\n'
         'msg = SimpleNamespace(encoding="bgr8", width=2, height=1, step=6, is_bigendian=0,\n'
         '                      data=bytes([1, 2, 3, 4, 5, 6]))\n'
         'print(image_to_rgb(msg).tolist())\n')

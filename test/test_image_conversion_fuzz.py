@@ -6,8 +6,8 @@ import types
 import cv2
 import hypothesis
 import hypothesis.strategies as st
-from mask2former_ros import image_conversion
-from mask2former_ros.image_conversion import compressed_to_rgb, image_to_rgb
+from mask2former_ros.ros import image_conversion
+from mask2former_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image

@@ -5,7 +5,7 @@ The launch files are parsed (AST), and also run against a small recording stand-
 ``launch``/``launch_ros`` API: their OpaqueFunctions build the node descriptions from given
 launch arguments, which are then turned into a node command line the way launch_ros does it
 (parameter files, a parameter file for the override dict, remappings) and given to a real
-:class:`~mask2former_ros.node.SegmentationNode` (declaring its parameters is cheap; the model
+:class:`~mask2former_ros.ros.node.SegmentationNode` (declaring its parameters is cheap; the model
 is only loaded on configure), so parameter types, override precedence and topic remapping
 are checked end to end. Where ``launch`` is installed, the launch files are additionally
 loaded and expanded with the real API.
@@ -21,7 +21,7 @@ import sys
 import types
 from typing import Any
 
-from mask2former_ros.parameters import SPECS, validate
+from mask2former_ros.ros.parameters import SPECS, validate
 import pytest
 import yaml
 
@@ -659,7 +659,7 @@ def _node_arguments(node: Recorded, tmp_path: Path) -> list[str]:
 
 
 def _start_node(ros_context, args: list[str]):
-    from mask2former_ros.node import SegmentationNode
+    from mask2former_ros.ros.node import SegmentationNode
 
     return SegmentationNode(context=ros_context, cli_args=args, use_global_arguments=False)
 

@@ -13,8 +13,8 @@ otherwise.
 import time
 import unittest
 
-from mask2former_ros.image_conversion import make_image_msg
-from mask2former_ros.synthetic import make_scene
+from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import pytest
 import rclpy
@@ -43,7 +43,7 @@ def generate_test_description():
     """Launch segmentation.launch.py with the tiny model on the CPU, then start the tests."""
     from pathlib import Path
 
-    from mask2former_ros.tiny_model import ensure_tiny_model
+    from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
 
     model_dir = ensure_tiny_model()
     launch_file = Path(__file__).resolve().parents[1] / 'launch' / 'segmentation.launch.py'

@@ -5,9 +5,9 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from mask2former_ros.image_conversion import make_image_msg
-from mask2former_ros.metrics import ConfusionMatrix
-from mask2former_ros.synthetic import make_scene
+from mask2former_ros.core.metrics import ConfusionMatrix
+from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import pytest
 from ros_harness import labels_array, NodeProcess, RosPeer, wait_until

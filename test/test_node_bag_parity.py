@@ -9,8 +9,8 @@ must be equal pixel for pixel, under the same stamps and frame ids.
 
 import subprocess
 
-from mask2former_ros.bag_player import BagPlayer
-from mask2former_ros.sample_bag import typestore, write_sample_bag
+from mask2former_ros_fixtures.bag_player import BagPlayer
+from mask2former_ros_fixtures.sample_bag import typestore, write_sample_bag
 import numpy as np
 import pytest
 from ros_harness import NodeProcess, RosPeer, wait_until

@@ -3,8 +3,8 @@
 import time
 
 from hypothesis import given, HealthCheck, settings, strategies as st
-from mask2former_ros.image_conversion import SUPPORTED_ENCODINGS
-from mask2former_ros.node import SegmentationNode
+from mask2former_ros.ros.image_conversion import SUPPORTED_ENCODINGS
+from mask2former_ros.ros.node import SegmentationNode
 import pytest
 import rclpy
 from rclpy.lifecycle import TransitionCallbackReturn

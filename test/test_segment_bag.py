@@ -9,12 +9,12 @@ import subprocess
 import sys
 
 import cv2
-from mask2former_ros.cityscapes import labelids_to_trainids, trainids_to_labelids
-from mask2former_ros.engine import EngineConfig, SegmentationEngine
-from mask2former_ros.image_conversion import stamp_ns
-from mask2former_ros.palette import colorize, overlay
-from mask2former_ros.sample_bag import typestore, write_gt_dir, write_sample_bag
+from mask2former_ros.core.cityscapes import labelids_to_trainids, trainids_to_labelids
+from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.core.palette import colorize, overlay
+from mask2former_ros.ros.image_conversion import stamp_ns
 from mask2former_ros.segment_bag import segment_bag, SegmentBagError
+from mask2former_ros_fixtures.sample_bag import typestore, write_gt_dir, write_sample_bag
 import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader

@@ -3,9 +3,9 @@
 import json
 import os
 
-from mask2former_ros import synthetic
-from mask2former_ros.palette import CITYSCAPES_CLASSES
-from mask2former_ros.synthetic import make_scene, scene_stream, TINY_CLASSES
+from mask2former_ros.core.palette import CITYSCAPES_CLASSES
+from mask2former_ros_fixtures import synthetic
+from mask2former_ros_fixtures.synthetic import make_scene, scene_stream, TINY_CLASSES
 import numpy as np
 import pytest
 
@@ -135,7 +135,7 @@ def test_tiny_model_config_round_trip(tmp_path):
     from transformers import (AutoImageProcessor, Mask2FormerForUniversalSegmentation,
                               Mask2FormerImageProcessorPil)
 
-    from mask2former_ros import tiny_model
+    from mask2former_ros_fixtures import tiny_model
 
     model = tiny_model.build_tiny_model(seed=0).eval()
     config = model.config
@@ -171,7 +171,7 @@ def test_tiny_model_config_round_trip(tmp_path):
 
 def test_default_model_dir_follows_env(monkeypatch, tmp_path):
     """The cache location honours the environment and includes the recipe hash."""
-    from mask2former_ros import tiny_model
+    from mask2former_ros_fixtures import tiny_model
 
     monkeypatch.delenv('MASK2FORMER_ROS_TINY_MODEL', raising=False)
     monkeypatch.setenv('MASK2FORMER_ROS_CACHE', str(tmp_path))
@@ -184,7 +184,7 @@ def test_default_model_dir_follows_env(monkeypatch, tmp_path):
 
 def test_miou_confusion_helpers():
     """The private confusion-matrix mIoU ignores 255 and averages the present classes."""
-    from mask2former_ros import tiny_model
+    from mask2former_ros_fixtures import tiny_model
 
     target = np.array([[0, 0, 10, 255]], dtype=np.uint8)
     pred = np.array([[0, 10, 10, 0]], dtype=np.int64)
@@ -202,7 +202,7 @@ def test_ensure_tiny_model_trains_once_under_concurrency(monkeypatch, tmp_path):
     import threading
     import time
 
-    from mask2former_ros import tiny_model
+    from mask2former_ros_fixtures import tiny_model
 
     calls = []
 

@@ -19,10 +19,10 @@ import threading
 import time
 
 import cv2
-from mask2former_ros.bag_player import BagPlayer
-from mask2former_ros.image_conversion import image_to_rgb, stamp_ns
-from mask2former_ros.metrics import ConfusionMatrix
-from mask2former_ros.sample_bag import write_sample_bag
+from mask2former_ros.core.metrics import ConfusionMatrix
+from mask2former_ros.ros.image_conversion import image_to_rgb, stamp_ns
+from mask2former_ros_fixtures.bag_player import BagPlayer
+from mask2former_ros_fixtures.sample_bag import write_sample_bag
 import numpy as np
 
 TINY_MODEL_NOTE = (
@@ -58,7 +58,7 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
     out.mkdir(parents=True, exist_ok=True)
     os.environ.update(_node_env())
     if model is None:
-        from mask2former_ros.tiny_model import ensure_tiny_model
+        from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
         print('demo: preparing the tiny synthetic-scenes model (trained once, then cached)')
         model = str(ensure_tiny_model())
         model_note = TINY_MODEL_NOTE

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from mask2former_ros.engine import (
+from mask2former_ros.core.engine import (
     DEVICE_CHOICES, INPUT_SIZE_CHOICES, parse_input_size, PRECISION_CHOICES)
 
 DEFAULT_MODEL = 'facebook/mask2former-swin-large-cityscapes-semantic'

@@ -5,7 +5,7 @@ The scenes are cartoon-like but not trivial: a blue sky gradient on top, a row o
 brown/grey buildings with windows, trees, a road trapezoid in perspective with sidewalks on
 both sides, cars and pedestrians whose size follows the perspective, random lighting, colour
 jitter per object and sensor noise.  They are used to train and test a tiny Mask2Former
-(:mod:`mask2former_ros.tiny_model`) without any real data set.
+(:mod:`mask2former_ros_fixtures.tiny_model`) without any real data set.
 
 Every class has a jittered but characteristic colour range (sky strongly blue, vegetation
 green, road grey-purple, sidewalk light warm grey, buildings warm brown/grey with windows, cars

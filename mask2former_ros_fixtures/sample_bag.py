@@ -2,9 +2,10 @@
 Write rosbag2 bags of synthetic street scenes with ground truth (no ROS installation needed).
 
 The bags hold, per frame and with identical headers, a ``sensor_msgs/msg/Image`` of the scene
-(any encoding :func:`~mask2former_ros.image_conversion.encode_rgb` supports), optionally its
+(any encoding :func:`~mask2former_ros.ros.image_conversion.encode_rgb` supports), optionally its
 ``sensor_msgs/msg/CompressedImage`` (JPEG) and a mono8 ground-truth label image in Cityscapes
-train ids (or labelIds). Scenes come from :func:`mask2former_ros.synthetic.make_scene` with a
+train ids (or labelIds). Scenes come from
+:func:`mask2former_ros_fixtures.synthetic.make_scene` with a
 generator seeded by ``seed``, so a bag and :func:`write_gt_dir` agree frame by frame.
 """
 
@@ -12,9 +13,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
-from mask2former_ros.cityscapes import trainids_to_labelids
-from mask2former_ros.image_conversion import encode_rgb
-from mask2former_ros.synthetic import make_scene
+from mask2former_ros.core.cityscapes import trainids_to_labelids
+from mask2former_ros.ros.image_conversion import encode_rgb
+from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores

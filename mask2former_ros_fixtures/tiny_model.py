@@ -4,14 +4,14 @@ Train, save and check a tiny Mask2Former that really segments the synthetic stre
 The model is a genuine ``Mask2FormerForUniversalSegmentation`` (Swin backbone, pixel decoder
 and masked-attention transformer decoder) with the 19 Cityscapes classes, so it is a drop-in
 for a real Cityscapes checkpoint, but it is only a few MB big and is trained from scratch in
-about 2.5 minutes on two CPU cores on :mod:`mask2former_ros.synthetic` scenes.  It knows
+about 2.5 minutes on two CPU cores on :mod:`mask2former_ros_fixtures.synthetic` scenes.  It knows
 nothing about real images.  It exists so that the segmentation pipeline can be tested end to
 end (pre-processing, inference, post-processing, colour order, orientation) against exact
 ground truth.
 
 Command line::
 
-    python -m mask2former_ros.tiny_model --out DIR [--steps N] [--seed S]
+    python -m mask2former_ros_fixtures.tiny_model --out DIR [--steps N] [--seed S]
 """
 
 import argparse
@@ -28,8 +28,8 @@ import tempfile
 import time
 from typing import Any
 
-from mask2former_ros.palette import CITYSCAPES_CLASSES
-from mask2former_ros.synthetic import make_scene, scene_stream, TINY_CLASSES
+from mask2former_ros.core.palette import CITYSCAPES_CLASSES
+from mask2former_ros_fixtures.synthetic import make_scene, scene_stream, TINY_CLASSES
 import numpy as np
 
 # Bump when the recipe changes in a way the source hash would not see (e.g. dependencies).
@@ -254,7 +254,8 @@ def evaluate_miou(model_dir: Path, seed: int = EVAL_SEED_OFFSET, n: int = EVAL_I
 
     Frames go through ``Mask2FormerImageProcessorPil`` (as saved in ``model_dir``), the model
     and ``post_process_semantic_segmentation`` at the original size; the IoU is computed over
-    the classes of :data:`~mask2former_ros.synthetic.TINY_CLASSES` (255 is ignored).  The result
+    the classes of :data:`~mask2former_ros_fixtures.synthetic.TINY_CLASSES` (255 is ignored).
+    The result
     holds ``miou``, ``per_class_iou``, ``pixel_accuracy`` and the evaluation parameters.
     """
     model, processor = load_tiny_model(Path(model_dir))
@@ -267,8 +268,9 @@ def _write_readme(out_dir: Path, info: dict[str, Any]) -> None:
         '# Tiny synthetic-street Mask2Former (test model)',
         '',
         'A few-MB `Mask2FormerForUniversalSegmentation` (Swin backbone) with the 19 Cityscapes',
-        'train-id classes, trained from scratch on CPU by `mask2former_ros.tiny_model` on',
-        'procedurally generated cartoon street scenes (`mask2former_ros.synthetic`).',
+        'train-id classes, trained from scratch on CPU by',
+        '`mask2former_ros_fixtures.tiny_model` on',
+        'procedurally generated cartoon street scenes (`mask2former_ros_fixtures.synthetic`).',
         '',
         '**It only knows these synthetic scenes.** It is NOT a Cityscapes model and is useless',
         'on real images; it exists to test the segmentation pipeline end to end. Only road,',
@@ -366,7 +368,7 @@ def train_tiny_model(out_dir: Path, steps: int = DEFAULT_STEPS, seed: int = 0,
         evaluation.append(ev)
     info = {
         'description': 'Tiny Mask2Former trained only on synthetic street scenes '
-                       '(mask2former_ros.synthetic); not a real Cityscapes model.',
+                       '(mask2former_ros_fixtures.synthetic); not a real Cityscapes model.',
         'seed': seed, 'steps': steps,
         'phases': [{'height': h, 'width': w, 'batch_size': b,
                     'steps': sum(1 for item in schedule if item == (h, w, b))}

@@ -15,8 +15,8 @@ import time
 from typing import Callable, Mapping, Sequence
 import warnings
 
-from mask2former_ros.palette import palette_for
-from mask2former_ros.semantic_postprocess import class_probabilities, semantic_inference
+from mask2former_ros.core.palette import palette_for
+from mask2former_ros.core.semantic_postprocess import class_probabilities, semantic_inference
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812

@@ -1,9 +1,10 @@
 """
 ROS 2 lifecycle node: camera images in, Mask2Former labels, colour masks and overlays out.
 
-A thin adapter around :class:`~mask2former_ros.engine.SegmentationEngine`: subscription
+A thin adapter around :class:`~mask2former_ros.core.engine.SegmentationEngine`: subscription
 callbacks only hand the newest message of each camera to one worker thread
-(:class:`~mask2former_ros.frame_slot.LatestFrameSlots`); the worker decodes, segments all pending
+(:class:`~mask2former_ros.core.frame_slot.LatestFrameSlots`); the worker decodes, segments all
+pending
 cameras as one batch and publishes with each input's header.
 """
 
@@ -16,14 +17,15 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from mask2former_ros.engine import dtype_name, EngineConfig, ModelLoadError, SegmentationEngine
-from mask2former_ros.frame_slot import LatestFrameSlots
-from mask2former_ros.image_conversion import (
+from mask2former_ros.core.engine import (
+    dtype_name, EngineConfig, ModelLoadError, SegmentationEngine)
+from mask2former_ros.core.frame_slot import LatestFrameSlots
+from mask2former_ros.core.palette import colorize, overlay
+from mask2former_ros.core.stats import WindowStats
+from mask2former_ros.ros.image_conversion import (
     compressed_to_rgb, image_to_rgb, ImageConversionError, labels_to_image, rgb_to_image,
     stamp_ns)
-from mask2former_ros.palette import colorize, overlay
-from mask2former_ros.parameters import PARAMETERS, SPECS, validate
-from mask2former_ros.stats import WindowStats
+from mask2former_ros.ros.parameters import PARAMETERS, SPECS, validate
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy

@@ -1,0 +1,1 @@
+"""ROS-free core: engine, post-processing, palette, class tables, metrics, frame slot, stats."""

@@ -1,0 +1,1 @@
+"""ROS adapter: the lifecycle node and its parameters, messages, diagnostics and launch helpers."""
