@@ -29,7 +29,7 @@ setup(
     entry_points={
         'console_scripts': [
             'segmentation_node = mask2former_ros.ros.node:main',
-            'segment_bag = mask2former_ros.segment_bag:main',
+            'segment_bag = mask2former_ros.offline.cli:main',
         ],
     },
 )

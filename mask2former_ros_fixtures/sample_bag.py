@@ -14,47 +14,16 @@ from typing import Any, Sequence
 
 import cv2
 from mask2former_ros.core.cityscapes import trainids_to_labelids
+from mask2former_ros.offline.bag_io import (  # noqa: F401 - re-exported for the tests
+    COMPRESSED_IMAGE, IMAGE, image_message, labels_message, open_writer, rgb_message,
+    storage_plugin, STORAGES, typestore, TYPESTORE_NAME)
 from mask2former_ros.ros.image_conversion import encode_rgb
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
-from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import get_typestore, Stores
-from rosbags.typesys.store import Typestore
 
-IMAGE = 'sensor_msgs/msg/Image'
-COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
 STRING = 'std_msgs/msg/String'
-# rclpy in this environment is Kilted; its message definitions (and type hashes) match.
-TYPESTORE_NAME = Stores.ROS2_KILTED
 DEFAULT_START_NS = 1_700_000_000_000_000_000
-STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 GT_DIR_NAMINGS = ('index', 'stamp', 'stamp_ns')
-
-_TYPESTORE: Typestore | None = None
-
-
-def typestore() -> Typestore:
-    """Return the (cached) rosbags typestore used to write and read bags."""
-    global _TYPESTORE
-    if _TYPESTORE is None:
-        _TYPESTORE = get_typestore(TYPESTORE_NAME)
-    return _TYPESTORE
-
-
-def storage_plugin(storage: str) -> StoragePlugin:
-    """Return the rosbags storage plugin for ``'mcap'`` or ``'sqlite3'``."""
-    try:
-        return STORAGES[storage]
-    except KeyError:
-        raise ValueError(f"unknown storage {storage!r}: use 'mcap' or 'sqlite3'") from None
-
-
-def open_writer(path: Path, storage: str = 'mcap') -> Writer:
-    """Open a new rosbag2 (format version 9) directory bag for writing."""
-    writer = Writer(Path(path), version=Writer.VERSION_LATEST,
-                    storage_plugin=storage_plugin(storage))
-    writer.open()
-    return writer
 
 
 def make_header(stamp_ns: int, frame_id: str) -> Any:
@@ -63,34 +32,6 @@ def make_header(stamp_ns: int, frame_id: str) -> Any:
     sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
     return types['std_msgs/msg/Header'](
         stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec), frame_id=frame_id)
-
-
-def image_message(header: Any, height: int, width: int, encoding: str, step: int,
-                  data: np.ndarray | bytes, big_endian: bool = False) -> Any:
-    """Return a rosbags ``sensor_msgs/msg/Image``."""
-    flat = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
-    return typestore().types[IMAGE](
-        header=header, height=height, width=width, encoding=encoding,
-        is_bigendian=int(big_endian), step=step, data=np.ascontiguousarray(flat).reshape(-1))
-
-
-def labels_message(labels: np.ndarray, header: Any) -> Any:
-    """Return a mono8 (uint8) or mono16 (little endian) label ``Image``, as labels_to_image."""
-    if labels.ndim != 2 or labels.dtype.kind != 'u' or labels.dtype.itemsize > 2:
-        raise ValueError(f'expected an HxW uint8 or uint16 label map, got {labels.dtype} '
-                         f'{labels.shape}')
-    height, width = labels.shape
-    if labels.dtype.itemsize == 1:
-        return image_message(header, height, width, 'mono8', width, labels.reshape(-1))
-    wide = np.ascontiguousarray(labels, dtype='<u2').view(np.uint8)
-    return image_message(header, height, width, 'mono16', width * 2, wide.reshape(-1))
-
-
-def rgb_message(rgb: np.ndarray, header: Any) -> Any:
-    """Return an rgb8 ``Image`` of an HxWx3 uint8 array."""
-    height, width = rgb.shape[:2]
-    return image_message(header, height, width, 'rgb8', width * 3,
-                         np.ascontiguousarray(rgb).reshape(-1))
 
 
 def jpeg_message(rgb: np.ndarray, header: Any, quality: int = 95) -> Any:

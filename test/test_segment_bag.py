@@ -12,8 +12,8 @@ import cv2
 from mask2former_ros.core.cityscapes import labelids_to_trainids, trainids_to_labelids
 from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
 from mask2former_ros.core.palette import colorize, overlay
+from mask2former_ros.offline import segment_bag, SegmentBagError
 from mask2former_ros.ros.image_conversion import stamp_ns
-from mask2former_ros.segment_bag import segment_bag, SegmentBagError
 from mask2former_ros_fixtures.sample_bag import typestore, write_gt_dir, write_sample_bag
 import numpy as np
 import pytest
@@ -283,7 +283,11 @@ def test_input_errors_exit_2(tiny_model_dir, bags, tmp_path):
     (garbage / 'sqlite3.db3').write_bytes(os.urandom(8192))
     assert_one_line_error(run_cli(garbage, '--topic', RAW, *model), 2, 'corrupt or truncated')
 
-    assert_one_line_error(run_cli(tmp_path, '--topic', RAW, *model), 2, 'not a rosbag2 bag')
+    (tmp_path / 'empty').mkdir()
+    assert_one_line_error(run_cli(tmp_path / 'empty', '--topic', RAW, *model), 2,
+                          'not a rosbag2 bag')
+    # A folder holding bags is a fleet: its outputs need a directory.
+    assert_one_line_error(run_cli(tmp_path, '--topic', RAW, *model), 2, '--output DIR')
 
     result = run_cli(mcap, '--topic', '/camera/missing', *model)
     assert_one_line_error(result, 2, "'/camera/missing' is not in", RAW, COMPRESSED, GT)

@@ -1,4 +1,4 @@
-"""Segmentation metrics: confusion matrix, per-class IoU, mIoU and pixel accuracy."""
+"""Segmentation metrics: confusion matrix, per-class IoU, mIoU, pixel accuracy, fwIoU."""
 
 from dataclasses import dataclass
 
@@ -17,6 +17,23 @@ class ConfusionMatrix:
     def __post_init__(self) -> None:
         """Create the empty matrix."""
         self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+
+    @classmethod
+    def from_matrix(cls, matrix, ignore_index: int = IGNORE_INDEX) -> 'ConfusionMatrix':
+        """Return a confusion matrix holding ``matrix`` (C x C counts, rows: truth)."""
+        counts = np.asarray(matrix, dtype=np.int64)
+        if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+            raise ValueError(f'a confusion matrix must be square, got shape {counts.shape}')
+        out = cls(counts.shape[0], ignore_index)
+        out.matrix = counts.copy()
+        return out
+
+    def __add__(self, other: 'ConfusionMatrix') -> 'ConfusionMatrix':
+        """Return the sum of two matrices of the same classes (e.g. two bags of a dataset)."""
+        if other.num_classes != self.num_classes:
+            raise ValueError(f'cannot add confusion matrices of {self.num_classes} and '
+                             f'{other.num_classes} classes')
+        return ConfusionMatrix.from_matrix(self.matrix + other.matrix, self.ignore_index)
 
     def update(self, truth: np.ndarray, pred: np.ndarray) -> None:
         """Add a pair of equal-shape label maps; truth pixels at ignore_index are skipped."""
@@ -50,6 +67,16 @@ class ConfusionMatrix:
         total = self.matrix.sum()
         return float(np.trace(self.matrix) / total) if total else float('nan')
 
+    def frequency_weighted_iou(self) -> float:
+        """Return the IoU of each class weighted by its share of the ground-truth pixels."""
+        total = self.matrix.sum()
+        if not total:
+            return float('nan')
+        freq = self.matrix.sum(1) / total
+        iou = self.iou()
+        present = freq > 0
+        return float((freq[present] * iou[present]).sum())
+
     def summary(self, class_names: list[str] | None = None) -> dict:
         """Return a JSON-serialisable summary: mIoU, pixel accuracy, per-class IoU, matrix."""
         names = class_names or [str(i) for i in range(self.num_classes)]
@@ -57,7 +84,8 @@ class ConfusionMatrix:
         per_class = {names[i]: round(float(v), 6) for i, v in enumerate(self.iou())
                      if present[i] or self.matrix[:, i].sum() > 0}
         return {'miou': self.miou(), 'pixel_accuracy': self.pixel_accuracy(),
-                'per_class_iou': per_class, 'confusion_matrix': self.matrix.tolist()}
+                'fw_iou': self.frequency_weighted_iou(), 'per_class_iou': per_class,
+                'confusion_matrix': self.matrix.tolist()}
 
 
 def miou(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> float:

@@ -1,0 +1,243 @@
+"""rosbag2 reading and writing with ``rosbags``: input topic, output bag, message builders."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mask2former_ros.core.palette import colorize, overlay
+from mask2former_ros.offline.errors import one_line, OUTPUT_KINDS, SegmentBagError
+from mask2former_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
+import numpy as np
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import get_typestore, Stores
+from rosbags.typesys.store import Typestore
+
+IMAGE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
+IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
+# rclpy in this environment is Kilted; its message definitions (and type hashes) match.
+TYPESTORE_NAME = Stores.ROS2_KILTED
+STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+BAG_SUFFIXES = ('.mcap', '.db3')
+
+_TYPESTORE: Typestore | None = None
+
+
+def typestore() -> Typestore:
+    """Return the (cached) rosbags typestore used to write and read bags."""
+    global _TYPESTORE
+    if _TYPESTORE is None:
+        _TYPESTORE = get_typestore(TYPESTORE_NAME)
+    return _TYPESTORE
+
+
+def storage_plugin(storage: str) -> StoragePlugin:
+    """Return the rosbags storage plugin for ``'mcap'`` or ``'sqlite3'``."""
+    try:
+        return STORAGES[storage]
+    except KeyError:
+        raise ValueError(f"unknown storage {storage!r}: use 'mcap' or 'sqlite3'") from None
+
+
+def open_writer(path: Path, storage: str = 'mcap') -> Writer:
+    """Open a new rosbag2 (format version 9) directory bag for writing."""
+    writer = Writer(Path(path), version=Writer.VERSION_LATEST,
+                    storage_plugin=storage_plugin(storage))
+    writer.open()
+    return writer
+
+
+def image_message(header: Any, height: int, width: int, encoding: str, step: int,
+                  data: np.ndarray | bytes, big_endian: bool = False) -> Any:
+    """Return a rosbags ``sensor_msgs/msg/Image``."""
+    flat = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
+    return typestore().types[IMAGE](
+        header=header, height=height, width=width, encoding=encoding,
+        is_bigendian=int(big_endian), step=step, data=np.ascontiguousarray(flat).reshape(-1))
+
+
+def labels_message(labels: np.ndarray, header: Any) -> Any:
+    """Return a mono8 (uint8) or mono16 (little endian) label ``Image``, as labels_to_image."""
+    if labels.ndim != 2 or labels.dtype.kind != 'u' or labels.dtype.itemsize > 2:
+        raise ValueError(f'expected an HxW uint8 or uint16 label map, got {labels.dtype} '
+                         f'{labels.shape}')
+    height, width = labels.shape
+    if labels.dtype.itemsize == 1:
+        return image_message(header, height, width, 'mono8', width, labels.reshape(-1))
+    wide = np.ascontiguousarray(labels, dtype='<u2').view(np.uint8)
+    return image_message(header, height, width, 'mono16', width * 2, wide.reshape(-1))
+
+
+def rgb_message(rgb: np.ndarray, header: Any) -> Any:
+    """Return an rgb8 ``Image`` of an HxWx3 uint8 array."""
+    height, width = rgb.shape[:2]
+    return image_message(header, height, width, 'rgb8', width * 3,
+                         np.ascontiguousarray(rgb).reshape(-1))
+
+
+def _image_topics(reader: Reader) -> list[str]:
+    return sorted(name for name, info in reader.topics.items() if info.msgtype in IMAGE_TYPES)
+
+
+def topic_list(reader: Reader) -> str:
+    """Describe the image topics of a bag for an error message."""
+    topics = _image_topics(reader)
+    return f"image topics in the bag: {', '.join(topics)}" if topics else \
+        'the bag has no sensor_msgs/msg/Image or CompressedImage topic'
+
+
+def open_reader(path: Path) -> Reader:
+    """Open a rosbag2 bag (directory, .mcap or .db3) or raise SegmentBagError."""
+    path = Path(path)
+    if not path.exists():
+        raise SegmentBagError(f"input bag '{path}' does not exist")
+    try:
+        reader = Reader(path)
+        reader.open()
+    except FileNotFoundError:
+        raise SegmentBagError(f"'{path}' is not a rosbag2 bag (no metadata.yaml)") from None
+    except PermissionError as exc:
+        raise SegmentBagError(f"cannot read input bag '{path}': {exc.strerror}") from None
+    except Exception as exc:  # noqa: BLE001 - rosbags/apsw/mcap raise many types on bad files
+        raise SegmentBagError(f"cannot read input bag '{path}' (corrupt or truncated?): "
+                              f'{one_line(exc)}') from None
+    return reader
+
+
+def iterate(reader: Reader, connections: list, path: Path, topic: str,
+            start: int | None = None, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """Yield (log time, raw message) of ``connections``; read errors become SegmentBagError."""
+    messages = reader.messages(connections, start=start, stop=stop)
+    while True:
+        try:
+            _, log_time, raw = next(messages)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - a corrupt chunk, a truncated file, ...
+            raise SegmentBagError(f"cannot read '{topic}' from '{path}' (corrupt or "
+                                  f'truncated?): {one_line(exc)}') from None
+        yield log_time, raw
+
+
+class InputBag:
+    """The image topic of the input bag: type detection, counting, iteration and decoding."""
+
+    def __init__(self, path: Path, topic: str) -> None:
+        """Open ``path`` and check that ``topic`` exists and carries images."""
+        self.path = Path(path)
+        self.topic = topic
+        self.reader = open_reader(self.path)
+        topics = self.reader.topics
+        problem = None
+        if topic not in topics:
+            problem = f"topic '{topic}' is not in '{self.path}'; {topic_list(self.reader)}"
+        elif topics[topic].msgtype not in IMAGE_TYPES:
+            types = ', '.join(sorted({c.msgtype for c in topics[topic].connections}))
+            problem = f"topic '{topic}' has type {types}; expected {IMAGE} or {COMPRESSED_IMAGE}"
+        if problem:
+            self.close()
+            raise SegmentBagError(problem)
+        info = topics[topic]
+        self.msgtype: str = info.msgtype
+        self.compressed = self.msgtype == COMPRESSED_IMAGE
+        self.connections = list(info.connections)
+        self.count = int(info.msgcount)
+
+    def frames(self, limit: int | None = None) -> Iterator[tuple[int, int, bytes]]:
+        """Yield (index, log time in ns, raw CDR bytes) of the topic's messages in bag order."""
+        if limit is not None and limit < 1:
+            return
+        for index, (log_time, raw) in enumerate(
+                iterate(self.reader, self.connections, self.path, self.topic)):
+            yield index, log_time, raw
+            if limit is not None and index + 1 >= limit:
+                return
+
+    def deserialize(self, raw: bytes) -> Any:
+        """Deserialise one raw message of the topic."""
+        return typestore().deserialize_cdr(raw, self.msgtype)
+
+    def to_rgb(self, msg: Any) -> np.ndarray:
+        """Decode an Image or CompressedImage message to HxWx3 uint8 RGB (numpy/cv2 only)."""
+        return compressed_to_rgb(msg) if self.compressed else image_to_rgb(msg)
+
+    def close(self) -> None:
+        """Close the reader."""
+        if self.reader.is_open:
+            self.reader.close()
+
+
+class OutputBag:
+    """The output bag: label, colour and overlay images (and optionally the input topic)."""
+
+    def __init__(self, path: Path, storage: str, prefix: str, input_bag: InputBag | None,
+                 custom: dict[str, str]) -> None:
+        """Create the bag and its connections."""
+        self.path = path
+        self.writer = open_writer(path, storage)
+        try:
+            for key, value in custom.items():
+                self.writer.set_custom_data(key, value)
+            self.connections = {
+                kind: self.writer.add_connection(f'{prefix}/{kind}', IMAGE, typestore=typestore())
+                for kind in OUTPUT_KINDS}
+            self.input_connection = None
+            if input_bag is not None:
+                conn = input_bag.connections[0]
+                if conn.msgdef.data and conn.digest:
+                    self.input_connection = self.writer.add_connection(
+                        input_bag.topic, conn.msgtype, msgdef=conn.msgdef.data,
+                        rihs01=conn.digest)
+                else:
+                    self.input_connection = self.writer.add_connection(
+                        input_bag.topic, conn.msgtype, typestore=typestore())
+        except BaseException:
+            self.writer.abort()
+            raise
+
+    def write_frame(self, log_time: int, header: Any, rgb: np.ndarray, labels: np.ndarray,
+                    palette: np.ndarray, alpha: float) -> None:
+        """Write the labels, colour mask and overlay of one frame."""
+        color = colorize(labels, palette)
+        messages = {'labels': labels_message(labels, header),
+                    'color': rgb_message(color, header),
+                    'overlay': rgb_message(overlay(rgb, labels, palette, alpha, color=color),
+                                           header)}
+        raws = {kind: typestore().serialize_cdr(msg, IMAGE) for kind, msg in messages.items()}
+        for kind, raw in raws.items():
+            self.writer.write(self.connections[kind], log_time, raw)
+
+    def copy_input(self, log_time: int, raw: bytes) -> None:
+        """Copy one raw input message (with --include-input)."""
+        if self.input_connection is not None:
+            self.writer.write(self.input_connection, log_time, raw)
+
+    def close(self) -> None:
+        """Write the index and metadata; the bag is readable afterwards."""
+        self.writer.close()
+
+
+def is_bag(path: Path) -> bool:
+    """Return True for a rosbag2 directory (with metadata.yaml) or a .mcap/.db3 file."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / 'metadata.yaml').is_file()
+    return path.is_file() and path.suffix in BAG_SUFFIXES
+
+
+def find_bags(root: Path) -> list[Path]:
+    """
+    Return the bags under a folder in sorted order.
+
+    A directory holding ``metadata.yaml`` is one bag (not searched further); ``.mcap`` and
+    ``.db3`` files elsewhere are bags of their own.
+    """
+    found: list[Path] = []
+    for entry in sorted(Path(root).iterdir()):
+        if entry.name.startswith('.'):
+            continue
+        if entry.is_dir():
+            found.extend([entry] if is_bag(entry) else find_bags(entry))
+        elif is_bag(entry):
+            found.append(entry)
+    return found

@@ -1,0 +1,178 @@
+"""
+The options of segment_bag, declared once: the API dataclasses and the command line come from here.
+
+Every field carries its command-line flag, help text and argparse settings in its metadata
+(see :func:`option`); :mod:`mask2former_ros.offline.cli` builds the parser from these fields.
+"""
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+import re
+from typing import Any
+
+from mask2former_ros.offline.bag_io import BAG_SUFFIXES, STORAGES
+from mask2former_ros.offline.errors import OUTPUT_KINDS, SegmentBagError
+
+_NAME_TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+
+
+def option(default: Any, help: str, *, group: str, flag: str | None = None,  # noqa: A002
+           cli: bool = True, param: str | None = None, **argparse: Any) -> Any:
+    """
+    Declare an option: a dataclass field with its command-line settings as metadata.
+
+    ``flag`` defaults to ``--<name-with-dashes>``; ``param`` is the node parameter of the same
+    meaning (engine messages name it); ``argparse`` holds ``type``, ``choices``, ``metavar``.
+    """
+    return field(default=default, metadata={'help': help, 'group': group, 'flag': flag,
+                                            'cli': cli, 'param': param, 'argparse': argparse})
+
+
+@dataclass
+class Options:
+    """Settings of one bag's run; the fields mirror the command line options."""
+
+    input_bag: Path = option(None, 'rosbag2 directory, .mcap or .db3 file', group='input',
+                             cli=False)
+    topic: str = option(None, 'sensor_msgs/msg/Image or CompressedImage topic to segment',
+                        group='input', required=True)
+    output: Path | None = option(
+        None, 'output bag (one bag) or directory of output bags (several bags or a folder; '
+        'default for one bag: <input>_segmented next to the input)', group='output', type=Path)
+    output_storage: str = option('mcap', 'output storage (default: mcap)', group='output',
+                                 choices=tuple(STORAGES))
+    overwrite: bool = option(False, 'replace an existing output', group='output')
+    no_output: bool = option(False, 'write no bag (e.g. only evaluate against ground truth)',
+                             group='output')
+    output_prefix: str = option('/segmentation', 'namespace of the output topics '
+                                '<prefix>/labels|color|overlay (default: /segmentation)',
+                                group='output')
+    include_input: bool = option(False, 'copy the input topic into the output bag',
+                                 group='output')
+    overlay_alpha: float = option(0.5, 'weight of the class colours in the overlay, 0..1 '
+                                  '(default: 0.5)', group='output', type=float)
+    model: str | None = option(None, 'hub id or local checkpoint directory (default: the '
+                               "node's default model, the Cityscapes Swin-L checkpoint)",
+                               group='model', param='model')
+    device: str = option('auto', 'auto, cpu, cuda or cuda:N', group='model', param='device')
+    precision: str = option('auto', 'auto, fp32, fp16 (CUDA) or bf16', group='model',
+                            param='precision')
+    input_size: str | int = option('checkpoint', "'checkpoint' (default), 'native' or a short "
+                                   'side in pixels', group='model', param='input_size')
+    allow_pickle: bool = option(False, 'allow pickle (*.bin) weights; they can run code when '
+                                'loaded', group='model', param='allow_pickle')
+    realtime: bool = option(False, "replay frames at their log time with the node's "
+                            'newest-frame-wins rule; frames the model cannot keep up with are '
+                            'dropped', group='run')
+    max_frames: int | None = option(None, 'only the first N messages of the topic', group='run',
+                                    type=int)
+    prefetch: int = option(4, 'frames read and decoded ahead of the model, and results queued '
+                           'for writing, by two helper threads (0: all in one thread; default 4)',
+                           group='run', type=int)
+    progress: bool = option(True, 'no progress display', group='run', flag='--no-progress')
+    gt_topic: str | None = option(None, 'mono8/mono16 label Image topic in the same bag, '
+                                  'matched by stamp', group='evaluation')
+    gt_dir: Path | None = option(None, 'directory of label PNGs (see below for their names)',
+                                 group='evaluation', type=Path)
+    gt_labelids: bool = option(False, 'ground truth holds Cityscapes labelIds (mapped to train '
+                               'ids)', group='evaluation')
+
+
+@dataclass
+class FleetOptions:
+    """Settings of a run over several bags (and of the summary of any run)."""
+
+    summary: Path | None = option(None, 'write the JSON summary to this file instead of stdout',
+                                  group='run', type=Path)
+    resume: bool = option(False, 'skip bags whose output bag and per-bag summary in --output '
+                          'are complete', group='fleet')
+    report: Path | None = option(None, 'write an HTML report (summary.json, thumbnails of the '
+                                 'worst frames) into this directory', group='fleet', type=Path)
+    worst_frames: int = option(6, 'number of worst frames (lowest frame mIoU) kept for the '
+                               'report (default: 6)', group='fleet', type=int)
+    workers: int = option(1, 'bags processed at once; N > 1 runs N Ray actors (default: 1, '
+                          'in this process, without Ray)', group='fleet', type=int)
+    ray_address: str | None = option(None, "attach to a Ray cluster: 'auto' or "
+                                     'ray://host:port (default: start a local Ray)',
+                                     group='fleet')
+    gpus_per_worker: float = option(0.0, 'GPUs per Ray actor, may be fractional (default: 0)',
+                                    group='fleet', type=float)
+
+
+def cli_fields(*classes: type) -> list:
+    """Return the fields of ``classes`` that are command line options, in declaration order."""
+    return [f for cls in classes for f in fields(cls) if f.metadata.get('cli', True)]
+
+
+def flag_of(name: str) -> str:
+    """Return the command line flag of an option field."""
+    for f in cli_fields(Options, FleetOptions):
+        if f.name == name:
+            return f.metadata['flag'] or '--' + name.replace('_', '-')
+    raise KeyError(name)
+
+
+def normalise_prefix(prefix: str) -> str:
+    """Return ``prefix`` as an absolute topic namespace, or raise SegmentBagError."""
+    tokens = [t for t in str(prefix).strip().split('/') if t]
+    if not tokens or not all(_NAME_TOKEN.match(t) for t in tokens):
+        raise SegmentBagError(f"invalid --output-prefix '{prefix}': expected a topic "
+                              'namespace such as /segmentation')
+    return '/' + '/'.join(tokens)
+
+
+def default_output(input_bag: Path) -> Path:
+    """Return ``<input>_segmented`` next to the input (a .mcap/.db3 suffix is dropped)."""
+    input_bag = Path(input_bag)
+    stem = input_bag.stem if input_bag.suffix in BAG_SUFFIXES else input_bag.name
+    return input_bag.with_name(f'{stem}_segmented')
+
+
+def check_options(o: Options) -> None:
+    """Validate combinations and ranges (in place: normalises the output prefix)."""
+    if o.gt_topic and o.gt_dir:
+        raise SegmentBagError('--gt-topic and --gt-dir are mutually exclusive')
+    if o.gt_labelids and not (o.gt_topic or o.gt_dir):
+        raise SegmentBagError('--gt-labelids needs --gt-topic or --gt-dir')
+    if o.max_frames is not None and o.max_frames < 1:
+        raise SegmentBagError(f'--max-frames must be >= 1, got {o.max_frames}')
+    if o.prefetch < 0:
+        raise SegmentBagError(f'--prefetch must be >= 0, got {o.prefetch}')
+    if not 0.0 <= o.overlay_alpha <= 1.0:
+        raise SegmentBagError(f'--overlay-alpha must be within [0, 1], got {o.overlay_alpha}')
+    if o.output_storage not in STORAGES:
+        raise SegmentBagError(f"--output-storage must be one of {', '.join(STORAGES)}")
+    if o.no_output and (o.include_input or o.output is not None):
+        raise SegmentBagError('--no-output excludes --output and --include-input')
+    if o.gt_topic and o.gt_topic == o.topic:
+        raise SegmentBagError('--gt-topic must differ from --topic')
+    o.output_prefix = normalise_prefix(o.output_prefix)
+    outputs = {f'{o.output_prefix}/{kind}' for kind in OUTPUT_KINDS}
+    if o.include_input and o.topic in outputs:
+        raise SegmentBagError(f"input topic '{o.topic}' collides with an output topic; "
+                              'choose another --output-prefix')
+
+
+def check_fleet_options(f: FleetOptions) -> None:
+    """Validate the fleet settings."""
+    if f.workers < 1:
+        raise SegmentBagError(f'--workers must be >= 1, got {f.workers}')
+    if f.worst_frames < 0:
+        raise SegmentBagError(f'--worst-frames must be >= 0, got {f.worst_frames}')
+    if f.gpus_per_worker < 0:
+        raise SegmentBagError(f'--gpus-per-worker must be >= 0, got {f.gpus_per_worker}')
+
+
+def make_options(cls: type, values: dict[str, Any]) -> Any:
+    """Build ``cls`` from keyword values, refusing unknown names, with paths as Path."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    out = cls(**values)
+    for f in fields(cls):
+        if f.metadata['argparse'].get('type') is Path or f.name == 'input_bag':
+            value = getattr(out, f.name)
+            if value is not None:
+                setattr(out, f.name, Path(value))
+    return out
