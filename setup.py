@@ -25,7 +25,7 @@ setup(
     maintainer_email='maintainers@mask2former-ros.invalid',
     description='Mask2Former semantic segmentation for ROS 2 camera topics.',
     license='Apache-2.0',
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest'], 'ray': ['ray>=2.9']},
     entry_points={
         'console_scripts': [
             'segmentation_node = mask2former_ros.ros.node:main',

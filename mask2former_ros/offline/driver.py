@@ -1,6 +1,5 @@
 """segment_fleet: several bags in this process or on Ray actors, merged into one summary."""
 
-from dataclasses import replace
 import json
 from pathlib import Path
 import sys
@@ -79,12 +78,14 @@ def segment_fleet(inputs: list[Path | str], topic: str, *, fleet: dict | None = 
         raise SegmentBagError('an engine can only be shared in-process (workers 1)')
     if f.workers == 1 and (f.ray_address or f.gpus_per_worker):
         raise SegmentBagError('--ray-address and --gpus-per-worker need --workers N > 1')
-    if o.model is None:
+    if engine is not None:
+        o.model = str(engine.config.model)
+    elif o.model is None:
         from mask2former_ros.ros.parameters import DEFAULT_MODEL
         o.model = DEFAULT_MODEL
     jobs = plan_jobs([Path(i) for i in inputs], o.output)
     progress = FleetProgress(len(jobs), o.progress and log is None)
-    say = log or progress.write
+    say = log or (lambda text: progress.write(f'{PROG}: {text}', always=True))
     run = FleetRun(jobs, progress, f.worst_frames)
     todo = []
     for job in jobs:
@@ -99,7 +100,6 @@ def segment_fleet(inputs: list[Path | str], topic: str, *, fleet: dict | None = 
         if todo and f.workers == 1:
             if engine is None:
                 engine = load_engine(o, say)
-            o = replace(o, model=str(engine.config.model))
             if run.classes is None:
                 run.classes, run.palette = list(engine.class_names), engine.palette.tolist()
             complete = run_in_process(todo, o, engine, f.worst_frames, run.add, say)

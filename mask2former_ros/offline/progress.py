@@ -75,9 +75,9 @@ class FleetProgress:
             self.bar = tqdm(total=bags, unit='bag', file=sys.stderr, dynamic_ncols=True,
                             desc=PROG, leave=True)
 
-    def write(self, text: str) -> None:
-        """Print a line (above the bar)."""
-        if not self.enabled:
+    def write(self, text: str, always: bool = False) -> None:
+        """Print a line (above the bar); without progress display only if ``always``."""
+        if not (self.enabled or always):
             return
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)

@@ -1,0 +1,89 @@
+"""
+segment_bag vs the engine alone: frames/s on the same frames of one bag, in one run.
+
+A sample bag (synthetic street scenes with ground truth, written by
+:mod:`mask2former_ros_fixtures.sample_bag`) is segmented three ways with one engine (the trained
+tiny model unless ``--model``), all on this thread:
+
+* engine alone: ``segment_batch`` on the frames decoded beforehand (decode excluded);
+* segment_bag with prefetch (default): reading/decoding and writing/evaluating on helper threads;
+* segment_bag with ``prefetch=0``: every stage on one thread, for comparison.
+
+The ratio segment_bag / engine alone is the share of the model's speed the tool keeps (target
+>= 0.9). Timings are only meaningful on an otherwise idle machine.
+
+    python bench/bench_bag.py                         # 30 frames 1024x2048, raw rgb8 topic
+    python bench/bench_bag.py --topic compressed --frames 20
+"""
+
+import argparse
+import json
+from pathlib import Path
+import tempfile
+import time
+
+from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.offline import segment_bag
+from mask2former_ros.offline.bag_io import InputBag
+from mask2former_ros_fixtures.sample_bag import write_sample_bag
+from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
+
+TOPICS = {'raw': '/camera/image_raw', 'compressed': '/camera/image_raw/compressed'}
+GT = '/camera/labels_gt'
+
+
+def engine_alone(engine: SegmentationEngine, bag_path: Path, topic: str) -> float:
+    """Return the engine's frames/s on the bag's frames, decoded beforehand."""
+    bag = InputBag(bag_path, topic)
+    try:
+        frames = [bag.to_rgb(bag.deserialize(raw)) for _, _, raw in bag.frames()]
+    finally:
+        bag.close()
+    engine.segment_batch([frames[0]])  # warm-up
+    started = time.perf_counter()
+    for rgb in frames:
+        engine.segment_batch([rgb])
+    return len(frames) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    """Run the benchmark and print one JSON line per variant, then the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--frames', type=int, default=30)
+    parser.add_argument('--size', default='1024x2048', help='HEIGHTxWIDTH')
+    parser.add_argument('--topic', choices=tuple(TOPICS), default='raw')
+    parser.add_argument('--model', default=None, help='default: the trained tiny model')
+    parser.add_argument('--no-output', action='store_true', help='segment_bag writes no bag')
+    args = parser.parse_args()
+    height, width = map(int, args.size.lower().split('x'))
+    model = args.model or str(ensure_tiny_model())
+    engine = SegmentationEngine(EngineConfig(model=model))  # loaded on this thread
+    topic = TOPICS[args.topic]
+    with tempfile.TemporaryDirectory() as tmp:
+        bag = Path(tmp) / 'bench_bag'
+        write_sample_bag(bag, frames=args.frames, height=height, width=width, seed=1,
+                         compressed_topic=TOPICS['compressed'])
+        alone = engine_alone(engine, bag, topic)
+        print(json.dumps({'variant': 'engine alone', 'frames': args.frames,
+                          'size': args.size, 'fps': round(alone, 3)}), flush=True)
+        results = {}
+        for name, prefetch in (('segment_bag', 4), ('segment_bag prefetch=0', 0)):
+            out = {'no_output': True} if args.no_output else \
+                {'output': Path(tmp) / f'out_{prefetch}', 'overwrite': True}
+            summary = segment_bag(bag, topic, engine=engine, gt_topic=GT, prefetch=prefetch,
+                                  log=lambda _text: None, **out)
+            results[name] = summary['fps']
+            stage_ms = {stage: values['mean'] for stage, values in
+                        summary['timings_ms'].items()}
+            print(json.dumps({'variant': name, 'fps': summary['fps'],
+                              'miou': round(summary['metrics']['miou'], 4),
+                              'stage_ms_mean': stage_ms}), flush=True)
+    print(json.dumps({'ratio segment_bag / engine alone':
+                      round(results['segment_bag'] / alone, 3),
+                      'ratio prefetch=0 / engine alone':
+                      round(results['segment_bag prefetch=0'] / alone, 3),
+                      'target': '>= 0.9'}), flush=True)
+
+
+if __name__ == '__main__':
+    main()
