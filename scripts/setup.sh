@@ -22,4 +22,13 @@ if ! command -v xmllint >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-
   (apt-get update -qq && apt-get install -y -qq libxml2-utils) >/dev/null 2>&1 \
     || echo "setup: could not install libxml2-utils; the xmllint test will be skipped" >&2
 fi
+# Headless Chromium (Debian's chromium) for the HTML report's browser test, when we may install it.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+      >/dev/null 2>&1 || echo "setup: could not install chromium; the report browser tests will be skipped" >&2
+  else
+    echo "setup: no chromium (installing it needs root and apt-get); the report browser tests will be skipped" >&2
+  fi
+fi
 echo "setup: ready ($(.venv/bin/python -c 'import torch, transformers, rclpy; print("torch", torch.__version__, "| transformers", transformers.__version__)'))"
