@@ -14,6 +14,7 @@ The ratio segment_bag / engine alone is the share of the model's speed the tool 
 
     python bench/bench_bag.py                         # 30 frames 1024x2048, raw rgb8 topic
     python bench/bench_bag.py --topic compressed --frames 20
+    python bench/bench_bag.py --torch-threads 1        # leave a core to the helper threads
 """
 
 import argparse
@@ -27,6 +28,7 @@ from mask2former_ros.offline import segment_bag
 from mask2former_ros.offline.bag_io import InputBag
 from mask2former_ros_fixtures.sample_bag import write_sample_bag
 from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
+import torch
 
 TOPICS = {'raw': '/camera/image_raw', 'compressed': '/camera/image_raw/compressed'}
 GT = '/camera/labels_gt'
@@ -54,7 +56,11 @@ def main() -> None:
     parser.add_argument('--topic', choices=tuple(TOPICS), default='raw')
     parser.add_argument('--model', default=None, help='default: the trained tiny model')
     parser.add_argument('--no-output', action='store_true', help='segment_bag writes no bag')
+    parser.add_argument('--torch-threads', type=int, default=None,
+                        help="torch intra-op threads for every variant (default: torch's)")
     args = parser.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     height, width = map(int, args.size.lower().split('x'))
     model = args.model or str(ensure_tiny_model())
     engine = SegmentationEngine(EngineConfig(model=model))  # loaded on this thread
@@ -65,7 +71,8 @@ def main() -> None:
                          compressed_topic=TOPICS['compressed'])
         alone = engine_alone(engine, bag, topic)
         print(json.dumps({'variant': 'engine alone', 'frames': args.frames,
-                          'size': args.size, 'fps': round(alone, 3)}), flush=True)
+                          'size': args.size, 'torch_threads': torch.get_num_threads(),
+                          'fps': round(alone, 3)}), flush=True)
         results = {}
         for name, prefetch in (('segment_bag', 4), ('segment_bag prefetch=0', 0)):
             out = {'no_output': True} if args.no_output else \

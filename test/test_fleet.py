@@ -3,7 +3,9 @@
 import json
 from pathlib import Path
 import shutil
+import signal
 import subprocess
+import time
 
 import cv2
 from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
@@ -82,6 +84,14 @@ def test_two_bags_have_the_metrics_of_one_bag_holding_both(engine, tmp_path):
     assert fleet['classes'] == engine.class_names and fleet['ignore_index'] == 255
     assert len(fleet['palette']) == len(fleet['classes'])
     json.dumps(fleet, allow_nan=False)
+
+    # Without --output, a fleet is evaluated without writing bags.
+    lines: list[str] = []
+    again, code = segment_fleet([tmp_path / 'in'], RAW, engine=engine, gt_topic=GT,
+                                log=lines.append)
+    assert code == 0 and again['dataset']['confusion'] == data['confusion']
+    assert sorted(p.name for p in (tmp_path / 'in').iterdir()) == ['a', 'b']
+    assert any('without writing output bags' in line for line in lines)
 
 
 def test_fw_iou_and_sum_of_confusion_matrices():
@@ -191,3 +201,50 @@ def test_cli_fleet_report_with_worst_frame_thumbnails(tiny_model_dir, tmp_path):
     except ImportError:
         return
     assert summary['report'] and Path(summary['report']).is_file()
+
+
+def test_confusion_fast_path_for_uint8_matches_the_general_one():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 24, (64, 96)).astype(np.uint8)  # ids 19..23: not classes
+    truth[:5] = 255
+    pred = rng.integers(0, 21, (64, 96)).astype(np.uint8)
+    for ignore in (255, 3):
+        fast, general = ConfusionMatrix(19, ignore), ConfusionMatrix(19, ignore)
+        fast.update(truth, pred)
+        general.update(truth.astype(np.uint16), pred.astype(np.uint16))
+        assert fast.matrix.tolist() == general.matrix.tolist()
+        assert fast.matrix.sum() > 0
+
+
+def test_cli_fleet_sigint_exits_130_with_readable_partial_output(tiny_model_dir, tmp_path):
+    small_bag(tmp_path / 'in' / 'a', frames=200, seed=1)
+    small_bag(tmp_path / 'in' / 'b', frames=3, seed=2)
+    out, summary_file = tmp_path / 'out', tmp_path / 'summary.json'
+    proc = subprocess.Popen([SCRIPT, tmp_path / 'in', '--topic', RAW, '--model', tiny_model_dir,
+                             '--output', out, '--summary', summary_file, '--no-progress'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # the model is loaded: frames follow
+            if 'loaded' in line:
+                break
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline and not any(
+                p.stat().st_size > 1_000_000 for p in (out / 'a.partial').glob('*.mcap')):
+            time.sleep(0.1)  # a few frames written
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert 'Traceback' not in stderr
+    summary = json.loads(summary_file.read_text())
+    assert summary['interrupted'] is True
+    row = summary['bags'][0]
+    assert row['bag'] == 'a' and row['status'] == 'failed' and row['error'] == 'interrupted'
+    assert len(summary['bags']) == 1  # bag b was not started
+    processed = row['frames']['processed']
+    assert 0 < processed < 200
+    with Reader(out / 'a.partial') as reader:  # closed properly, under its temporary name
+        assert reader.topics['/segmentation/labels'].msgcount == processed
+    assert not (out / 'a').exists() and not (out / 'a.summary.json').exists()

@@ -286,8 +286,6 @@ def test_input_errors_exit_2(tiny_model_dir, bags, tmp_path):
     (tmp_path / 'empty').mkdir()
     assert_one_line_error(run_cli(tmp_path / 'empty', '--topic', RAW, *model), 2,
                           'not a rosbag2 bag')
-    # A folder holding bags is a fleet: its outputs need a directory.
-    assert_one_line_error(run_cli(tmp_path, '--topic', RAW, *model), 2, '--output DIR')
 
     result = run_cli(mcap, '--topic', '/camera/missing', *model)
     assert_one_line_error(result, 2, "'/camera/missing' is not in", RAW, COMPRESSED, GT)
@@ -325,6 +323,24 @@ def test_gt_size_mismatch_in_process(engine, bags, tmp_path):
         segment_bag(bags['sqlite3']['path'], COMPRESSED, engine=engine, no_output=True,
                     gt_dir=tmp_path / 'gt', log=lambda _: None)
     assert raised.value.exit_code == 2 and 'ground truth of frame 0' in str(raised.value)
+
+
+def test_engine_errors_are_worded_for_the_command_line(tiny_model_dir, bags, tmp_path):
+    mcap = bags['mcap']['path']
+    assert_one_line_error(
+        run_cli(mcap, '--topic', RAW, '--model', tiny_model_dir, '--device', 'tpu'), 2,
+        "--device: invalid device 'tpu'")
+    assert_one_line_error(
+        run_cli(mcap, '--topic', RAW, '--model', tiny_model_dir, '--input-size', '7'), 2,
+        '--input-size: invalid input_size')
+    pickled = tmp_path / 'pickled'
+    pickled.mkdir()
+    for name in ('config.json', 'preprocessor_config.json'):
+        shutil.copy(Path(tiny_model_dir) / name, pickled / name)
+    (pickled / 'pytorch_model.bin').write_bytes(b'not really')
+    result = run_cli(mcap, '--topic', RAW, '--model', pickled, '--no-output')
+    assert_one_line_error(result, 1, 'pickle', 'pass --allow-pickle')
+    assert ':=' not in result.stderr
 
 
 def test_missing_model_exits_1_with_one_line(bags, tmp_path):

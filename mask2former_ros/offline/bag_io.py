@@ -167,6 +167,15 @@ class InputBag:
             self.reader.close()
 
 
+def fast_colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Return :func:`~mask2former_ros.core.palette.colorize` of ``labels`` (~3x faster)."""
+    if labels.dtype != np.uint8:
+        return colorize(labels, palette)
+    lut = np.zeros((max(256, len(palette)), 3), dtype=np.uint8)
+    lut[:len(palette)] = palette
+    return np.take(lut, labels, axis=0)
+
+
 class OutputBag:
     """The output bag: label, colour and overlay images (and optionally the input topic)."""
 
@@ -198,7 +207,7 @@ class OutputBag:
     def write_frame(self, log_time: int, header: Any, rgb: np.ndarray, labels: np.ndarray,
                     palette: np.ndarray, alpha: float) -> None:
         """Write the labels, colour mask and overlay of one frame."""
-        color = colorize(labels, palette)
+        color = fast_colorize(labels, palette)
         messages = {'labels': labels_message(labels, header),
                     'color': rgb_message(color, header),
                     'overlay': rgb_message(overlay(rgb, labels, palette, alpha, color=color),

@@ -69,9 +69,6 @@ def segment_fleet(inputs: list[Path | str], topic: str, *, fleet: dict | None = 
     f = make_options(FleetOptions, fleet or {})
     check_options(o)
     check_fleet_options(f)
-    if o.output is None and not o.no_output:
-        raise SegmentBagError('several bags need --output DIR (a directory for the output '
-                              'bags) or --no-output')
     if f.resume and o.output is None:
         raise SegmentBagError('--resume needs --output DIR')
     if f.workers > 1 and engine is not None:
@@ -86,6 +83,9 @@ def segment_fleet(inputs: list[Path | str], topic: str, *, fleet: dict | None = 
     jobs = plan_jobs([Path(i) for i in inputs], o.output)
     progress = FleetProgress(len(jobs), o.progress and log is None)
     say = log or (lambda text: progress.write(f'{PROG}: {text}', always=True))
+    if o.output is None and not o.no_output:
+        say('no --output DIR for several bags: evaluating without writing output bags')
+        o.no_output = True
     run = FleetRun(jobs, progress, f.worst_frames)
     todo = []
     for job in jobs:
