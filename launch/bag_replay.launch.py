@@ -3,7 +3,11 @@ Replay a rosbag2 recording through the segmentation node, optionally with RViz2.
 
 Runs ``ros2 bag play <bag> --clock`` (the bag's time drives /clock), the node of
 segmentation.launch.py with ``use_sim_time:=true`` and, with ``rviz:=true``, RViz2 showing
-the input, ``/segmentation/overlay`` and ``/segmentation/color``. Large best-effort frames
+the input, ``<namespace>/segmentation/overlay`` and ``<namespace>/segmentation/color``.
+When the player ends (the bag is over, or it failed), the launch shuts down: the node and
+RViz2 stop and ``ros2 launch`` exits. With ``loop:=true`` the player never ends by itself;
+Ctrl-C stops everything. ``player`` selects the player command (default ``ros2 bag play``;
+any command taking the same arguments works, e.g. a wrapper script). Large best-effort frames
 are only delivered reliably with the large-image Fast DDS profile, so every process started
 here uses it by default (``large_image_profile``); tools started in other terminals
 (``ros2 topic hz``, another RViz) should export the same ``FASTDDS_DEFAULT_PROFILES_FILE``.
@@ -18,19 +22,24 @@ Examples::
         image:=/front/image_raw rate:=0.5 loop:=true device:=cpu
     ros2 launch mask2former_ros bag_replay.launch.py bag:=~/bags/drive \
         remap:=/sensors/cam0/image:=/camera/image_raw
+    ros2 launch mask2former_ros bag_replay.launch.py bag:=~/bags/drive namespace:=robot1 \
+        remap:=/camera/image_raw:=/robot1/camera/image_raw image:=/robot1/camera/image_raw \
+        rviz:=true
 """
 
 import os
+import shlex
 
 from launch import LaunchDescription
 from launch.actions import (
-    DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription, LogInfo, OpaqueFunction,
-    TimerAction)
+    DeclareLaunchArgument, EmitEvent, ExecuteProcess, IncludeLaunchDescription, LogInfo,
+    OpaqueFunction, RegisterEventHandler, TimerAction)
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 from mask2former_ros.ros.launch_support import (
-    as_bool, large_image_env, PROFILE_VARIABLE, share_directory)
+    as_bool, find_rviz2, large_image_env, PROFILE_VARIABLE, share_directory)
 
 PACKAGE = 'mask2former_ros'
 CLOCK_HZ = '100'  # /clock rate of the player: 10 ms steps of simulated time
@@ -48,15 +57,18 @@ def positive_float(name: str, text: str, allow_zero: bool = False) -> float:
     return value
 
 
-def bag_play_command(bag: str, rate: str, loop: bool, remap: str) -> list[str]:
+def bag_play_command(bag: str, rate: str, loop: bool, remap: str,
+                     player: str = 'ros2 bag play') -> list[str]:
     """
-    Return the ``ros2 bag play`` command line.
+    Return the player command line: ``player`` (``ros2 bag play``) and its arguments.
 
     The bag path comes first: ``--clock`` takes an optional frequency, and ``--remap`` takes
     all the rules that follow it.
     """
-    cmd = ['ros2', 'bag', 'play', bag, '--clock', CLOCK_HZ, '--rate', rate,
-           '--disable-keyboard-controls']
+    program = shlex.split(player)
+    if not program:
+        raise ValueError("launch argument player must not be empty (default: 'ros2 bag play')")
+    cmd = program + [bag, '--clock', CLOCK_HZ, '--rate', rate, '--disable-keyboard-controls']
     if loop:
         cmd.append('--loop')
     rules = remap.replace(',', ' ').split()
@@ -68,11 +80,23 @@ def bag_play_command(bag: str, rate: str, loop: bool, remap: str) -> list[str]:
     return cmd
 
 
+def _shut_down_after_the_player(event, context) -> list:
+    """End the launch when the player has ended, unless it is ending already (Ctrl-C)."""
+    if context.is_shutdown:
+        return []
+    return [LogInfo(msg=f'the bag player has ended (exit code {event.returncode}); '
+                        'shutting down'),
+            EmitEvent(event=Shutdown(reason='the bag player ended'))]
+
+
 def launch_setup(context, *args, **kwargs) -> list:
     """Build the player, the segmentation node and RViz2 from the launch arguments."""
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context).strip()
 
+    rviz = as_bool('rviz', arg('rviz'))
+    if rviz:
+        find_rviz2()  # before anything starts: one clear error, nothing left running
     share = share_directory()
     bag = os.path.expanduser(arg('bag'))
     if not os.path.exists(bag):
@@ -87,9 +111,15 @@ def launch_setup(context, *args, **kwargs) -> list:
         actions.append(LogInfo(msg=f'{PROFILE_VARIABLE}={env[PROFILE_VARIABLE]} for the player, '
                                    'the node and RViz2; export it for other tools too'))
 
+    loop = as_bool('loop', arg('loop'))
     player = ExecuteProcess(
-        cmd=bag_play_command(bag, repr(rate), as_bool('loop', arg('loop')), arg('remap')),
+        cmd=bag_play_command(bag, repr(rate), loop, arg('remap'), arg('player')),
         name='bag_play', output='screen', additional_env=env or None)
+    # The replay is over when the player ends (with loop:=true only on an error or Ctrl-C):
+    # shut the launch down, so that the node (on simulated time, whose /clock has stopped)
+    # and RViz2 stop and `ros2 launch` exits.
+    actions.append(RegisterEventHandler(OnProcessExit(
+        target_action=player, on_exit=_shut_down_after_the_player)))
     actions.append(TimerAction(period=delay, actions=[player]) if delay > 0 else player)
 
     actions.append(IncludeLaunchDescription(
@@ -100,16 +130,13 @@ def launch_setup(context, *args, **kwargs) -> list:
             ('model', arg('model')),
             ('device', arg('device')),
             ('params_file', arg('params_file')),
+            ('namespace', arg('namespace')),
+            ('node_name', arg('node_name')),
+            ('autostart', arg('autostart')),
             ('use_sim_time', 'true'),
             ('large_image_profile', 'true' if large_images else 'false'),
+            ('rviz', 'true' if rviz else 'false'),
         ]))
-
-    if as_bool('rviz', arg('rviz')):
-        actions.append(Node(
-            package='rviz2', executable='rviz2', name='rviz2',
-            arguments=['-d', os.path.join(share, 'rviz', 'segmentation.rviz')],
-            parameters=[{'use_sim_time': True}],
-            additional_env=env or None, output='screen'))
     return actions
 
 
@@ -150,8 +177,22 @@ def generate_launch_description() -> LaunchDescription:
             'params_file', default_value=default_params,
             description='node parameter file (model and device arguments override it)'),
         DeclareLaunchArgument(
+            'namespace', default_value='',
+            description='node namespace; the segmentation/* outputs are published in it'),
+        DeclareLaunchArgument(
+            'node_name', default_value='segmentation_node', description='node name'),
+        DeclareLaunchArgument(
+            'autostart', default_value='true', choices=['true', 'false'],
+            description='true: the node configures and activates itself; false: it waits '
+                        'for lifecycle transitions'),
+        DeclareLaunchArgument(
+            'player', default_value='ros2 bag play',
+            description='bag player command; it is given <bag> --clock 100 --rate <rate> '
+                        '--disable-keyboard-controls [--loop] [--remap <rules>]'),
+        DeclareLaunchArgument(
             'rviz', default_value='false',
-            description='true: start RViz2 with rviz/segmentation.rviz'),
+            description='true: start RViz2 showing the input, overlay and colour topics '
+                        "(rviz/segmentation.rviz with this launch's topics)"),
         DeclareLaunchArgument(
             'large_image_profile', default_value='true',
             description=f'true: run the player, the node and RViz2 with {PROFILE_VARIABLE} '

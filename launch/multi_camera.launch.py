@@ -32,7 +32,7 @@ from typing import List
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
 from launch_ros.parameter_descriptions import ParameterValue
 from mask2former_ros.ros.launch_support import (
     as_bool, input_remappings, large_image_env, node_parameters, PROFILE_VARIABLE,
@@ -77,18 +77,19 @@ def launch_setup(context, *args, **kwargs) -> list:
     if not suffix:
         raise ValueError('launch argument image_suffix must not be empty')
     files, overrides = node_parameters(arg)
+    overrides['autostart'] = as_bool('autostart', arg('autostart'))
 
     env, note = large_image_env(as_bool('large_image_profile', arg('large_image_profile')))
     notes = [LogInfo(msg=note)] if note else []
 
-    def node(name: str, namespace: str | None, cameras_param: list[str],
-             remappings: list[tuple[str, str]]) -> Node:
+    def node(name: str, namespace: str, cameras_param: list[str],
+             remappings: list[tuple[str, str]]) -> LifecycleNode:
         # launch only accepts typing.List[str] (not list[str]) as a list value type.
         cameras_value = ParameterValue(cameras_param, value_type=List[str])  # noqa: UP006
         parameters = files + [{**overrides, 'cameras': cameras_value}]
-        return Node(package=PACKAGE, executable='segmentation_node', name=name,
-                    namespace=namespace, parameters=parameters, remappings=remappings,
-                    additional_env=env or None, output='screen', emulate_tty=True)
+        return LifecycleNode(package=PACKAGE, executable='segmentation_node', name=name,
+                             namespace=namespace, parameters=parameters, remappings=remappings,
+                             additional_env=env or None, output='screen', emulate_tty=True)
 
     # Relative remapping targets: /<camera>/<image_suffix> at the root namespace, and still
     # right when this file is included under a pushed namespace.
@@ -96,7 +97,7 @@ def launch_setup(context, *args, **kwargs) -> list:
         remappings = []
         for camera in cameras:
             remappings += input_remappings(f'{camera}/', f'{camera}/{suffix}')
-        nodes = [node('segmentation_node', None, cameras, remappings)]
+        nodes = [node('segmentation_node', '', cameras, remappings)]
     elif mode == 'one_node_per_camera':
         nodes = [node('segmentation_node', camera, [''], input_remappings('', suffix))
                  for camera in cameras]
@@ -138,6 +139,10 @@ def generate_launch_description() -> LaunchDescription:
                         'here override it'),
         DeclareLaunchArgument(
             'use_sim_time', default_value='false', description='use the /clock topic'),
+        DeclareLaunchArgument(
+            'autostart', default_value='true', choices=['true', 'false'],
+            description='true: the node(s) configure and activate themselves; false: they '
+                        'wait for lifecycle transitions (a lifecycle manager)'),
         DeclareLaunchArgument(
             'large_image_profile', default_value='false',
             description=f'true: run the node(s) with {PROFILE_VARIABLE} set to the '

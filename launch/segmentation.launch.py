@@ -13,18 +13,29 @@ Examples::
         image_transport:=compressed model:=facebook/mask2former-swin-tiny-cityscapes-semantic
     ros2 launch mask2former_ros segmentation.launch.py image:=/camera/image_raw \
         params_file:=$(ros2 pkg prefix --share mask2former_ros)/config/segmentation_cpu.yaml
+    ros2 launch mask2former_ros segmentation.launch.py namespace:=robot1 \
+        image:=/robot1/camera/image_raw rviz:=true
+    ros2 launch mask2former_ros segmentation.launch.py autostart:=false   # a lifecycle manager
     ros2 launch mask2former_ros segmentation.launch.py --show-args
+
+The node is a lifecycle (managed) node, started as a ``launch_ros`` ``LifecycleNode``: with
+``autostart:=true`` (default) it configures and activates itself; with ``autostart:=false`` it
+waits in ``unconfigured`` for its ``change_state`` service (``ros2 lifecycle set``, a Nav2-style
+lifecycle manager, or ``launch_ros.events.lifecycle.ChangeState`` events of an including
+launch file). ``rviz:=true`` starts RViz2 showing the camera, overlay and colour topics of
+this node, namespace and remapping included.
 """
 
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from mask2former_ros.ros.launch_support import (
-    as_bool, input_remappings, large_image_env, node_parameters, PROFILE_VARIABLE,
-    share_directory)
+    as_bool, find_rviz2, input_remappings, large_image_env, node_parameters, PROFILE_VARIABLE,
+    resolve_topic, rviz_config, RVIZ_TEMPLATE, share_directory)
 
 PACKAGE = 'mask2former_ros'
 LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal']
@@ -35,20 +46,25 @@ def launch_setup(context, *args, **kwargs) -> list:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context).strip()
 
+    rviz = as_bool('rviz', arg('rviz'))
+    if rviz:
+        find_rviz2()  # before anything starts: one clear error, nothing left running
     files, overrides = node_parameters(arg)
+    overrides['autostart'] = as_bool('autostart', arg('autostart'))
     node_name = arg('node_name')
     if not node_name:
         raise ValueError('launch argument node_name must not be empty')
+    namespace = arg('namespace').strip('/')
     image = arg('image')
     remappings = input_remappings('', image) if image else []
 
     env, note = large_image_env(as_bool('large_image_profile', arg('large_image_profile')))
     notes = [LogInfo(msg=note)] if note else []
-    node = Node(
+    node = LifecycleNode(
         package=PACKAGE,
         executable='segmentation_node',
         name=node_name,
-        namespace=arg('namespace') or None,
+        namespace=namespace,
         parameters=files + [overrides],
         remappings=remappings,
         arguments=['--ros-args', '--log-level', arg('log_level')],
@@ -56,7 +72,29 @@ def launch_setup(context, *args, **kwargs) -> list:
         output='screen',
         emulate_tty=True,
     )
-    return notes + [node]
+    actions = notes + [node]
+    if rviz:
+        # The displays follow the node: its namespace and its remapped input.
+        config = rviz_config(os.path.join(share_directory(), RVIZ_TEMPLATE), {
+            'image': resolve_topic(namespace, image or 'image'),
+            'overlay': resolve_topic(namespace, 'segmentation/overlay'),
+            'color': resolve_topic(namespace, 'segmentation/color')})
+        actions += [
+            LogInfo(msg=f'RViz2 config: {config}'),
+            Node(package='rviz2', executable='rviz2', name='rviz2', namespace=namespace,
+                 arguments=['-d', config],
+                 parameters=[{'use_sim_time': overrides['use_sim_time']}],
+                 additional_env=env or None, output='screen'),
+            RegisterEventHandler(OnShutdown(on_shutdown=lambda event, context: _remove(config))),
+        ]
+    return actions
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -99,5 +137,14 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'log_level', default_value='info', choices=LOG_LEVELS,
             description='node log level'),
+        DeclareLaunchArgument(
+            'autostart', default_value='true', choices=['true', 'false'],
+            description='true: the node configures and activates itself; false: it waits '
+                        'for lifecycle transitions (ros2 lifecycle set, a lifecycle manager, '
+                        'launch ChangeState events)'),
+        DeclareLaunchArgument(
+            'rviz', default_value='false', choices=['true', 'false'],
+            description="true: also start RViz2 showing this node's input, overlay and "
+                        'colour topics (namespace and remapping applied)'),
         OpaqueFunction(function=launch_setup),
     ])

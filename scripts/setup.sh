@@ -13,6 +13,19 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # shellcheck disable=SC2086
 "${pip[@]}" ${TORCH_SPEC:-torch==2.13.0}
 "${pip[@]}" -r requirements.txt
+# The ROS 2 launch stack (launch, launch_ros, launch_testing, the ros2 CLI) for the launch tests.
+# PyPI has no wheels of it: they come from ROS_WHEELS_DIR (default: shared/ros-wheels beside the
+# checkout). On a ROS machine (apt) they come with ROS instead; without either, the launch tests
+# are skipped and say why. Installed after requirements.txt, whose pytest pin (<9.1) they need.
+ros_wheels=${ROS_WHEELS_DIR:-$PWD/../shared/ros-wheels}
+if ls "$ros_wheels"/ros_launch_testing-*.whl >/dev/null 2>&1; then
+  "${pip[@]}" --find-links "$ros_wheels" 'pytest>=7,<9.1' lark-parser \
+    ros-launch ros-launch-xml ros-launch-yaml ros-launch-ros ros-launch-testing \
+    ros-launch-testing-ros ros-ros2cli ros-ros2launch ros-ros2pkg ros-ros2run ros-ros2node \
+    ros-ros2service ros-ros2topic ros-ros2param ros-ros2lifecycle ros-rosidl-runtime-py
+elif ! .venv/bin/python -c 'import launch_testing, launch_ros' 2>/dev/null; then
+  echo "setup: no ROS launch wheels in $ros_wheels (set ROS_WHEELS_DIR); the launch tests will be skipped" >&2
+fi
 "${pip[@]}" --no-deps -e .
 # The test/demo fixtures (mask2former_ros_fixtures: tiny model training, synthetic scenes, sample
 # bags, the demo) are not part of the installed package; this venv finds them in the checkout.

@@ -1,18 +1,20 @@
 """
-launch_testing: launch/segmentation.launch.py against a synthetic live camera.
+launch_testing: the installed segmentation.launch.py against a synthetic live camera.
 
-Launches the real launch file (model:=<the tiny model trained on synthetic street scenes>,
-device:=cpu, image:=/test_camera/image_raw), publishes synthetic frames on that camera topic
-from this process and checks that the labels arrive on /segmentation/labels with the
+Launches segmentation.launch.py from the install space of a colcon build of this package
+(launch_harness; model:=<the tiny model trained on synthetic street scenes>, device:=cpu,
+image:=/test_camera/image_raw), publishes synthetic frames on that camera topic from this
+process and checks that the node, a launch_ros LifecycleNode that configured and activated
+itself (autostart), is ``active`` and that the labels arrive on /segmentation/labels with the
 header of the frame they belong to and mostly the right classes; after shutdown, that every
-launched process exited cleanly. Needs a ROS 2 install with launch_testing and launch_ros
-(run by ``colcon test`` or ``launch_test test/test_launch_live_camera.py``); skipped
-otherwise.
+launched process exited cleanly. Runs under pytest (the launch_testing plugin) or
+``launch_test``; skipped, saying why, where the launch stack or colcon is missing.
 """
 
 import time
 import unittest
 
+import launch_harness
 from mask2former_ros.ros.image_conversion import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
@@ -22,14 +24,17 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-# Skip (before anything below needs them) where ROS launch is not installed. The submodules
-# are imported explicitly: a source tree's launch/ folder can pass for a 'launch' package.
-for _module in ('launch', 'launch.actions', 'launch.launch_description_sources',
-                'launch_ros', 'launch_testing', 'launch_testing.actions',
-                'launch_testing.asserts', 'launch_testing.markers'):
-    pytest.importorskip(_module)
-launch = pytest.importorskip('launch')
-launch_testing = pytest.importorskip('launch_testing')
+# Without launch_testing (then its pytest plugin is not loaded) this module is skipped here;
+# with it, generate_test_description skips when the rest of the stack or colcon is missing.
+REASON = launch_harness.missing_launch_stack()
+pytest.importorskip('launch_testing', reason=str(REASON))
+import launch  # noqa: E402,I100 - after the skip above
+import launch.actions  # noqa: E402
+import launch.launch_description_sources  # noqa: E402
+import launch_testing.actions  # noqa: E402
+import launch_testing.asserts  # noqa: E402
+import launch_testing.markers  # noqa: E402
+from lifecycle_msgs.srv import GetState  # noqa: E402
 
 CAMERA_TOPIC = '/test_camera/image_raw'
 LABELS_TOPIC = '/segmentation/labels'
@@ -41,12 +46,12 @@ TIMEOUT = 180.0  # seconds: loading torch and the model on a slow CI machine
 @launch_testing.markers.keep_alive
 def generate_test_description():
     """Launch segmentation.launch.py with the tiny model on the CPU, then start the tests."""
-    from pathlib import Path
-
     from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
 
+    if REASON:
+        pytest.skip(REASON)
+    launch_file = launch_harness.installed_share() / 'launch' / 'segmentation.launch.py'
     model_dir = ensure_tiny_model()
-    launch_file = Path(__file__).resolve().parents[1] / 'launch' / 'segmentation.launch.py'
     segmentation = launch.actions.IncludeLaunchDescription(
         launch.launch_description_sources.PythonLaunchDescriptionSource(str(launch_file)),
         launch_arguments={
@@ -79,6 +84,13 @@ class TestLiveCamera(unittest.TestCase):
         cls.node.destroy_node()
         rclpy.try_shutdown(context=cls.context)
 
+    def lifecycle_state(self, node: str) -> str:
+        client = self.node.create_client(GetState, f'{node}/get_state')
+        self.assertTrue(client.wait_for_service(timeout_sec=30.0))
+        future = client.call_async(GetState.Request())
+        self.executor.spin_until_future_complete(future, timeout_sec=10.0)
+        return future.result().current_state.label
+
     def test_labels_arrive_with_the_frame_header(self, proc_output, model_dir):
         received = []
         self.node.create_subscription(
@@ -89,6 +101,7 @@ class TestLiveCamera(unittest.TestCase):
             Image, CAMERA_TOPIC,
             QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
         proc_output.assertWaitFor('active:', timeout=TIMEOUT)
+        self.assertEqual(self.lifecycle_state('/segmentation_node'), 'active')
 
         rng = np.random.default_rng(7)
         sent = {}  # (sec, nanosec) -> (frame_id, ground-truth labels)

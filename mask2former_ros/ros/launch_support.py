@@ -1,26 +1,94 @@
 """
-Helpers shared by the package's launch files: share directory, boolean arguments, DDS profile.
+Helpers shared by the package's launch files: share directory, arguments, DDS profile, RViz.
 
-No ``launch`` imports, so the launch files stay thin and this module is testable anywhere;
-``ament_index_python`` is imported only when the share directory is looked up.
+Few ``launch`` imports (only where a launch object is built), so the launch files stay thin
+and this module is testable anywhere; ``ament_index_python`` is imported only when a package
+is looked up.
 """
 
 import os
 from pathlib import Path
+import tempfile
 from typing import Any, Callable
 
 PACKAGE = 'mask2former_ros'
 PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
 LARGE_IMAGE_PROFILE = os.path.join('config', 'fastdds_large_images.xml')
+RVIZ_TEMPLATE = os.path.join('rviz', 'segmentation.rviz')
+# The topics rviz/segmentation.rviz shows; rviz_config() replaces them.
+RVIZ_TOPICS = {'image': '/camera/image_raw', 'overlay': '/segmentation/overlay',
+               'color': '/segmentation/color'}
+
+
+class RosEnvironmentError(RuntimeError):
+    """The ROS environment is not set up (no ``AMENT_PREFIX_PATH``, a missing package)."""
+
+
+def _ament_search_paths() -> None:
+    if not os.environ.get('AMENT_PREFIX_PATH'):
+        raise RosEnvironmentError(
+            'AMENT_PREFIX_PATH is not set, so ROS packages cannot be found: source your ROS '
+            "installation and this workspace first ('. /opt/ros/<distro>/setup.bash' and "
+            "'. install/setup.bash'); in a pip venv with the ROS wheels, "
+            "'export AMENT_PREFIX_PATH=$VIRTUAL_ENV'")
 
 
 def share_directory() -> str:
     """Return the package's share directory, or the source tree when it is not installed."""
     from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+    _ament_search_paths()
     try:
         return get_package_share_directory(PACKAGE)
     except PackageNotFoundError:
-        return str(Path(__file__).resolve().parents[1])
+        return str(Path(__file__).resolve().parents[2])
+
+
+def find_rviz2() -> str:
+    """
+    Return the path of the ``rviz2`` executable (as ``launch_ros`` will find it).
+
+    Raises :class:`RosEnvironmentError` with what to do when RViz2 is not installed; the launch
+    files call this before they start anything, so a missing RViz2 stops the launch with one
+    clear error and leaves no process behind.
+    """
+    from ament_index_python.packages import get_package_prefix, PackageNotFoundError
+    _ament_search_paths()
+    try:
+        executable = os.path.join(get_package_prefix('rviz2'), 'lib', 'rviz2', 'rviz2')
+    except PackageNotFoundError:
+        executable = None
+    if executable is None or not os.access(executable, os.X_OK):
+        raise RosEnvironmentError(
+            'rviz:=true, but RViz2 is not installed (package rviz2 not found in '
+            "AMENT_PREFIX_PATH): install it ('sudo apt install ros-$ROS_DISTRO-rviz2') or "
+            'launch with rviz:=false and run RViz elsewhere')
+    return executable
+
+
+def resolve_topic(namespace: str, topic: str) -> str:
+    """Return the absolute name of ``topic`` for a node in ``namespace`` (no ``~``)."""
+    if topic.startswith('/'):
+        return topic
+    return '/' + '/'.join(part for part in (namespace.strip('/'), topic.strip('/')) if part)
+
+
+def rviz_config(template: str, topics: dict[str, str], directory: str | None = None) -> str:
+    """
+    Write a copy of the RViz config ``template`` showing ``topics`` and return its path.
+
+    ``topics`` maps ``image``, ``overlay`` and ``color`` (keys of :data:`RVIZ_TOPICS`) to the
+    absolute topic names to show, e.g. a namespaced node's ``/robot1/segmentation/overlay``.
+    """
+    text = Path(template).read_text()
+    for key, default in RVIZ_TOPICS.items():
+        line = f'Value: {default}\n'
+        if line not in text:
+            raise ValueError(f'{template} shows no {default} (expected a line {line.strip()!r})')
+        text = text.replace(line, f'Value: {topics.get(key, default)}\n')
+    handle, path = tempfile.mkstemp(prefix='mask2former_ros_', suffix='.rviz', dir=directory)
+    with os.fdopen(handle, 'w') as out:
+        out.write(text)
+    return path
 
 
 def as_bool(name: str, text: str) -> bool:

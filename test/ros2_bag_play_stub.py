@@ -1,0 +1,81 @@
+"""
+Stand-in for ``ros2 bag play`` in the launch tests (rosbag2 is not installable from PyPI).
+
+Takes the arguments bag_replay.launch.py gives the player (``<bag> --clock [Hz] --rate R
+--disable-keyboard-controls [--loop] [--remap from:=to ...]``), publishes the bag's time on
+/clock and its messages at their recorded timing (mask2former_ros_fixtures.bag_player), and
+exits 0 at the end of the bag, or never with ``--loop``. Unlike ``ros2 bag play`` it first
+waits (``--wait-for-subscribers`` seconds) until every topic has a subscriber, so that a test
+need not guess how long the node takes to load its model.
+"""
+
+import argparse
+from pathlib import Path
+import sys
+import threading
+import time
+
+from mask2former_ros_fixtures.bag_player import BagPlayer
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rosbags.highlevel import AnyReader
+from rosgraph_msgs.msg import Clock
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse the ``ros2 bag play`` options bag_replay.launch.py uses."""
+    parser = argparse.ArgumentParser(prog='ros2_bag_play_stub')
+    parser.add_argument('bag')
+    parser.add_argument('--clock', nargs='?', type=float, const=40.0, default=0.0)
+    parser.add_argument('--rate', type=float, default=1.0)
+    parser.add_argument('--loop', action='store_true')
+    parser.add_argument('--disable-keyboard-controls', action='store_true')
+    parser.add_argument('--remap', nargs='+', default=[])
+    parser.add_argument('--wait-for-subscribers', type=float, default=120.0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Play the bag; return 0 at its end."""
+    args = parse(sys.argv[1:] if argv is None else argv)
+    remap = dict(rule.split(':=', 1) for rule in args.remap)
+    with AnyReader([Path(args.bag)]) as reader:
+        topics = sorted({connection.topic for connection in reader.connections})
+    rclpy.init(args=['--ros-args'])
+    node = rclpy.create_node('rosbag2_player')
+    stop = threading.Event()
+    try:
+        player = BagPlayer(node, Path(args.bag), topics, remap=remap)
+        start_ns = player.messages[0][0]
+        if args.clock > 0:
+            clock_pub = node.create_publisher(Clock, '/clock', 10)
+            started = time.monotonic()
+
+            def publish_clock() -> None:
+                while not stop.wait(1.0 / args.clock):
+                    msg = Clock()
+                    now = start_ns + int((time.monotonic() - started) * args.rate * 1e9)
+                    msg.clock.sec, msg.clock.nanosec = divmod(now, 1_000_000_000)
+                    clock_pub.publish(msg)
+            threading.Thread(target=publish_clock, daemon=True).start()
+        print(f'ros2_bag_play_stub: waiting for subscribers of {topics}', flush=True)
+        if not player.wait_for_subscribers(args.wait_for_subscribers):
+            print('ros2_bag_play_stub: no subscriber; playing anyway', flush=True)
+        passes = 0
+        while True:
+            passes += 1
+            count = player.play(rate=args.rate)
+            print(f'ros2_bag_play_stub: pass {passes}: {count} messages', flush=True)
+            if not args.loop:
+                break
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        stop.set()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

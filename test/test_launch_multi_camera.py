@@ -1,0 +1,113 @@
+"""
+launch_testing: the installed multi_camera.launch.py serves both cameras of one batched node.
+
+Launches multi_camera.launch.py (cameras:=[front,rear], mode batched, a small random-weight
+model on the CPU) from the install space of a colcon build (launch_harness), publishes small
+frames on /front/image_raw and /rear/image_raw and checks that labels with each frame's header
+arrive on /front/segmentation/labels and /rear/segmentation/labels; after shutdown, that the
+node exited cleanly.
+"""
+
+import time
+import unittest
+
+import launch_harness
+from mask2former_ros.ros.image_conversion import make_image_msg
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+REASON = launch_harness.missing_launch_stack()
+pytest.importorskip('launch_testing', reason=str(REASON))
+import launch  # noqa: E402,I100 - after the skip above
+import launch.actions  # noqa: E402
+import launch.launch_description_sources  # noqa: E402
+import launch_testing.actions  # noqa: E402
+import launch_testing.asserts  # noqa: E402
+
+CAMERAS = ('front', 'rear')
+HEIGHT, WIDTH = 48, 64
+TIMEOUT = 180.0  # seconds: loading torch and the model on a busy CI machine
+
+
+@pytest.mark.launch_test
+def generate_test_description():
+    """Launch multi_camera.launch.py for two cameras with a small model on the CPU."""
+    if REASON:
+        pytest.skip(REASON)
+    launch_file = launch_harness.installed_share() / 'launch' / 'multi_camera.launch.py'
+    return launch.LaunchDescription([
+        launch.actions.IncludeLaunchDescription(
+            launch.launch_description_sources.PythonLaunchDescriptionSource(str(launch_file)),
+            launch_arguments={
+                'cameras': f"[{','.join(CAMERAS)}]",
+                'model': str(launch_harness.random_checkpoint()),
+                'device': 'cpu',
+            }.items()),
+        launch_testing.actions.ReadyToTest(),
+    ])
+
+
+class TestMultiCamera(unittest.TestCase):
+    """Each camera's frames come back as labels on that camera's topic."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.context = rclpy.Context()
+        rclpy.init(context=cls.context)
+        cls.node = rclpy.create_node('multi_camera_launch_test', context=cls.context)
+        cls.executor = SingleThreadedExecutor(context=cls.context)
+        cls.executor.add_node(cls.node)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.executor.shutdown()
+        cls.node.destroy_node()
+        rclpy.try_shutdown(context=cls.context)
+
+    def test_both_cameras_are_served(self, proc_output):
+        received = {camera: [] for camera in CAMERAS}
+        publishers = {}
+        for camera in CAMERAS:
+            self.node.create_subscription(
+                Image, f'/{camera}/segmentation/labels', received[camera].append,
+                QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+            publishers[camera] = self.node.create_publisher(
+                Image, f'/{camera}/image_raw',
+                QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        proc_output.assertWaitFor('active:', timeout=TIMEOUT)
+
+        sent = {camera: set() for camera in CAMERAS}
+
+        def matched(camera):
+            return any((m.header.stamp.sec, m.header.frame_id) in sent[camera]
+                       for m in received[camera])
+        rng = np.random.default_rng(3)
+        deadline = time.monotonic() + TIMEOUT
+        frame = 0
+        while not all(map(matched, CAMERAS)) and time.monotonic() < deadline:
+            frame += 1
+            for camera in CAMERAS:
+                msg = make_image_msg(rng.integers(0, 255, (HEIGHT, WIDTH, 3), np.uint8), 'rgb8')
+                msg.header.stamp.sec = frame
+                msg.header.frame_id = f'{camera}_optical'
+                sent[camera].add((frame, msg.header.frame_id))
+                publishers[camera].publish(msg)
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                self.executor.spin_once(timeout_sec=0.05)
+        for camera in CAMERAS:
+            self.assertTrue(matched(camera), f'no labels for {camera} after {frame} frames')
+            labels = received[camera][-1]
+            self.assertEqual((labels.height, labels.width), (HEIGHT, WIDTH))
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+    """The node stops cleanly when the launch shuts down."""
+
+    def test_exit_codes(self, proc_info):
+        launch_testing.asserts.assertExitCodes(proc_info)
