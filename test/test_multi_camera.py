@@ -29,7 +29,7 @@ def peer():
 
 @pytest.mark.parametrize('params', [
     {},  # one worker, every pending camera in one batch
-    {'inference_workers': 2, 'max_batch_size': 1},  # two batches at once, cameras in turn
+    {'max_batch_size': 1},  # one camera per batch, cameras in turn
 ], ids=['one_batch', 'two_workers'])
 def test_three_cameras_one_model(peer, tiny_model_dir, params):
     node = NodeProcess({'model': str(tiny_model_dir), 'cameras': list(CAMERAS), **params},

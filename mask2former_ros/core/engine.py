@@ -2,17 +2,23 @@
 Mask2Former semantic segmentation engine: RGB frames in, label maps out (no ROS imports).
 
 The engine loads any Mask2Former checkpoint through ``transformers``, preprocesses frames in torch
-on the inference device, runs the model in the requested precision and post-processes on the
-device without materialising full-resolution query masks (see :func:`upsampled_argmax`).
+on the inference device, runs the model forward under ``torch.autocast`` in the requested
+precision (weights stay fp32) and post-processes in fp32 on the device without materialising
+full-resolution query masks (see :mod:`mask2former_ros.core.semantic_postprocess`).
+
+All torch work of an engine happens on the thread that created it: OpenMP thread teams are per
+calling thread, and a model run from another thread than the one that loaded it was measured
+1.6x slower on a 2-core CPU. :meth:`SegmentationEngine.segment_batch` refuses other threads.
 """
 
 from dataclasses import dataclass, field
+import itertools
 import math
 import os
 from pathlib import Path
 import threading
 import time
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 import warnings
 
 from mask2former_ros.core.palette import palette_for
@@ -31,6 +37,17 @@ class ModelLoadError(RuntimeError):
     """A checkpoint could not be found, read or trusted."""
 
 
+class WrongThreadError(RuntimeError):
+    """Torch work of an engine was asked for on another thread than the one that loaded it."""
+
+
+class InferenceOutOfMemoryError(RuntimeError):
+    """The device ran out of memory for a batch; the cache was freed and the engine goes on."""
+
+
+NON_FINITE = 'non-finite model output (NaN/inf logits, e.g. fp16 overflow)'
+
+
 @dataclass
 class EngineConfig:
     """Settings of a :class:`SegmentationEngine`; see the README for their meaning."""
@@ -47,9 +64,15 @@ class EngineConfig:
 class SegmentationResult:
     """Output of one frame: label map at the input resolution and optional confidence."""
 
-    labels: np.ndarray
+    labels: np.ndarray | None
     confidence: np.ndarray | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    error: str | None = None  # set (and labels None) when this frame failed, e.g. NaN logits
+
+    @property
+    def ok(self) -> bool:
+        """Return True when the frame has labels."""
+        return self.error is None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -72,15 +95,18 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """Turn ``auto | fp32 | fp16 | bf16`` into a dtype valid on ``device``, or raise ValueError."""
+    """
+    Turn ``auto | fp32 | fp16 | bf16`` into the autocast dtype of the model forward.
+
+    ``auto`` is fp16 on CUDA and fp32 elsewhere. fp16 and bf16 also run on the CPU (autocast
+    supports both there; slower than fp32, but the numerics are those of the GPU path).
+    """
     text = str(precision).strip().lower()
     if text == 'auto':
         return torch.float16 if device.type == 'cuda' else torch.float32
     if text not in _DTYPES:
         raise ValueError(
             f"invalid precision '{precision}': allowed {', '.join(PRECISION_CHOICES)}")
-    if text == 'fp16' and device.type != 'cuda':
-        raise ValueError('precision fp16 needs a CUDA device; on the CPU use fp32 or bf16')
     return _DTYPES[text]
 
 
@@ -229,9 +255,12 @@ class SegmentationEngine:
         self.input_size = parse_input_size(config.input_size)
         self._log = log or (lambda _msg: None)
         started = time.perf_counter()
+        self._owner = threading.current_thread()
         model, processor = load_checkpoint(config.model, config.allow_pickle)
         self.preprocessing = Preprocessing.from_processor(processor)
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        # Weights stay fp32: reduced precision is autocast around the forward only (a whole-model
+        # cast agreed with fp32 on only 30-55 % of pixels of a trained model).
+        self.model = model.to(device=self.device, dtype=torch.float32).eval()
         id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
         self.class_names: list[str] = [id2label[i] for i in sorted(id2label)]
         self.palette = palette_for(id2label)
@@ -247,11 +276,27 @@ class SegmentationEngine:
         self.load_seconds = time.perf_counter() - started
         self._log(f"loaded '{config.model}' ({len(self.class_names)} classes) on {self.device} "
                   f'as {dtype_name(self.dtype)} in {self.load_seconds:.1f} s')
+        if self.dtype == torch.float16 and self.device.type == 'cpu':
+            self._log('precision fp16 on the CPU: correct but slower than fp32 (meant for '
+                      'checking the GPU numerics)')
 
     @property
     def num_classes(self) -> int:
         """Return the number of semantic classes of the checkpoint."""
         return len(self.class_names)
+
+    @property
+    def owner_thread(self) -> threading.Thread:
+        """Return the thread that loaded the model: the only one allowed to run it."""
+        return self._owner
+
+    def check_thread(self) -> None:
+        """Raise :class:`WrongThreadError` unless called on the thread that loaded the model."""
+        current = threading.current_thread()
+        if current is not self._owner:
+            raise WrongThreadError(
+                f"torch work on thread '{current.name}', but the engine was loaded on "
+                f"'{self._owner.name}': all torch work must run on that one thread")
 
     def close(self) -> None:
         """Release the model and any cached GPU memory."""
@@ -280,7 +325,7 @@ class SegmentationEngine:
                                   antialias=target[0] < h or target[1] < w)
             tensors.append(x)
         batch = torch.cat(tensors) if len(tensors) > 1 else tensors[0]
-        return (batch * self._scale + self._bias).to(self.dtype)
+        return batch * self._scale + self._bias  # fp32: autocast casts inside the forward
 
     def _check(self, image: np.ndarray) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -290,11 +335,22 @@ class SegmentationEngine:
             raise ValueError(f'empty image {tuple(image.shape)}')
 
     def segment(self, image: np.ndarray) -> SegmentationResult:
-        """Segment one RGB uint8 HxWx3 frame."""
-        return self.segment_batch([image])[0]
+        """Segment one RGB uint8 HxWx3 frame; raise RuntimeError if it failed (e.g. NaN)."""
+        result = self.segment_batch([image])[0]
+        if result.error is not None:
+            raise RuntimeError(result.error)
+        return result
 
     def segment_batch(self, images: Sequence[np.ndarray]) -> list[SegmentationResult]:
-        """Segment frames in as few forward passes as their model input sizes allow."""
+        """
+        Segment frames in as few forward passes as their model input sizes allow.
+
+        A frame whose model output is not finite gets ``labels=None`` and ``error`` set, never
+        labels made of NaN comparisons; the other frames of the batch are unaffected. Raises
+        :class:`InferenceOutOfMemoryError` (after freeing the cache) when the device runs out
+        of memory, and :class:`WrongThreadError` off the loading thread.
+        """
+        self.check_thread()
         for image in images:
             self._check(image)
         groups: dict[tuple[int, int], list[int]] = {}
@@ -306,41 +362,115 @@ class SegmentationEngine:
             model = self.model
         if model is None:
             raise RuntimeError('engine is closed')
-        with torch.inference_mode():
-            for indices in groups.values():
-                outs = self._run(model, [images[i] for i in indices])
-                for i, out in zip(indices, outs, strict=True):
-                    results[i] = out
+        try:
+            with torch.inference_mode():
+                for indices in groups.values():
+                    outs = self._run(model, [images[i] for i in indices])
+                    for i, out in zip(indices, outs, strict=True):
+                        results[i] = out
+        except torch.OutOfMemoryError as exc:
+            del model
+            if self.device.type == 'cuda':
+                torch.cuda.empty_cache()
+            raise InferenceOutOfMemoryError(
+                f'{self.device} out of memory for {len(images)} frame(s) '
+                f'{[tuple(i.shape[:2]) for i in images]}: {_first_line(exc)}') from None
         return results  # type: ignore[return-value]
 
-    def _sync(self) -> None:
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
+    def forward(self, model: torch.nn.Module, pixel_values: torch.Tensor):
+        """Run the model forward under autocast in the engine's precision (fp32: plain)."""
+        with torch.autocast(self.device.type, dtype=self.dtype,
+                            enabled=self.dtype != torch.float32):
+            return model(pixel_values=pixel_values)
 
     def _run(self, model: torch.nn.Module,
              images: Sequence[np.ndarray]) -> list[SegmentationResult]:
-        t0 = time.perf_counter()
+        clock = _StageClock(self.device)
         pixel_values = self.preprocess(images)
-        self._sync()
-        t1 = time.perf_counter()
-        outputs = model(pixel_values=pixel_values)
-        self._sync()
-        t2 = time.perf_counter()
-        probs = class_probabilities(outputs.class_queries_logits)
+        clock.mark('preprocess')
+        outputs = self.forward(model, pixel_values)
+        clock.mark('model')
+        # Post-processing in fp32, outside autocast (index_put under autocast mixes dtypes).
+        class_logits = outputs.class_queries_logits.float()
         masks = outputs.masks_queries_logits.float()
-        results = []
+        finite = (torch.isfinite(class_logits).flatten(1).all(1)
+                  & torch.isfinite(masks).flatten(1).all(1)).tolist()
+        probs = class_probabilities(class_logits)
+        device_labels, confidences = [], []
         for index, image in enumerate(images):
+            if not finite[index]:
+                device_labels.append(None)
+                confidences.append(None)
+                continue
             labels, confidence = semantic_inference(
                 probs[index], masks[index], image.shape[0], image.shape[1],
                 score_grid=tuple(pixel_values.shape[-2:]),
                 with_confidence=self.config.with_confidence)
-            label_array = labels.cpu().numpy().astype(self.label_dtype, copy=False)
+            device_labels.append(labels)
+            confidences.append(confidence)
+        host_labels = _to_host(device_labels)
+        clock.mark('postprocess')
+        results = []
+        for labels, confidence in zip(host_labels, confidences, strict=True):
+            if labels is None:
+                results.append(SegmentationResult(None, error=NON_FINITE))
+                continue
             conf_array = None if confidence is None else confidence.cpu().numpy()
-            results.append(SegmentationResult(label_array, conf_array))
-        t3 = time.perf_counter()
+            results.append(SegmentationResult(labels.astype(self.label_dtype, copy=False),
+                                              conf_array))
         n = len(images)
-        timings = {'preprocess': (t1 - t0) * 1e3 / n, 'model': (t2 - t1) * 1e3 / n,
-                   'postprocess': (t3 - t2) * 1e3 / n, 'batch_size': float(n)}
+        timings = {stage: ms / n for stage, ms in clock.elapsed_ms().items()}
+        timings['batch_size'] = float(n)
         for result in results:
             result.timings_ms = dict(timings)
         return results
+
+
+class _StageClock:
+    """
+    Stage durations of one batch without a device-wide synchronize per stage.
+
+    On CUDA each mark records an event on the current stream and the durations are read once,
+    after the labels' copy to the host has completed; on the CPU marks read the wall clock.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self._cuda = device.type == 'cuda'
+        self._marks: list[tuple[str, Any]] = [('start', self._now())]
+
+    def _now(self) -> Any:
+        if self._cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def mark(self, stage: str) -> None:
+        """End ``stage`` now."""
+        self._marks.append((stage, self._now()))
+
+    def elapsed_ms(self) -> dict[str, float]:
+        """Return milliseconds per stage (waits for the last CUDA event only)."""
+        pairs = itertools.pairwise(self._marks)
+        if self._cuda:
+            self._marks[-1][1].synchronize()
+            return {stage: start.elapsed_time(end) for (_, start), (stage, end) in pairs}
+        return {stage: (end - start) * 1e3 for (_, start), (stage, end) in pairs}
+
+
+def _to_host(labels: Sequence[torch.Tensor | None]) -> list[np.ndarray | None]:
+    """
+    Copy each frame's integer label map to the host once.
+
+    On CUDA the copies go into pinned buffers without blocking and one stream synchronisation
+    waits for all of them; on the CPU the tensors are already host memory (no copy).
+    """
+    if not any(t is not None and t.device.type == 'cuda' for t in labels):
+        return [None if t is None else t.numpy() for t in labels]
+    pinned = [None if t is None else torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+              for t in labels]
+    for host, device_tensor in zip(pinned, labels, strict=True):
+        if host is not None:
+            host.copy_(device_tensor, non_blocking=True)
+    torch.cuda.current_stream().synchronize()
+    return [None if h is None else h.numpy() for h in pinned]

@@ -24,6 +24,8 @@ import torch.nn.functional as F  # noqa: N812
 
 # Above this fraction of score-grid points needing exact scores, compute them all densely.
 DENSE_FRACTION = 0.25
+# Queries upsampled at once to the score grid on the dense path (bounds peak memory).
+QUERY_CHUNK = 16
 
 
 def bilinear_source_index(out_size: int, in_size: int,
@@ -119,6 +121,26 @@ def _upsample_labels(grid_labels: torch.Tensor, table: torch.Tensor, out_h: int,
     return labels
 
 
+def dense_class_scores(logits: torch.Tensor, class_probs: torch.Tensor, grid_h: int,
+                       grid_w: int, query_chunk: int = QUERY_CHUNK) -> torch.Tensor:
+    """
+    Class scores (grid_h * grid_w, C) of (Q, h, w) mask logits upsampled to the score grid.
+
+    Queries are upsampled ``query_chunk`` at a time and their weighted sigmoids summed, so the
+    peak memory is ``query_chunk + C`` planes of the grid instead of ``Q`` (Q=200 at
+    1024x2048 would be 1.6 GB of fp32 at once).
+    """
+    num_queries = logits.shape[0]
+    table = torch.zeros(grid_h * grid_w, class_probs.shape[1], device=logits.device)
+    for start in range(0, num_queries, query_chunk):
+        chunk = logits[start:start + query_chunk]
+        up = F.interpolate(chunk[None].contiguous(memory_format=torch.channels_last),
+                           size=(grid_h, grid_w), mode='bilinear', align_corners=False)
+        table.addmm_(up[0].permute(1, 2, 0).reshape(-1, chunk.shape[0]).sigmoid_(),
+                     class_probs[start:start + query_chunk])
+    return table
+
+
 def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor, out_h: int,
                        out_w: int, score_grid: tuple[int, int] | None = None,
                        with_confidence: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -159,9 +181,7 @@ def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor, out
     if float(exact.float().mean()) > DENSE_FRACTION:
         # Mostly boundaries (e.g. noisy masks): the dense computation is cheaper than
         # gathering corners point by point, and gives the same scores.
-        dense = F.interpolate(logits[None].contiguous(memory_format=torch.channels_last),
-                              size=(grid_h, grid_w), mode='bilinear', align_corners=False)
-        table = dense[0].permute(1, 2, 0).reshape(-1, num_queries).sigmoid_() @ class_probs
+        table = dense_class_scores(logits, class_probs, grid_h, grid_w)
         grid_labels = table.argmax(1).to(label_dtype).reshape(grid_h, grid_w)
         exact = torch.ones_like(exact)
     else:

@@ -1,6 +1,7 @@
 """Rate and latency statistics over a sliding time window (no ROS)."""
 
 from collections import deque
+from dataclasses import dataclass, field
 import threading
 import time
 
@@ -53,3 +54,28 @@ class WindowStats:
         with self._lock:
             values = [v for _, v in self._events]
         return float(np.mean(values)) if values else float('nan')
+
+
+@dataclass
+class CameraStats:
+    """Counters and windows of one camera input, updated by the node's threads."""
+
+    arrivals: WindowStats = field(default_factory=WindowStats)
+    outputs: WindowStats = field(default_factory=WindowStats)
+    latency_ms: WindowStats = field(default_factory=WindowStats)
+    transport_ms: WindowStats = field(default_factory=WindowStats)
+    decode_ms: WindowStats = field(default_factory=WindowStats)
+    publish_ms: WindowStats = field(default_factory=WindowStats)
+    bad_frames: int = 0
+    failed_frames: int = 0
+    last_problem: str = ''
+    last_warning: float = -1e9
+    last_stamp_ns: int = -1  # header stamp of the newest published frame
+
+    def warn_due(self, throttle_s: float, now: float | None = None) -> bool:
+        """Return True (and restart the throttle) when a warning may be logged now."""
+        now = time.monotonic() if now is None else now
+        if now - self.last_warning < throttle_s:
+            return False
+        self.last_warning = now
+        return True

@@ -72,8 +72,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'Mask2Former checkpoint: Hugging Face hub id or local directory', _non_empty),
     ParameterSpec('device', 'auto', f"inference device: {', '.join(DEVICE_CHOICES)}", _device),
     ParameterSpec('precision', 'auto',
-                  f"{', '.join(PRECISION_CHOICES)}; auto = fp16 on CUDA, fp32 on CPU; "
-                  'fp16 needs CUDA', _choice(*PRECISION_CHOICES)),
+                  f"{', '.join(PRECISION_CHOICES)} (autocast of the model forward; weights "
+                  'and post-processing stay fp32); auto = fp16 on CUDA, fp32 on CPU',
+                  _choice(*PRECISION_CHOICES)),
     ParameterSpec('input_size', 'checkpoint',
                   "model input: 'checkpoint' (preprocessor config, e.g. 384x384 squash), "
                   "'native' (frame size rounded to 32) or a short side in px keeping aspect",
@@ -83,10 +84,6 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('cameras', [''],
                   "camera namespaces served by one model, e.g. ['front', 'left']; [''] = "
                   'subscribe image, publish segmentation/* in the node namespace', _camera_names),
-    ParameterSpec('inference_workers', 1,
-                  'batches segmented at the same time on the one model: 1 = lowest latency; '
-                  '2 can raise throughput on CPUs when the model alone cannot use every core',
-                  _range(1, 8)),
     ParameterSpec('max_batch_size', 0,
                   'most frames segmented in one batch (0: the pending frame of every camera); '
                   'cameras are served in turn', _range(0, 64)),

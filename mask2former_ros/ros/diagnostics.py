@@ -1,0 +1,96 @@
+"""/diagnostics statuses of the segmentation node, built from its counters (no node state)."""
+
+from dataclasses import dataclass
+import json
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from mask2former_ros.core.frame_slot import SlotCounters
+from mask2former_ros.core.stats import CameraStats, WindowStats
+
+OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+
+
+def _kv(key: str, value: Any) -> KeyValue:
+    text = f'{value:.2f}' if isinstance(value, float) else str(value)
+    return KeyValue(key=key, value=text)
+
+
+@dataclass
+class ModelInfo:
+    """What the diagnostics say about the model and the inference thread."""
+
+    model: str
+    device: str = 'none'
+    precision: str = 'none'
+    loaded: bool = False
+    problem: str = ''  # the inference thread died or is stuck: the camera statuses are ERROR
+    restarts: int = 0
+    pending_reconfigure: str = ''  # parameters changed since configure, applied at the next
+
+
+@dataclass
+class BatchStats:
+    """Per-batch inference statistics of the inference thread."""
+
+    sizes: dict[int, int]
+    batch_ms: WindowStats
+    frame_ms: WindowStats
+    stage_ms: dict[str, WindowStats]
+    failed_batches: int = 0
+
+
+def camera_status(name: str, topic: str, state: str, stats: CameraStats,
+                  counters: SlotCounters | None, info: ModelInfo,
+                  inference_ms: float) -> DiagnosticStatus:
+    """Return the status of one camera: level, message and its counters."""
+    status = DiagnosticStatus(name=f'{name}: {topic}', hardware_id=info.model)
+    in_rate, out_rate = stats.arrivals.rate(), stats.outputs.rate()
+    if state != 'active':
+        status.level, status.message = WARN, state
+    elif info.problem:
+        status.level, status.message = ERROR, info.problem
+    elif in_rate == 0.0:
+        status.level, status.message = WARN, 'no input'
+    elif stats.last_problem and out_rate == 0.0:
+        status.level, status.message = ERROR, stats.last_problem
+    else:
+        status.level, status.message = OK, 'segmenting'
+    p50, p95 = stats.latency_ms.percentiles(50, 95)
+    status.values = [
+        _kv('input_rate_hz', in_rate), _kv('output_rate_hz', out_rate),
+        _kv('frames_received', counters.received if counters else 0),
+        _kv('frames_dropped', counters.dropped if counters else 0),
+        _kv('frames_processed', stats.outputs.total),
+        _kv('bad_frames', stats.bad_frames), _kv('failed_frames', stats.failed_frames),
+        _kv('latency_p50_ms', p50), _kv('latency_p95_ms', p95),
+        _kv('inference_ms', inference_ms),
+        _kv('transport_ms_p50', stats.transport_ms.percentiles(50)[0]),
+        _kv('decode_ms_p50', stats.decode_ms.percentiles(50)[0]),
+        _kv('publish_ms_p50', stats.publish_ms.percentiles(50)[0]),
+        _kv('device', info.device), _kv('precision', info.precision),
+        _kv('model', info.model), _kv('last_problem', stats.last_problem),
+        _kv('pending_reconfigure', info.pending_reconfigure)]
+    return status
+
+
+def model_status(name: str, info: ModelInfo, batches: BatchStats) -> DiagnosticStatus:
+    """Return the status of the model and its inference thread."""
+    if info.problem:
+        level, message = ERROR, info.problem
+    elif info.loaded:
+        level, message = OK, 'loaded'
+    else:
+        level, message = WARN, 'not loaded'
+    status = DiagnosticStatus(name=f'{name}: model', hardware_id=info.model, level=level,
+                              message=message)
+    b50, b95 = batches.batch_ms.percentiles(50, 95)
+    status.values = [
+        _kv('batch_size_histogram', json.dumps(dict(sorted(batches.sizes.items())))),
+        _kv('inference_ms_per_batch_p50', b50), _kv('inference_ms_per_batch_p95', b95),
+        _kv('inference_ms_per_frame_p50', batches.frame_ms.percentiles(50)[0]),
+        *[_kv(f'{stage}_ms_p50', stats.percentiles(50)[0])
+          for stage, stats in batches.stage_ms.items()],
+        _kv('failed_batches', batches.failed_batches), _kv('worker_restarts', info.restarts),
+        _kv('model', info.model), _kv('device', info.device), _kv('precision', info.precision)]
+    return status
