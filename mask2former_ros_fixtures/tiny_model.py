@@ -26,8 +26,9 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, Sequence
 
+from mask2former_ros.core.metrics import IGNORE_INDEX
 from mask2former_ros.core.palette import CITYSCAPES_CLASSES
 from mask2former_ros_fixtures.synthetic import make_scene, scene_stream, TINY_CLASSES
 import numpy as np
@@ -51,7 +52,9 @@ WARMUP_STEPS = 20
 EVAL_SEED_OFFSET = 1000
 EVAL_SIZES: tuple[tuple[int, int], ...] = ((128, 256), (480, 640), (512, 1024))
 EVAL_IMAGES = 16
-IGNORE_INDEX = 255
+# Quality bar checked where the model is made (lowest mIoU over EVAL_SIZES); the seeds tried.
+MIN_MIOU = 0.93
+QUALITY_SEEDS = (0, 1, 2)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -313,10 +316,22 @@ def train_tiny_model(out_dir: Path, steps: int = DEFAULT_STEPS, seed: int = 0,
     lowest of them).
     """
     import torch
-    import transformers
 
     out_dir = Path(out_dir)
     start = time.perf_counter()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _train(out_dir, steps, seed, log, start)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(out_dir: Path, steps: int, seed: int, log: Callable[[str], Any],
+           start: float) -> dict[str, Any]:
+    import torch
+    import transformers
+
     model = build_tiny_model(seed)
     model.train()
     rng = np.random.default_rng(seed)
@@ -391,6 +406,27 @@ def train_tiny_model(out_dir: Path, steps: int = DEFAULT_STEPS, seed: int = 0,
     return info
 
 
+def train_checked(out_dir: Path, log: Callable[[str], Any] = print,
+                  seeds: Sequence[int] = QUALITY_SEEDS) -> dict[str, Any]:
+    """
+    Train with the first seed whose model reaches :data:`MIN_MIOU` at every evaluation size.
+
+    Training is seeded and uses deterministic algorithms, but float reductions still differ
+    between CPUs and thread counts, so a cold cache on another machine can land on other
+    weights. The tests rely on labels being right, so the quality is checked where the model
+    is made: a model below the bar is retrained with the next seed, and if none reaches it,
+    this raises instead of handing a weak model to the tests.
+    """
+    results = []
+    for seed in seeds:
+        info = train_tiny_model(out_dir, seed=seed, log=log)
+        results.append((seed, info['miou']))
+        if info['miou'] >= MIN_MIOU:
+            return info
+        log(f'seed {seed}: mIoU {info["miou"]:.4f} < {MIN_MIOU}; retraining with another seed')
+    raise RuntimeError(f'no tiny model reached mIoU {MIN_MIOU}: {results}')
+
+
 def _is_complete(model_dir: Path) -> bool:
     """Return True when ``model_dir`` holds a finished model."""
     return all((model_dir / name).is_file() for name in _REQUIRED_FILES)
@@ -434,7 +470,7 @@ def ensure_tiny_model(out_dir: Path | None = None,
         log(f'training the tiny synthetic-street model into {model_dir}')
         tmp = Path(tempfile.mkdtemp(prefix=f'.{model_dir.name}.tmp-', dir=model_dir.parent))
         try:
-            train_tiny_model(tmp, log=log)
+            train_checked(tmp, log=log)
             # mkdtemp (and safetensors) create private files; the cache may be shared.
             os.chmod(tmp, 0o755)
             for path in tmp.iterdir():
