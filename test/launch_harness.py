@@ -42,10 +42,17 @@ def missing_launch_stack() -> str | None:
             return f'ROS 2 launch stack not installed ({name}: {exc}); {SETUP_HINT}'
         if getattr(module, '__file__', None) is None:  # a source folder named launch/
             return f'ROS 2 launch stack not installed ({name} is a bare folder); {SETUP_HINT}'
+    if not _ros2():
+        return f'the ros2 command (ros2cli) is not installed; {SETUP_HINT}'
     if not os.environ.get('MASK2FORMER_ROS_INSTALL') and not _colcon():
         return ('colcon not installed (pip install colcon-core colcon-ros '
                 'colcon-python-setup-py); it builds the package for the launch tests')
     return None
+
+
+def _ros2() -> str | None:
+    local = BIN / 'ros2'
+    return str(local) if local.exists() else shutil.which('ros2')
 
 
 def _colcon() -> str | None:
@@ -148,7 +155,7 @@ class RosLaunch:
         self.log_path = log
         self._log = open(log, 'w')
         self.proc = subprocess.Popen(
-            [str(BIN / 'ros2'), 'launch', PACKAGE, *arguments], stdin=subprocess.DEVNULL,
+            [_ros2(), 'launch', PACKAGE, *arguments], stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, 'PYTHONUNBUFFERED': '1', 'RCUTILS_COLORIZED_OUTPUT': '0',
                  **(env or {})})

@@ -1,0 +1,98 @@
+"""
+The installed launch files' arguments, with the real launch API (nothing is started).
+
+Every argument has a description; bad values stop the launch (``LaunchService.run`` returns
+non-zero) with an error naming the argument, before anything starts; the camera list and
+player command parsers accept and refuse what their documentation says.
+"""
+
+import logging
+import runpy
+
+import launch_harness
+import pytest
+
+REASON = launch_harness.missing_launch_stack()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=str(REASON))
+
+LAUNCH_FILES = ('segmentation.launch.py', 'bag_replay.launch.py', 'multi_camera.launch.py')
+
+
+@pytest.fixture(scope='module')
+def share():
+    """Return share/mask2former_ros of the colcon install space."""
+    return launch_harness.installed_share()
+
+
+def _run(path, arguments: dict[str, str]) -> tuple[int, str]:
+    """Run the launch file in this process; return its exit code and what launch logged."""
+    from launch import LaunchDescription, LaunchService
+    from launch.actions import IncludeLaunchDescription
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    import launch.logging
+
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(f'{record.name}: {record.getMessage()}')
+    logger = launch.logging.get_logger('launch')
+    logger.addHandler(handler)
+    try:
+        service = LaunchService(noninteractive=True)
+        service.include_launch_description(LaunchDescription([IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(str(path)), launch_arguments=arguments.items())]))
+        code = service.run(shutdown_when_idle=True)
+    finally:
+        logger.removeHandler(handler)
+    return code, '\n'.join(records)
+
+
+@pytest.mark.parametrize('name', LAUNCH_FILES)
+def test_every_argument_is_described(share, name):
+    from launch import LaunchContext
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+    description = PythonLaunchDescriptionSource(str(share / 'launch' / name)).\
+        get_launch_description(LaunchContext())
+    arguments = description.get_launch_arguments()
+    assert {'model', 'device', 'params_file', 'autostart'} <= {a.name for a in arguments}
+    for argument in arguments:
+        assert argument.description and 'no description' not in argument.description, (
+            argument.name)
+
+
+@pytest.mark.parametrize('name,arguments,expected', [
+    ('segmentation.launch.py', {'params_file': '/nonexistent.yaml'}, 'params_file'),
+    ('segmentation.launch.py', {'use_sim_time': 'maybe'}, 'use_sim_time'),
+    ('segmentation.launch.py', {'node_name': ''}, 'node_name'),
+    ('multi_camera.launch.py', {'cameras': '[front,front]'}, 'repeats front'),
+    ('multi_camera.launch.py', {'cameras': '[front-left]'}, 'front-left'),
+    ('bag_replay.launch.py', {'bag': '/nonexistent_bag'}, 'bag'),
+    ('bag_replay.launch.py', {'bag': '.', 'rate': '0'}, 'rate'),
+    ('bag_replay.launch.py', {'bag': '.', 'remap': '/a=/b'}, '/a=/b'),
+    ('bag_replay.launch.py', {'bag': '.', 'player': ' '}, 'player'),
+])
+def test_bad_arguments_stop_the_launch_before_anything_starts(
+        share, name, arguments, expected):
+    code, output = _run(share / 'launch' / name, arguments)
+    assert code != 0, output
+    assert expected in output, output
+
+
+@pytest.mark.parametrize('text,expected', [
+    ('[front,left,right]', ['front', 'left', 'right']),
+    ("['front', 'left']", ['front', 'left']),
+    ('[ /front/ , rear ]', ['front', 'rear']),
+    ('robot1/front rear', ['robot1/front', 'rear']),
+])
+def test_camera_lists(share, text, expected):
+    module = runpy.run_path(str(share / 'launch' / 'multi_camera.launch.py'))
+    assert module['parse_cameras'](text) == expected
+
+
+def test_player_command(share):
+    module = runpy.run_path(str(share / 'launch' / 'bag_replay.launch.py'))
+    command = module['bag_play_command']('/b', '0.5', True, '/a:=/c, /d:=/e')
+    assert command == ['ros2', 'bag', 'play', '/b', '--clock', '100', '--rate', '0.5',
+                       '--disable-keyboard-controls', '--loop', '--remap', '/a:=/c', '/d:=/e']
+    command = module['bag_play_command']('/b', '1.0', False, '', "python3 '/my player.py'")
+    assert command[:3] == ['python3', '/my player.py', '/b'] and '--loop' not in command
