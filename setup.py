@@ -25,7 +25,8 @@ setup(
     maintainer_email='maintainers@mask2former-ros.invalid',
     description='Mask2Former semantic segmentation for ROS 2 camera topics.',
     license='Apache-2.0',
-    extras_require={'test': ['pytest'], 'ray': ['ray>=2.9']},
+    # pytest below 9.1: launch_testing's pytest plugin fails to load on 9.1+ (see README).
+    extras_require={'test': ['pytest>=7,<9.1', 'psutil', 'pyyaml'], 'ray': ['ray>=2.9']},
     entry_points={
         'console_scripts': [
             'segmentation_node = mask2former_ros.ros.node:main',

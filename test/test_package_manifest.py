@@ -6,8 +6,8 @@ Packaging checks: package.xml keys resolve in rosdep and match the imports; pins
 - The run dependencies (``exec_depend``) are exactly what the package's code and launch files
   import at run time, plus the programs the launch files start; modules only the tests and
   their fixtures import are ``test_depend``.
-- requirements.txt keeps pytest below 9.1 (launch_testing's pytest plugin fails to load on
-  9.1+ and takes every pytest run of the environment with it).
+- requirements.txt and setup.py keep pytest below 9.1 (launch_testing's pytest plugin fails
+  to load on 9.1+ and takes every pytest run of the environment with it).
 - ``share_directory()`` gives one clear error without ``AMENT_PREFIX_PATH``.
 - The colcon-built install space holds every launch, config and RViz file and the node.
 """
@@ -148,12 +148,15 @@ def test_pytest_is_pinned_below_9_1():
     from packaging.requirements import Requirement
 
     lines = (ROOT / 'requirements.txt').read_text().splitlines()
-    [line] = [line for line in lines if re.match(r'pytest\b(?!-)', line)]
-    specifier = Requirement(line.split('#')[0]).specifier
-    assert {version for version in ('7.4.4', '8.4.2', '9.0.3')
-            if specifier.contains(version)} == {'7.4.4', '8.4.2', '9.0.3'}, line
-    assert not specifier.contains('9.1.0') and not specifier.contains('9.2.0'), (
-        f'{line}: launch_testing fails on pytest 9.1 and later')
+    pins = [line.split('#')[0] for line in lines if re.match(r'pytest\b(?!-)', line)]
+    pins += re.findall(r"'(pytest\b(?!-)[^']*)'", (ROOT / 'setup.py').read_text())
+    assert len(pins) == 2, pins
+    for pin in pins:
+        specifier = Requirement(pin).specifier
+        assert {version for version in ('7.4.4', '8.4.2', '9.0.3')
+                if specifier.contains(version)} == {'7.4.4', '8.4.2', '9.0.3'}, pin
+        assert not specifier.contains('9.1.0') and not specifier.contains('9.2.0'), (
+            f'{pin}: launch_testing fails on pytest 9.1 and later')
 
 
 def test_share_directory_without_ament_prefix_path_is_one_clear_error(monkeypatch):
