@@ -73,6 +73,9 @@ def generate_test_description():
             lifecycle_node_matcher=by_launch, transition_id=transition_id))
 
     return launch.LaunchDescription([
+        # launch's SIGINT-to-SIGTERM escalation after 5 s is too short on a machine busy with
+        # other work; test_launch_ros2_cli.py checks the Ctrl-C path with the default.
+        launch.actions.SetLaunchConfiguration('sigterm_timeout', '20'),
         _segmentation('by_launch'),
         _segmentation('by_manager'),
         launch.actions.RegisterEventHandler(OnStateTransition(

@@ -40,6 +40,9 @@ def generate_test_description():
         pytest.skip(REASON)
     launch_file = launch_harness.installed_share() / 'launch' / 'multi_camera.launch.py'
     return launch.LaunchDescription([
+        # launch's SIGINT-to-SIGTERM escalation after 5 s is too short on a machine busy with
+        # other work; test_launch_ros2_cli.py checks the Ctrl-C path with the default.
+        launch.actions.SetLaunchConfiguration('sigterm_timeout', '20'),
         launch.actions.IncludeLaunchDescription(
             launch.launch_description_sources.PythonLaunchDescriptionSource(str(launch_file)),
             launch_arguments={

@@ -113,10 +113,13 @@ def interrupt_and_check(launch: RosLaunch, nodes_end_cleanly: bool = False) -> N
         assert ended and all(how == 'finished cleanly' for _, how in ended), output
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'needs node change: main() must end with exit code 0 when SIGINT arrives twice (from the '
-    "terminal's process group and forwarded by launch), e.g. rclpy's own signal handling "
-    'and an idempotent cleanup; it dies with exit code -2 now'))
+# Not strict: the node ends cleanly when launch's forwarded SIGINT comes within ~0.5 s of the
+# terminal's, and is killed by it (exit code -2) when it comes later, during the interpreter's
+# exit, where Python has put the default SIGINT disposition back.
+@pytest.mark.xfail(strict=False, reason=(
+    'needs node change: a second SIGINT that arrives after teardown (during interpreter exit) '
+    'kills the node with exit code -2; main() should end with '
+    'signal.signal(signal.SIGINT, signal.SIG_IGN) after rclpy.try_shutdown()'))
 def test_segmentation_launch_ctrl_c(install, model, launches, tmp_path):
     launch = start(launches, tmp_path, 'segmentation.launch.py', f'model:={model}',
                    'device:=cpu', 'image:=/ctrl_c/image_raw')
