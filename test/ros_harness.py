@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 NODE_EXECUTABLE = shutil.which('segmentation_node') or str(
@@ -99,10 +99,18 @@ class RosPeer:
         self._thread.start()
 
     def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - context shut down while spinning
-            pass
+        # Keep spinning through an error of one callback (e.g. a subscription destroyed by the
+        # test while the executor used it): a dead peer executor would stop answering every
+        # later service call of the test module.
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.1)
+            except ExternalShutdownException:
+                return
+            except Exception as exc:  # noqa: BLE001
+                if self.context.ok():
+                    print(f'[ros_harness] peer executor: {type(exc).__name__}: {exc}',
+                          file=sys.stderr)
 
     def publisher(self, msg_type, topic: str, reliable: bool = True, depth: int = 10):
         """Return a new publisher, reliable by default like most camera drivers."""

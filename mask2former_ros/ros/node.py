@@ -428,6 +428,8 @@ class SegmentationNode(LifecycleNode):
             return
         self._worker_problem = f'inference thread died: {worker.death}'
         self.get_logger().error(self._worker_problem)
+        if self._diag_pub is not None:  # say so before the restart (a model load) begins
+            self._diag_pub.publish(self.diagnostics())
         if self._worker_restarts >= MAX_WORKER_RESTARTS:
             return
         self._worker_restarts += 1

@@ -1,0 +1,345 @@
+"""
+Random lifecycle sequences against a running node while frames flow from another process.
+
+The node runs in this process (so its threads and models can be counted) with its own context
+and executor; a camera driver publishes from a subprocess over real DDS; transitions and
+parameter changes go through the node's lifecycle and parameter services, as a lifecycle
+manager would drive them. After every step the invariants of a managed node are checked.
+"""
+
+import gc
+import itertools
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import (
+    invariant, precondition, rule, RuleBasedStateMachine, run_state_machine_as_test)
+import hypothesis.strategies as st
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from mask2former_ros.core.engine import SegmentationEngine
+from mask2former_ros.ros.node import SegmentationNode
+import pytest
+from rcl_interfaces.srv import SetParameters
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from ros_harness import RosPeer, wait_until
+from sensor_msgs.msg import Image
+
+HERE = Path(__file__).resolve().parent
+CAMERA_TOPIC = '/lc_camera/image'
+_instances = itertools.count()
+QUIET_AFTER_DEACTIVATE_S = 0.5  # DDS delivery of outputs published before deactivate
+
+
+class InProcessNode:
+    """A SegmentationNode with its own context and executor thread in this process."""
+
+    def __init__(self, model: str, **params) -> None:
+        # A namespace of its own per instance: a client could otherwise match the lifecycle
+        # services of an earlier, destroyed node that DDS discovery still lists.
+        self.namespace = f'/lc{next(_instances)}'
+        self.name = f'{self.namespace[1:]}/segmentation_node'
+        self.labels_topic = f'{self.namespace}/segmentation/labels'
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        overrides = [Parameter('model', value=model), Parameter('autostart', value=False),
+                     Parameter('diagnostics_period', value=0.2)]
+        overrides += [Parameter(k, value=v) for k, v in params.items()]
+        self.node = SegmentationNode(context=self.context, namespace=self.namespace,
+                                     parameter_overrides=overrides,
+                                     cli_args=['--ros-args', '-r', f'image:={CAMERA_TOPIC}'])
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, name='lc_executor', daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - context shut down while spinning
+            pass
+
+    def close(self) -> None:
+        """Tear the node down completely."""
+        self.node.teardown()
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self.thread.join(5.0)
+
+
+def inference_threads() -> list[threading.Thread]:
+    """Return the live threads that run torch for a node."""
+    return [t for t in threading.enumerate() if t.name == 'inference']
+
+
+def loaded_models(model: str) -> int:
+    """Return how many engines of ``model`` hold weights in this process."""
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, SegmentationEngine)
+               and obj.model is not None and obj.config.model == model)
+
+
+def call(peer: RosPeer, srv_type, name: str, request, timeout: float = 60.0):
+    """Call a service of the node and return the response."""
+    client = peer.node.create_client(srv_type, name)
+    try:
+        assert client.wait_for_service(10), name
+        future = client.call_async(request)
+        assert wait_until(future.done, timeout), f'{name} did not answer'
+        return future.result()
+    finally:
+        peer.node.destroy_client(client)
+
+
+@pytest.fixture(scope='module')
+def peer():
+    p = RosPeer('lifecycle_peer')
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope='module')
+def camera():
+    proc = subprocess.Popen([sys.executable, str(HERE / 'frame_publisher.py'),
+                             CAMERA_TOPIC, '--rate', '15'],
+                            env={**os.environ, 'PYTHONUNBUFFERED': '1'},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    yield proc
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    assert proc.returncode is not None
+
+
+TRANSITIONS = {
+    'configure': (Transition.TRANSITION_CONFIGURE, 'unconfigured', 'inactive'),
+    'activate': (Transition.TRANSITION_ACTIVATE, 'inactive', 'active'),
+    'deactivate': (Transition.TRANSITION_DEACTIVATE, 'active', 'inactive'),
+    'cleanup': (Transition.TRANSITION_CLEANUP, 'inactive', 'unconfigured'),
+}
+
+
+def lifecycle_machine(peer: RosPeer, model: str):
+    """Return the hypothesis state machine class bound to the peer and model."""
+
+    class LifecycleMachine(RuleBasedStateMachine):
+        """Transitions, parameter changes and waits; invariants checked after each step."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            assert inference_threads() == [], 'a previous node left an inference thread'
+            self.server = InProcessNode(model)
+            self.state = 'unconfigured'
+            self.labels: list[tuple[float, Image]] = []
+            self.lock = threading.Lock()
+            self.subscription = peer.node.create_subscription(
+                Image, self.server.labels_topic, self._on_labels, 50)
+            self.inactive_since: float | None = time.monotonic()
+            self.configured_input_size = 'checkpoint'
+
+        def _on_labels(self, msg: Image) -> None:
+            with self.lock:
+                self.labels.append((time.monotonic(), msg))
+
+        def teardown(self) -> None:
+            peer.node.destroy_subscription(self.subscription)
+            self.server.close()
+            assert inference_threads() == [], 'teardown left an inference thread'
+            assert loaded_models(model) == 0, 'teardown left a model in memory'
+
+        def _transition(self, name: str) -> None:
+            transition, before, after = TRANSITIONS[name]
+            assert self.state == before
+            response = call(peer, ChangeState, f'/{self.server.name}/change_state',
+                            ChangeState.Request(transition=Transition(id=transition)))
+            assert response.success, f'{name} from {before} failed'
+            self.state = after
+            self.inactive_since = None if after == 'active' else time.monotonic()
+
+        @precondition(lambda self: self.state == 'unconfigured')
+        @rule()
+        def configure(self) -> None:
+            self._transition('configure')
+            self.configured_input_size = self.server.node.param('input_size')
+
+        @precondition(lambda self: self.state == 'inactive')
+        @rule()
+        def activate(self) -> None:
+            self._transition('activate')
+
+        @precondition(lambda self: self.state == 'active')
+        @rule()
+        def deactivate(self) -> None:
+            self._transition('deactivate')
+
+        @precondition(lambda self: self.state == 'inactive')
+        @rule()
+        def cleanup(self) -> None:
+            self._transition('cleanup')
+
+        @precondition(lambda self: self.state != 'finalized')
+        @rule(value=st.sampled_from(['checkpoint', '256', 'native']))
+        def change_configure_time_parameter(self, value: str) -> None:
+            response = call(peer, SetParameters, f'/{self.server.name}/set_parameters',
+                            SetParameters.Request(parameters=[
+                                Parameter('input_size', value=value).to_parameter_msg()]))
+            assert response.results[0].successful
+            settings_now = self.server.node.settings
+            if settings_now is not None:  # configured: applies only at the next configure
+                assert settings_now.engine.input_size == self.configured_input_size
+
+        @precondition(lambda self: self.state != 'finalized')
+        @rule(alpha=st.floats(0.0, 1.0))
+        def change_live_parameter(self, alpha: float) -> None:
+            response = call(peer, SetParameters, f'/{self.server.name}/set_parameters',
+                            SetParameters.Request(parameters=[
+                                Parameter('overlay_alpha', value=alpha).to_parameter_msg()]))
+            assert response.results[0].successful
+
+        @precondition(lambda self: self.state != 'finalized')
+        @rule()
+        def shutdown(self) -> None:
+            transition = {'unconfigured': Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
+                          'inactive': Transition.TRANSITION_INACTIVE_SHUTDOWN,
+                          'active': Transition.TRANSITION_ACTIVE_SHUTDOWN}[self.state]
+            response = call(peer, ChangeState, f'/{self.server.name}/change_state',
+                            ChangeState.Request(transition=Transition(id=transition)))
+            assert response.success
+            self.state = 'finalized'
+            self.inactive_since = time.monotonic()
+
+        @rule(seconds=st.sampled_from([0.2, 1.0]))
+        def let_frames_flow(self, seconds: float) -> None:
+            count = len(self.labels)
+            time.sleep(seconds)
+            if self.state == 'active' and seconds >= 1.0:
+                assert wait_until(lambda: len(self.labels) > count, 30), \
+                    'an active node with a camera publishing produced no labels'
+
+        @invariant()
+        def lifecycle_state_is_reported(self) -> None:
+            state = call(peer, GetState, f'/{self.server.name}/get_state', GetState.Request())
+            assert state.current_state.label == self.state
+
+        @invariant()
+        def one_inference_thread_and_one_model_while_configured(self) -> None:
+            configured = self.state in ('inactive', 'active')
+            assert len(inference_threads()) == (1 if configured else 0)
+            assert loaded_models(model) == (1 if configured else 0)
+            if configured:
+                assert self.server.node.inference_thread is inference_threads()[0]
+
+        @invariant()
+        def no_publication_while_inactive(self) -> None:
+            if self.inactive_since is None:
+                return
+            quiet_from = self.inactive_since + QUIET_AFTER_DEACTIVATE_S
+            with self.lock:
+                late = [m.header.frame_id for t, m in self.labels if t > quiet_from]
+            assert not late, f'labels published while {self.state}: {late[:5]}'
+
+        @invariant()
+        def stamps_never_go_back(self) -> None:
+            with self.lock:
+                stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+                          for _, m in self.labels]
+            assert stamps == sorted(stamps)
+
+        @invariant()
+        def diagnostics_are_truthful(self) -> None:
+            if self.state not in ('inactive', 'active'):
+                return
+            array = self.server.node.diagnostics()
+            model_status = array.status[-1]
+            assert model_status.message == 'loaded', model_status.message
+            camera_status = array.status[0]
+            if self.state == 'inactive':
+                assert camera_status.message == 'inactive'
+            values = {kv.key: kv.value for kv in camera_status.values}
+            assert values['device'] == 'cpu'
+
+    return LifecycleMachine
+
+
+def test_random_lifecycle_sequences_keep_the_invariants(peer, camera, tiny_model_dir):
+    machine = lifecycle_machine(peer, str(tiny_model_dir))
+    run_state_machine_as_test(machine, settings=settings(
+        max_examples=int(os.environ.get('LIFECYCLE_EXAMPLES', '6')), stateful_step_count=10,
+        deadline=None, suppress_health_check=list(HealthCheck)))
+    assert camera.poll() is None, 'the camera process died'
+
+
+def test_transport_changed_after_configure_applies_at_next_configure(peer, camera,
+                                                                     tiny_model_dir):
+    """image_transport is read at configure: a change before activate must not silence it."""
+    server = InProcessNode(str(tiny_model_dir))
+    labels = []
+    sub = peer.node.create_subscription(Image, server.labels_topic,
+                                        lambda m: labels.append(m), 10)
+    try:
+        for transition in (Transition.TRANSITION_CONFIGURE, None, Transition.TRANSITION_ACTIVATE):
+            if transition is None:
+                response = call(peer, SetParameters, f'/{server.name}/set_parameters',
+                                SetParameters.Request(parameters=[Parameter(
+                                    'image_transport', value='compressed').to_parameter_msg()]))
+                assert response.results[0].successful
+                continue
+            assert call(peer, ChangeState, f'/{server.name}/change_state', ChangeState.Request(
+                transition=Transition(id=transition))).success
+        assert wait_until(lambda: len(labels) >= 3, 60), 'raw frames never reached the node'
+        values = {kv.key: kv.value for kv in server.node.diagnostics().status[0].values}
+        assert values['pending_reconfigure'] == 'image_transport'
+    finally:
+        peer.node.destroy_subscription(sub)
+        server.close()
+
+
+def test_dead_inference_thread_turns_diagnostics_to_error_and_is_restarted(
+        peer, camera, tiny_model_dir, monkeypatch):
+    """An exception outside the per-frame guard kills the thread; the watchdog must see it."""
+    server = InProcessNode(str(tiny_model_dir))
+    labels = []
+    sub = peer.node.create_subscription(Image, server.labels_topic,
+                                        lambda m: labels.append(m), 10)
+    diagnostics = peer.collect(DiagnosticArray, '/diagnostics')
+    try:
+        for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+            assert call(peer, ChangeState, f'/{server.name}/change_state', ChangeState.Request(
+                transition=Transition(id=transition))).success
+        assert wait_until(lambda: len(labels) >= 2, 60)
+        first = server.node.inference_thread
+        slots = server.node._slots
+        original = slots.take
+
+        def take_once_broken(*args, **kwargs):
+            monkeypatch.setattr(slots, 'take', original)
+            raise RuntimeError('injected: the frame source broke')
+        monkeypatch.setattr(slots, 'take', take_once_broken)
+        assert wait_until(lambda: not first.is_alive(), 10), 'the injected fault did not fire'
+
+        def reported() -> bool:
+            return any(s.level == DiagnosticStatus.ERROR
+                       and 'inference thread died: RuntimeError: injected' in s.message
+                       for _, array in diagnostics for s in array.status)
+        assert wait_until(reported, 10), 'diagnostics never reported the dead thread'
+        count = len(labels)
+        assert wait_until(lambda: len(labels) > count + 2, 60), 'no labels after the restart'
+        assert server.node._worker_restarts == 1
+        assert len(inference_threads()) == 1 and inference_threads()[0] is not first
+        statuses = server.node.diagnostics().status
+        assert {kv.key: kv.value for kv in statuses[-1].values}['worker_restarts'] == '1'
+    finally:
+        peer.node.destroy_subscription(sub)
+        server.close()
