@@ -38,7 +38,8 @@ class Options:
                         group='input', required=True)
     output: Path | None = option(
         None, 'output bag (one bag) or directory of output bags (several bags or a folder; '
-        'default for one bag: <input>_segmented next to the input)', group='output', type=Path)
+        'default for one bag: <input>_segmented next to the input)', group='output', type=Path,
+        metavar='PATH')
     output_storage: str = option('mcap', 'output storage (default: mcap)', group='output',
                                  choices=tuple(STORAGES))
     overwrite: bool = option(False, 'replace an existing output', group='output')
@@ -65,15 +66,15 @@ class Options:
                             'newest-frame-wins rule; frames the model cannot keep up with are '
                             'dropped', group='run')
     max_frames: int | None = option(None, 'only the first N messages of the topic', group='run',
-                                    type=int)
+                                    type=int, metavar='N')
     prefetch: int = option(4, 'frames read and decoded ahead of the model, and results queued '
                            'for writing, by two helper threads (0: all in one thread; default 4)',
-                           group='run', type=int)
+                           group='run', type=int, metavar='N')
     progress: bool = option(True, 'no progress display', group='run', flag='--no-progress')
     gt_topic: str | None = option(None, 'mono8/mono16 label Image topic in the same bag, '
                                   'matched by stamp', group='evaluation')
     gt_dir: Path | None = option(None, 'directory of label PNGs (see below for their names)',
-                                 group='evaluation', type=Path)
+                                 group='evaluation', type=Path, metavar='DIR')
     gt_labelids: bool = option(False, 'ground truth holds Cityscapes labelIds (mapped to train '
                                'ids)', group='evaluation')
 
@@ -83,20 +84,22 @@ class FleetOptions:
     """Settings of a run over several bags (and of the summary of any run)."""
 
     summary: Path | None = option(None, 'write the JSON summary to this file instead of stdout',
-                                  group='run', type=Path)
+                                  group='run', type=Path, metavar='FILE')
     resume: bool = option(False, 'skip bags whose output bag and per-bag summary in --output '
                           'are complete', group='fleet')
     report: Path | None = option(None, 'write an HTML report (summary.json, thumbnails of the '
-                                 'worst frames) into this directory', group='fleet', type=Path)
+                                 'worst frames) into this directory', group='fleet', type=Path,
+                                 metavar='DIR')
     worst_frames: int = option(6, 'number of worst frames (lowest frame mIoU) kept for the '
-                               'report (default: 6)', group='fleet', type=int)
+                               'report (default: 6)', group='fleet', type=int, metavar='K')
     workers: int = option(1, 'bags processed at once; N > 1 runs N Ray actors (default: 1, '
-                          'in this process, without Ray)', group='fleet', type=int)
+                          'in this process, without Ray)', group='fleet', type=int,
+                          metavar='N')
     ray_address: str | None = option(None, "attach to a Ray cluster: 'auto' or "
                                      'ray://host:port (default: start a local Ray)',
-                                     group='fleet')
+                                     group='fleet', metavar='ADDR')
     gpus_per_worker: float = option(0.0, 'GPUs per Ray actor, may be fractional (default: 0)',
-                                    group='fleet', type=float)
+                                    group='fleet', type=float, metavar='F')
 
 
 def cli_fields(*classes: type) -> list:

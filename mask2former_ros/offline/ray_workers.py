@@ -7,11 +7,13 @@ dead attempt leaves nothing that looks complete.
 """
 
 from collections import deque
+import contextlib
 from dataclasses import replace
 import os
+import sys
 from typing import Any, Callable
 
-from mask2former_ros.offline.errors import EXIT_FAILURE, one_line, SegmentBagError
+from mask2former_ros.offline.errors import EXIT_FAILURE, one_line, PROG, SegmentBagError
 from mask2former_ros.offline.fleet import bag_row, BagJob, process_bag
 from mask2former_ros.offline.options import FleetOptions, Options
 from mask2former_ros.offline.run import load_engine
@@ -41,7 +43,8 @@ class BagWorker:
                 return {'fatal': str(exc), 'exit_code': exc.exit_code, 'option': exc.option}
         options = replace(self.options, model=str(self.engine.config.model))
         return process_bag(job, options, self.engine, self.worst_k, attempts,
-                           lambda text: print(f'{job.name}: {text}', flush=True))
+                           lambda text: print(f'{PROG}: {job.name}: {text}', file=sys.stderr,
+                                              flush=True))  # stdout is the summary's
 
 
 def _init_ray(fleet: FleetOptions) -> bool:
@@ -59,7 +62,18 @@ def _init_ray(fleet: FleetOptions) -> bool:
 
 def run_on_ray(jobs: list[BagJob], options: Options, fleet: FleetOptions,
                on_result: Callable[[dict], None], log: Callable[[str], None]) -> bool:
-    """Process the jobs on ``fleet.workers`` Ray actors; return False if interrupted."""
+    """
+    Process the jobs on ``fleet.workers`` Ray actors; return False if interrupted.
+
+    Ray prints its workers' and raylet's lines (e.g. that a worker died) on the driver's stdout,
+    which is the summary's: they go to stderr while Ray runs.
+    """
+    with contextlib.redirect_stdout(sys.stderr):
+        return _run_on_ray(jobs, options, fleet, on_result, log)
+
+
+def _run_on_ray(jobs: list[BagJob], options: Options, fleet: FleetOptions,
+                on_result: Callable[[dict], None], log: Callable[[str], None]) -> bool:
     import ray
     from ray.exceptions import RayActorError
     started = _init_ray(fleet)
