@@ -2,7 +2,8 @@
 
 import threading
 
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.core.engine import (
+    EngineConfig, InferenceOutOfMemoryError, SegmentationEngine, SegmentationResult)
 from mask2former_ros.offline import segment_bag, SegmentBagError
 from mask2former_ros.offline.pipeline import run_pipeline
 from mask2former_ros_fixtures.sample_bag import typestore, write_gt_dir, write_sample_bag
@@ -12,6 +13,7 @@ from rosbags.rosbag2 import Reader
 
 HEIGHT, WIDTH = 144, 256
 RAW, GT = '/camera/image_raw', '/camera/labels_gt'
+NON_FINITE = 'non-finite model output (NaN/inf logits)'
 
 
 @pytest.fixture(scope='module')
@@ -29,8 +31,10 @@ def labels_of(path) -> list[tuple[int, bytes]]:
 class RecordingEngine:
     """The real engine; records the threads of segment_batch and can fail on call N."""
 
-    def __init__(self, engine: SegmentationEngine, fail_on: int | None = None) -> None:
-        self.engine, self.fail_on = engine, fail_on
+    def __init__(self, engine: SegmentationEngine, fail_on: int | None = None,
+                 failure: BaseException | str = RuntimeError('simulated device failure')
+                 ) -> None:
+        self.engine, self.fail_on, self.failure = engine, fail_on, failure
         self.threads: set[str] = set()
         self.calls = 0
 
@@ -41,7 +45,9 @@ class RecordingEngine:
         self.threads.add(threading.current_thread().name)
         self.calls += 1
         if self.calls == self.fail_on:
-            raise RuntimeError('simulated device failure')
+            if isinstance(self.failure, str):  # the engine's per-frame failure result
+                return [SegmentationResult(None, error=self.failure)]
+            raise self.failure
         return self.engine.segment_batch(images)
 
 
@@ -77,6 +83,20 @@ def test_inference_failure_keeps_the_frames_before_it(engine, tmp_path):
     assert raised.value.summary['frames']['processed'] == 3
     written = labels_of(tmp_path / 'out')  # closed properly: readable
     assert [t for t, _ in written] == info['log_times'][:3]
+
+
+@pytest.mark.parametrize('failure', [NON_FINITE, InferenceOutOfMemoryError('out of memory')])
+def test_a_frame_the_engine_fails_alone_is_bad_and_the_run_goes_on(engine, tmp_path, failure):
+    info = write_sample_bag(tmp_path / 'bag', frames=4, height=HEIGHT, width=WIDTH,
+                            compressed_topic=None, gt_topic=None)
+    lines: list[str] = []
+    summary = segment_bag(info['path'], RAW, engine=RecordingEngine(engine, 2, failure),
+                          output=tmp_path / 'out', log=lines.append)
+    assert summary['frames'] == {'total': 4, 'processed': 3, 'dropped': 0, 'bad': 1,
+                                 'remaining': 0}
+    assert [line for line in lines if 'bad frame 1' in line], lines
+    written = labels_of(tmp_path / 'out')
+    assert [t for t, _ in written] == [info['log_times'][i] for i in (0, 2, 3)]
 
 
 def test_ground_truth_error_of_a_later_frame_stops_the_run(engine, tmp_path):

@@ -100,13 +100,14 @@ class FrameStages:
         try:
             result = self.engine.segment_batch([frame.rgb])[0]
         except Exception as exc:  # noqa: BLE001 - e.g. out of memory
-            if type(exc).__name__ == 'InferenceOutOfMemoryError':  # the engine goes on
+            from mask2former_ros.core.engine import InferenceOutOfMemoryError
+            if isinstance(exc, InferenceOutOfMemoryError):  # the cache was freed: go on
                 frame.error = one_line(exc)
                 return frame
             raise SegmentBagError(f'inference failed on frame {frame.index}: '
                                   f'{type(exc).__name__}: {one_line(exc)}',
                                   EXIT_FAILURE) from None
-        if getattr(result, 'error', None) is not None:  # e.g. non-finite logits
+        if result.error is not None:  # this frame failed alone, e.g. non-finite logits
             frame.error = str(result.error)
             return frame
         frame.labels = result.labels
