@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--size', default='480x640')
     parser.add_argument('--batched', action='append', metavar='LABEL[=NAME:=VALUE,...]',
                         help='a one-node variant to measure, with its parameters, e.g. '
-                             "'w2=inference_workers:=2' (repeatable; default: 'batched')")
+                             "'b2=max_batch_size:=2' (repeatable; default: 'batched')")
     parser.add_argument('--json')
     args = parser.parse_args(argv)
     variants = []

@@ -1,12 +1,15 @@
 """
-Node benchmark: 1024x2048 rgb8 frames at 30 Hz into segmentation_node vs a naive node.
+Node benchmark: 1024x2048 rgb8 frames at 30 Hz (and 8 Hz) into segmentation_node vs a naive node.
 
-Both nodes run in their own process with the same model; this process publishes (reliable,
-like most camera drivers) and receives the labels. Latency is input stamp to label arrival in
-this process (same host clock). CPU% and RSS of the node process come from psutil.
+Reference, in the same run: the engine alone (``bench/engine_alone.py``: same model, same
+frames, one thread, back to back, in its own process). Both nodes run in their own process
+with the same model; this process publishes (reliable, like most camera drivers) and receives
+the labels. Latency is input stamp to label arrival in this process (same host clock). CPU% and
+RSS of the node process come from psutil. Targets (issue 12): node outputs/s >= 0.85x the
+engine alone, node p50 <= 1.5x engine ms + 25 ms, and below the naive node at every rate.
 
-    python bench/bench_node.py                     # 30 s each, trained tiny model
-    python bench/bench_node.py --seconds 60 --model /path/to/checkpoint
+    python bench/bench_node.py                     # 30 s per run, trained tiny model
+    python bench/bench_node.py --seconds 60 --rates 30 --model /path/to/checkpoint
 """
 
 import argparse
@@ -183,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--model', help='checkpoint (default: the trained tiny model)')
     parser.add_argument('--seconds', type=float, default=30.0)
-    parser.add_argument('--rate', type=float, default=30.0)
+    parser.add_argument('--rates', type=float, nargs='+', default=[30.0, 8.0],
+                        help='input rates in Hz, one run of each node per rate')
     parser.add_argument('--size', default='1024x2048')
     parser.add_argument('--no-profile', action='store_true',
                         help='use Fast DDS default transports instead of the shipped profile')
@@ -193,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     prepare_environment(profile=False, force_profile=not args.no_profile)
     model = default_model(args.model)
     height, width = (int(v) for v in args.size.split('x'))
+    print(f'engine alone for {args.seconds:.0f} s ...', flush=True)
+    alone = json.loads(subprocess.run(
+        [sys.executable, str(HERE / 'engine_alone.py'), '--model', model, '--size', args.size,
+         '--seconds', str(args.seconds)], check=True, capture_output=True,
+        text=True).stdout.strip().splitlines()[-1])
     rng = np.random.default_rng(0)
     frames = [make_image_msg(make_scene(rng, height, width)[0], 'rgb8') for _ in range(4)]
     rclpy.init()
@@ -201,38 +210,52 @@ def main(argv: list[str] | None = None) -> int:
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
     extra = args.node_args.split() if args.node_args else []
-    results = []
+    runs = {}
     try:
-        for kind in ('segmentation_node', 'naive'):
-            print(f'running {kind} for {args.seconds:.0f} s ...', flush=True)
-            results.append(run_one(node, kind, model, frames, args.seconds, args.rate, extra))
+        for rate in args.rates:
+            for kind in ('segmentation_node', 'naive'):
+                print(f'running {kind} at {rate:g} Hz for {args.seconds:.0f} s ...', flush=True)
+                runs[(rate, kind)] = run_one(node, kind, model, frames, args.seconds, rate,
+                                             extra)
     finally:
         executor.shutdown()
         rclpy.try_shutdown()
-    ours, naive = results
-    print(f'\n{args.size} rgb8 at {args.rate:g} Hz for {args.seconds:g} s, model {model}, '
-          f"profile {'off' if args.no_profile else 'on'}")
-    print(f"{'':22}{'segmentation_node':>20}{'naive (depth 10)':>20}")
-    rows = [('frames sent', 'frames_sent'), ('outputs', 'outputs'),
-            ('output Hz', 'output_hz'), ('drop ratio', 'drop_ratio'),
-            ('CPU % (mean)', 'cpu_percent_mean'), ('RSS MB start', 'rss_mb_start'),
-            ('RSS MB end', 'rss_mb_end')]
-    for label, key in rows:
-        print(f'{label:22}{ours[key]!s:>20}{naive[key]!s:>20}')
-    for q in ('p50', 'p95', 'max'):
-        label = f'latency {q} ms'
-        print(f"{label:22}{ours['latency_ms'][q]:>20}{naive['latency_ms'][q]:>20}")
-    ratio = naive['latency_ms']['p50'] / ours['latency_ms']['p50']
-    print(f'latency p50 ratio naive / segmentation_node: x{ratio:.1f}')
-    print('latency over time (5 s windows, p50/p95/max ms):')
-    for name, res in (('segmentation_node', ours), ('naive', naive)):
-        print(f'  {name:18}' + '  '.join(f"{w['t']:>3}s {w['p50']}/{w['p95']}/{w['max']}"
-                                         for w in res['latency_over_time']))
-    print('segmentation_node ms per frame by stage (p50):')
-    for stage, value in ours.get('stages_ms_p50', {}).items():
-        print(f'  {stage:32}{value:>8.2f}')
+    profile = 'off' if args.no_profile else 'on'
+    print(f'\n{args.size} rgb8, {args.seconds:g} s per run, model {model}, profile {profile}')
+    print(f"engine alone (one thread, back to back): {alone['fps']} frames/s, "
+          f"{alone['ms_per_frame_p50']} ms/frame p50, stages p50 {alone['stages_ms_p50']}")
+    for rate in args.rates:
+        ours, naive = runs[(rate, 'segmentation_node')], runs[(rate, 'naive')]
+        print(f'\n--- {rate:g} Hz input ---')
+        print(f"{'':22}{'segmentation_node':>20}{'naive (depth 10)':>20}")
+        rows = [('frames sent', 'frames_sent'), ('outputs', 'outputs'),
+                ('output Hz', 'output_hz'), ('drop ratio', 'drop_ratio'),
+                ('CPU % (mean)', 'cpu_percent_mean'), ('RSS MB start', 'rss_mb_start'),
+                ('RSS MB end', 'rss_mb_end')]
+        for label, key in rows:
+            print(f'{label:22}{ours[key]!s:>20}{naive[key]!s:>20}')
+        for q in ('p50', 'p95', 'max'):
+            label = f'latency {q} ms'
+            print(f"{label:22}{ours['latency_ms'][q]:>20}{naive['latency_ms'][q]:>20}")
+        print('segmentation_node ms per frame by stage (p50, from its diagnostics):')
+        for stage, value in ours.get('stages_ms_p50', {}).items():
+            print(f'  {stage:32}{value:>8.2f}')
+        bound = 1.5 * alone['ms_per_frame_p50'] + 25
+        checks = [
+            (f"outputs/s vs engine alone: x{ours['output_hz'] / alone['fps']:.2f}",
+             rate < alone['fps'] or ours['output_hz'] >= 0.85 * alone['fps'], '>= x0.85'),
+            (f"latency p50 {ours['latency_ms']['p50']} ms vs 1.5 x engine ms + 25 = "
+             f'{bound:.1f} ms', ours['latency_ms']['p50'] <= bound, '<='),
+            (f"latency p50 vs naive: {ours['latency_ms']['p50']} vs "
+             f"{naive['latency_ms']['p50']} ms", ours['latency_ms']['p50']
+             < naive['latency_ms']['p50'], 'below'),
+        ]
+        for text, ok, target in checks:
+            print(f"  {'MET ' if ok else 'MISS'} {text} (target {target})")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps(
+            {'engine_alone': alone, 'runs': [{'rate': r, **res} for (r, _), res in runs.items()]},
+            indent=2))
     return 0
 
 
