@@ -133,9 +133,10 @@ def test_cli_include_input_and_summary_file(tiny_model_dir, bags, tmp_path):
                     '--no-progress', '--max-frames', '2')
     assert again.returncode == 2 and '--overwrite' in again.stderr
     again = run_cli(info['path'], '--topic', RAW, '--model', tiny_model_dir, '--output', out,
-                    '--no-progress', '--max-frames', '2', '--overwrite')
+                    '--no-progress', '--max-frames', '2', '--overwrite', '--torch-threads', '1')
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)['frames']['processed'] == 2
+    assert json.loads(again.stdout)['torch_threads'] == 1
     assert len(read_bag(out)['/segmentation/labels']) == 2
 
 

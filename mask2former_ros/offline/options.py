@@ -62,6 +62,9 @@ class Options:
                                    'side in pixels', group='model', param='input_size')
     allow_pickle: bool = option(False, 'allow pickle (*.bin) weights; they can run code when '
                                 'loaded', group='model', param='allow_pickle')
+    torch_threads: int | None = option(None, "torch intra-op threads (default: torch's choice, "
+                                       'one per core); fewer leave cores to the helper threads',
+                                       group='model', type=int, metavar='N')
     realtime: bool = option(False, "replay frames at their log time with the node's "
                             'newest-frame-wins rule; frames the model cannot keep up with are '
                             'dropped', group='run')
@@ -139,6 +142,8 @@ def check_options(o: Options) -> None:
         raise SegmentBagError('--gt-labelids needs --gt-topic or --gt-dir')
     if o.max_frames is not None and o.max_frames < 1:
         raise SegmentBagError(f'--max-frames must be >= 1, got {o.max_frames}')
+    if o.torch_threads is not None and o.torch_threads < 1:
+        raise SegmentBagError(f'--torch-threads must be >= 1, got {o.torch_threads}')
     if o.prefetch < 0:
         raise SegmentBagError(f'--prefetch must be >= 0, got {o.prefetch}')
     if not 0.0 <= o.overlay_alpha <= 1.0:

@@ -35,6 +35,9 @@ def load_engine(o: Options, log: Callable[[str], None]) -> Any:
             check()
         except ValueError as exc:
             raise SegmentBagError(str(exc), option=name) from None
+    if o.torch_threads:
+        import torch
+        torch.set_num_threads(o.torch_threads)
     config = EngineConfig(model=o.model, device=o.device, precision=o.precision,
                           input_size=o.input_size, allow_pickle=o.allow_pickle)
     try:
@@ -241,6 +244,7 @@ class BagSegmenter:
     def summary(self, interrupted: bool) -> dict:
         """Return the JSON-serialisable summary of the run so far."""
         from mask2former_ros.core.engine import dtype_name
+        from torch import get_num_threads as torch_threads
         o, engine, s = self.options, self.engine, self.stages
         remaining = 0 if self.complete else max(self.total - s.done(), 0)
         frames = {'total': self.total, 'processed': s.processed, 'dropped': s.dropped,
@@ -254,6 +258,7 @@ class BagSegmenter:
             + ([o.topic] if o.include_input else []),
             'model': str(engine.config.model), 'device': str(engine.device),
             'precision': dtype_name(engine.dtype), 'input_size': engine.input_size,
+            'torch_threads': torch_threads(),
             'mode': 'realtime' if o.realtime else 'sequential',
             'interrupted': interrupted, 'frames': frames,
             'fps': round(s.processed / self.wall_seconds, 3) if self.wall_seconds > 0
