@@ -122,7 +122,7 @@ def _upsample_labels(grid_labels: torch.Tensor, table: torch.Tensor, out_h: int,
 
 
 def dense_class_scores(logits: torch.Tensor, class_probs: torch.Tensor, grid_h: int,
-                       grid_w: int, query_chunk: int = QUERY_CHUNK) -> torch.Tensor:
+                       grid_w: int, query_chunk: int | None = None) -> torch.Tensor:
     """
     Class scores (grid_h * grid_w, C) of (Q, h, w) mask logits upsampled to the score grid.
 
@@ -131,6 +131,7 @@ def dense_class_scores(logits: torch.Tensor, class_probs: torch.Tensor, grid_h: 
     1024x2048 would be 1.6 GB of fp32 at once).
     """
     num_queries = logits.shape[0]
+    query_chunk = query_chunk or QUERY_CHUNK
     table = torch.zeros(grid_h * grid_w, class_probs.shape[1], device=logits.device)
     for start in range(0, num_queries, query_chunk):
         chunk = logits[start:start + query_chunk]
@@ -159,11 +160,17 @@ def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor, out
     logits = mask_logits.float()
     # Step 1: certify mask-grid cells by score bounds over their four corners.
     padded = F.pad(logits[None], (0, 1, 0, 1), mode='replicate')[0]
-    corners = torch.stack([padded[:, :-1, :-1], padded[:, :-1, 1:], padded[:, 1:, :-1],
-                           padded[:, 1:, 1:]])
+    corners = (padded[:, :-1, :-1], padded[:, :-1, 1:], padded[:, 1:, :-1], padded[:, 1:, 1:])
     weights_t = class_probs.t()  # (C, Q)
-    lower = weights_t @ corners.amin(0).reshape(num_queries, -1).sigmoid()
-    upper = weights_t @ corners.amax(0).reshape(num_queries, -1).sigmoid()
+    # Pairwise min/max of the four corner views (no stacked copy of 4 x Q planes).
+    lowest = torch.minimum(torch.minimum(corners[0], corners[1]),
+                           torch.minimum(corners[2], corners[3]))
+    lower = weights_t @ lowest.reshape(num_queries, -1).sigmoid_()
+    del lowest
+    highest = torch.maximum(torch.maximum(corners[0], corners[1]),
+                            torch.maximum(corners[2], corners[3]))
+    upper = weights_t @ highest.reshape(num_queries, -1).sigmoid_()
+    del highest, corners, padded
     best_lower, cell_class = lower.max(0)
     top2 = upper.topk(min(2, upper.shape[0]), dim=0).values
     own_upper = upper.gather(0, cell_class[None])[0]
