@@ -402,9 +402,10 @@ def train_checked(out_dir: Path, log: Callable[[str], Any] = print,
     Training is seeded (same losses step for step on one machine), but float reductions
     differ between CPUs and thread counts, so a cold cache on another machine can land on
     other weights. (``torch.use_deterministic_algorithms`` was tried: it made training about
-    20x slower here and does not remove the CPU/thread-count differences.) The tests rely on labels being right, so the quality is checked where the model
-    is made: a model below the bar is retrained with the next seed, and if none reaches it,
-    this raises instead of handing a weak model to the tests.
+    20x slower here and does not remove the CPU/thread-count differences.) The tests rely on
+    labels being right, so the quality is checked where the model is made: a model below the
+    bar is retrained with the next seed, and if none reaches it, this raises instead of
+    handing a weak model to the tests.
     """
     results = []
     for seed in seeds:
