@@ -168,7 +168,11 @@ def original_mask2former_labels(outputs, height, width, input_size=384):
     return scores.argmax(0)
 
 
-@pytest.mark.parametrize('height,width', SIZES)
+# Output sizes for post-processing parity: above, below and not a multiple of the 384 grid.
+PARITY_SIZES = SIZES + [(333, 517), (200, 300), (97, 131)]
+
+
+@pytest.mark.parametrize('height,width', PARITY_SIZES)
 def test_postprocessing_matches_hf_and_original(height, width):
     outputs = structured_outputs(seed=height)
     processor = Mask2FormerImageProcessorPil()
