@@ -142,12 +142,14 @@ def test_fleet_outputs_errors_and_resume(engine, tmp_path):
     for name in ('day1/a', 'day1/corrupt', 'day2/b'):
         assert (out / name / 'metadata.yaml').is_file(), name
         assert json.loads((out / f'{name}.summary.json').read_text())['row']['status'] == 'ok'
-    assert not list(out.rglob('*.partial'))
+    assert not list(out.rglob('*.partial*'))  # no temporary dirs, no storage files named so
+    assert (out / 'day1' / 'a' / 'a.mcap').is_file()
     assert not (out / 'day2' / 'truncated').exists()
 
     # A crash mid-bag leaves a .partial output and no per-bag summary: resume redoes it only.
     (out / 'day1' / 'a.summary.json').unlink()
-    shutil.move(out / 'day1' / 'a', out / 'day1' / 'a.partial')
+    (out / 'day1' / 'a.partial').mkdir()
+    shutil.move(out / 'day1' / 'a', out / 'day1' / 'a.partial' / 'a')
     stamp = (out / 'day2' / 'b.summary.json').stat().st_mtime_ns
     resumed, code = segment_fleet([tmp_path / 'in'], RAW, engine=engine, gt_topic=GT,
                                   output=out, fleet={'resume': True}, **quiet())
@@ -229,7 +231,7 @@ def test_cli_fleet_sigint_exits_130_with_readable_partial_output(tiny_model_dir,
                 break
         deadline = time.monotonic() + 300
         while proc.poll() is None and time.monotonic() < deadline and not any(
-                p.stat().st_size > 1_000_000 for p in (out / 'a.partial').glob('*.mcap')):
+                p.stat().st_size > 1_000_000 for p in out.glob('a.partial/a/*.mcap')):
             time.sleep(0.1)  # a few frames written
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
@@ -245,6 +247,6 @@ def test_cli_fleet_sigint_exits_130_with_readable_partial_output(tiny_model_dir,
     assert len(summary['bags']) == 1  # bag b was not started
     processed = row['frames']['processed']
     assert 0 < processed < 200
-    with Reader(out / 'a.partial') as reader:  # closed properly, under its temporary name
+    with Reader(out / 'a.partial' / 'a') as reader:  # closed properly, in its temporary place
         assert reader.topics['/segmentation/labels'].msgcount == processed
     assert not (out / 'a').exists() and not (out / 'a.summary.json').exists()

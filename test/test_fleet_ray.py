@@ -86,7 +86,7 @@ def test_a_killed_worker_costs_only_a_retry_of_its_bag(engine, tiny_model_dir, t
         deadline = time.monotonic() + 300
         victim = None
         while victim is None and time.monotonic() < deadline and proc.poll() is None:
-            partial = list(out.glob('*.partial/*.mcap')) if out.exists() else []
+            partial = list(out.glob('*.partial/*/*.mcap')) if out.exists() else []
             workers = busy_workers()
             if partial and any(p.stat().st_size > 100_000 for p in partial) and workers:
                 victim = workers[0]

@@ -1,8 +1,8 @@
 """
 Several bags (a fleet): planning the outputs, one bag's job, resume, and the in-process loop.
 
-Each bag's output is written as ``<output>.partial`` and renamed to ``<output>`` when complete;
-its per-bag summary (row, confusion matrix, worst-frame thumbnails) then goes to
+Each bag's output is written as ``<output>.partial/<name>`` and moved to ``<output>`` when
+complete; its per-bag summary (row, confusion matrix, worst-frame thumbnails) then goes to
 ``<output>.summary.json``. ``--resume`` skips bags whose two files are complete.
 """
 
@@ -33,8 +33,12 @@ class BagJob:
 
     @property
     def partial(self) -> Path:
-        """Return where the output is written until it is complete."""
-        return self.output.with_name(self.output.name + PARTIAL)
+        """
+        Return where the output bag is written until complete: ``<output>.partial/<name>``.
+
+        The bag directory has its final name already: rosbags names the storage file after it.
+        """
+        return self.output.with_name(self.output.name + PARTIAL) / self.output.name
 
     @property
     def summary_file(self) -> Path:
@@ -145,12 +149,15 @@ def process_bag(job: BagJob, options: Options, engine: Any, worst_k: int, attemp
         if job.output.exists() and not options.overwrite:
             error = f"output '{job.output}' exists; pass --overwrite or --resume"
             return {'row': bag_row(job, None, None, 'failed', error, attempts), 'worst': []}
-        job.output.parent.mkdir(parents=True, exist_ok=True)
-        if job.partial.exists():
-            shutil.rmtree(job.partial)
+        if job.partial.parent.exists():
+            shutil.rmtree(job.partial.parent)
+        job.partial.parent.mkdir(parents=True)
     segmenter = BagSegmenter(o, engine=engine, log=log, bag_name=job.name, worst_k=worst_k)
     try:
-        summary = segmenter.run()
+        try:
+            summary = segmenter.run()
+        finally:
+            _drop_empty_partial(job)
     except SegmentBagError as exc:
         row = bag_row(job, segmenter if segmenter.stages else None, exc.summary, 'failed',
                       str(exc), attempts)
@@ -171,10 +178,18 @@ def process_bag(job: BagJob, options: Options, engine: Any, worst_k: int, attemp
         if job.output.exists():
             shutil.rmtree(job.output)
         os.replace(job.partial, job.output)
+        job.partial.parent.rmdir()
         _write_json(job.summary_file, dict(result, topic=options.topic,
                                            model=str(model.config.model),
                                            worst=[encode_entry(e) for e in worst]))
     return result
+
+
+def _drop_empty_partial(job: BagJob) -> None:
+    """Remove the temporary directory of a bag that failed before writing anything."""
+    if job.output is not None and job.partial.parent.is_dir() and \
+            not any(job.partial.parent.iterdir()):
+        job.partial.parent.rmdir()
 
 
 def bag_line(row: dict) -> str:
