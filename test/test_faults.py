@@ -1,13 +1,13 @@
 """Faults over real DDS: dying publishers, format switches, bursts, inference errors."""
 
-import os
-from pathlib import Path
+import resource
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from mask2former_ros.core.metrics import miou
 from mask2former_ros.ros.image_conversion import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 from ros_harness import labels_array, NodeProcess, RosPeer, wait_until
 from sensor_msgs.msg import Image
-
-HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope='module')
@@ -114,8 +112,10 @@ def test_burst_of_200_frames_in_one_second(peer, tiny_model_dir):
         burst_end = time.monotonic()
         # The newest frame wins: the last frame comes out soon, the backlog is dropped.
         assert wait_until(lambda: any(m.header.frame_id == 'burst/199' for _, m in labels), 10)
-        done = next(t for t, m in labels if m.header.frame_id == 'burst/199')
-        assert done - burst_end < 3.0
+        # Bounded in frames, not seconds (the machine may be loaded): after the burst, at most
+        # the frames already in inference and in the output queue come out before the newest.
+        after = [m.header.frame_id for t, m in labels if t >= burst_end]
+        assert after.index('burst/199') <= 2, after
         assert len(labels) < 150
         assert all(_miou(truth, m) >= 0.9 for _, m in labels[-3:])
         assert node.proc.poll() is None
@@ -123,30 +123,71 @@ def test_burst_of_200_frames_in_one_second(peer, tiny_model_dir):
         node.stop()
 
 
-def test_inference_error_on_one_frame_drops_it_and_continues(peer, tiny_model_dir):
-    env = {'PYTHONPATH': os.pathsep.join([str(HERE / 'fault_injection'),
-                                          os.environ.get('PYTHONPATH', '')]),
-           'MASK2FORMER_TEST_FAULT': 'oom_on_black'}
-    node = NodeProcess({'model': str(tiny_model_dir)}, name='oom_node', namespace='/f4',
-                       env=env)
+def _vm(pid: int) -> dict[str, int]:
+    """Return the Vm* lines of /proc/<pid>/status in bytes."""
+    with open(f'/proc/{pid}/status') as status:
+        return {key: int(value.split()[0]) * 1024 for key, value in
+                (line.split(':', 1) for line in status if line.startswith('Vm'))}
+
+
+def _camera_status(diagnostics: list, topic: str) -> dict[str, str]:
+    for _, array in reversed(diagnostics):
+        for status in array.status:
+            if status.name.endswith(topic):
+                return {kv.key: kv.value for kv in status.values}
+    return {}
+
+
+# Measured: a 2048x2048 frame at native input size takes the node's peak address space 1.2 GB
+# above its steady peak on the tiny model. Larger frames are not delivered with the shipped
+# Fast DDS profile (3072x3072 and 4096x4096 rgb8 never arrived in a best-effort subscription).
+HUGE = 2048
+HEADROOM = 512 * 1024 * 1024  # address space allowed above the steady peak
+
+
+def test_out_of_memory_on_one_frame_drops_it_and_continues(peer, tiny_model_dir):
+    node = NodeProcess({'model': str(tiny_model_dir), 'input_size': 'native',
+                        'diagnostics_period': 0.5}, name='oom_node', namespace='/f4')
     labels = peer.collect(Image, '/f4/segmentation/labels')
+    diagnostics = peer.collect(DiagnosticArray, '/diagnostics')
     pub = peer.publisher(Image, '/f4/image')
+    rgb, truth = make_scene(np.random.default_rng(4), 240, 320)
+
+    def segmented(frame_id: str) -> bool:
+        good = make_image_msg(rgb, 'rgb8')
+        good.header.frame_id = frame_id
+        return wait_until(lambda: (pub.publish(good),
+                                   any(m.header.frame_id == frame_id for _, m in labels))[1],
+                          60, period=1.0)
     try:
         assert node.wait_for_output('active:', 120)
         assert peer.wait_for_subscribers(pub)
-        black = make_image_msg(np.zeros((240, 320, 3), np.uint8), 'rgb8')
-        black.header.frame_id = 'black'
-        text = 'inference failed, frame dropped: OutOfMemoryError'
-        assert wait_until(lambda: (pub.publish(black), text in node.output)[1], 30,
-                          period=1.0), node.output[-2000:]
-        rgb, truth = make_scene(np.random.default_rng(4), 240, 320)
-        good = make_image_msg(rgb, 'rgb8')
-        good.header.frame_id = 'good'
-        assert wait_until(lambda: (pub.publish(good),
-                                   any(m.header.frame_id == 'good' for _, m in labels))[1],
-                          30, period=0.5)
-        assert not any(m.header.frame_id == 'black' for _, m in labels)
-        assert _miou(truth, next(m for _, m in labels if m.header.frame_id == 'good')) >= 0.9
+        assert segmented('before'), node.output[-2000:]
+        # Real exhaustion: the node may only grow its address space a little above the steady
+        # peak it reached loading the model and segmenting a normal frame.
+        limit = _vm(node.proc.pid)['VmPeak'] + HEADROOM
+        resource.prlimit(node.proc.pid, resource.RLIMIT_AS, (limit, limit))
+        assert resource.prlimit(node.proc.pid, resource.RLIMIT_AS) == (limit, limit)
+        huge = make_image_msg(np.random.default_rng(5).integers(
+            0, 256, (HUGE, HUGE, 3), np.uint8), 'rgb8')
+        huge.header.frame_id = 'huge'
+        # Best effort input: published again should one get lost (each takes seconds to fail).
+        assert wait_until(lambda: (pub.publish(huge), wait_until(
+            lambda: 'inference failed' in node.output or node.proc.poll() is not None, 60))[1],
+            300, period=0), node.output[-2000:]
+        warning = next(line for line in node.lines if 'inference failed' in line)
+        assert 'frame dropped' in warning, warning
+        assert "can't allocate memory" in warning or 'out of memory' in warning, warning
+        assert node.proc.poll() is None, node.output[-2000:]
+        assert wait_until(lambda: int(_camera_status(diagnostics, '/f4/image').get(
+            'failed_frames', 0)) >= 1, 30), _camera_status(diagnostics, '/f4/image')
+        # Still under the limit, normal frames get labels again.
+        assert segmented('after'), node.output[-2000:]
+        assert not any(m.header.frame_id == 'huge' for _, m in labels)
+        assert _miou(truth, next(m for _, m in labels if m.header.frame_id == 'after')) >= 0.9
+        status = _camera_status(diagnostics, '/f4/image')
+        assert status['bad_frames'] == '0' and int(status['failed_frames']) >= 1, status
+        assert _vm(node.proc.pid)['VmPeak'] <= limit
         assert node.proc.poll() is None
     finally:
         node.stop()

@@ -4,7 +4,8 @@ The running node and ``segment_bag`` give identical outputs for the same recorde
 A bag written by rosbags is segmented offline by the ``segment_bag`` command, and played over
 real DDS (recorded CDR bytes, one frame at a time so nothing is dropped) into a running
 ``segmentation_node`` with the same model and parameters. Labels, colour masks and overlays
-must be equal pixel for pixel, under the same stamps and frame ids.
+must be equal pixel for pixel, under the same stamps and frame ids. The two sides share no
+engine object: each process loads its own engine from the same checkpoint directory.
 """
 
 import subprocess
@@ -63,6 +64,7 @@ def _online(bag, topic: str, transport: str, model) -> dict:
                     for kind in OUTPUTS}
         player = BagPlayer(peer.node, bag, [topic])
         assert player.wait_for_subscribers(60), node.output
+        assert node.wait_for_output(f"loaded '{model}'", 60), node.output  # its own engine
         publisher, _ = player.publishers[topic]
         assert wait_until(lambda: all(p.get_publisher_count() for p in
                                       peer.node.subscriptions), 60), node.output
