@@ -13,28 +13,26 @@ calling thread, and a model run from another thread than the one that loaded it 
 
 from dataclasses import dataclass, field
 import itertools
-import math
-import os
-from pathlib import Path
 import threading
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 import warnings
 
+from mask2former_ros.core.checkpoint import (
+    first_line, load_checkpoint, ModelLoadError, Preprocessing)
+from mask2former_ros.core.engine_config import (
+    DEVICE_CHOICES, dtype_name, EngineConfig, INPUT_SIZE_CHOICES, parse_input_size,
+    PRECISION_CHOICES, resolve_device, resolve_precision)
 from mask2former_ros.core.palette import palette_for
 from mask2former_ros.core.semantic_postprocess import class_probabilities, semantic_inference
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
-PRECISION_CHOICES = ('auto', 'fp32', 'fp16', 'bf16')
-INPUT_SIZE_CHOICES = ('checkpoint', 'native', '<short side in pixels, e.g. 1024>')
-_DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-
-class ModelLoadError(RuntimeError):
-    """A checkpoint could not be found, read or trusted."""
+__all__ = ['DEVICE_CHOICES', 'dtype_name', 'EngineConfig', 'INPUT_SIZE_CHOICES',
+           'InferenceOutOfMemoryError', 'ModelLoadError', 'NON_FINITE', 'parse_input_size',
+           'PRECISION_CHOICES', 'Preprocessing', 'resolve_device', 'resolve_precision',
+           'SegmentationEngine', 'SegmentationResult', 'WrongThreadError']
 
 
 class WrongThreadError(RuntimeError):
@@ -46,18 +44,6 @@ class InferenceOutOfMemoryError(RuntimeError):
 
 
 NON_FINITE = 'non-finite model output (NaN/inf logits, e.g. fp16 overflow)'
-
-
-@dataclass
-class EngineConfig:
-    """Settings of a :class:`SegmentationEngine`; see the README for their meaning."""
-
-    model: str
-    device: str = 'auto'
-    precision: str = 'auto'
-    input_size: str | int = 'checkpoint'
-    allow_pickle: bool = False
-    with_confidence: bool = False
 
 
 @dataclass
@@ -73,171 +59,6 @@ class SegmentationResult:
     def ok(self) -> bool:
         """Return True when the frame has labels."""
         return self.error is None
-
-
-def resolve_device(device: str) -> torch.device:
-    """Turn ``auto | cpu | cuda | cuda:N`` into a torch device, or raise ValueError."""
-    text = str(device).strip().lower()
-    if text == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    if text == 'cpu':
-        return torch.device('cpu')
-    if text == 'cuda' or (text.startswith('cuda:') and text[5:].isdigit()):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device '{device}' requested but CUDA is not available "
-                             f'(torch {torch.__version__}); use device auto or cpu')
-        dev = torch.device(text)
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device '{device}' does not exist: "
-                             f'{torch.cuda.device_count()} CUDA device(s)')
-        return dev
-    raise ValueError(f"invalid device '{device}': allowed {', '.join(DEVICE_CHOICES)}")
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """
-    Turn ``auto | fp32 | fp16 | bf16`` into the autocast dtype of the model forward.
-
-    ``auto`` is fp16 on CUDA and fp32 elsewhere. fp16 and bf16 also run on the CPU (autocast
-    supports both there; slower than fp32, but the numerics are those of the GPU path).
-    """
-    text = str(precision).strip().lower()
-    if text == 'auto':
-        return torch.float16 if device.type == 'cuda' else torch.float32
-    if text not in _DTYPES:
-        raise ValueError(
-            f"invalid precision '{precision}': allowed {', '.join(PRECISION_CHOICES)}")
-    return _DTYPES[text]
-
-
-def parse_input_size(value: str | int) -> str | int:
-    """Validate the input size setting: 'checkpoint', 'native' or a positive short side."""
-    if isinstance(value, bool):
-        raise ValueError(f'invalid input_size {value!r}: allowed {", ".join(INPUT_SIZE_CHOICES)}')
-    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-        side = int(value)
-        if not 32 <= side <= 8192:
-            raise ValueError(f'invalid input_size {value!r}: a short side must be 32..8192 px')
-        return side
-    text = str(value).strip().lower()
-    if text in ('checkpoint', 'native'):
-        return text
-    raise ValueError(f'invalid input_size {value!r}: allowed {", ".join(INPUT_SIZE_CHOICES)}')
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """Return the short precision name of a dtype (fp32, fp16, bf16)."""
-    return {v: k for k, v in _DTYPES.items()}[dtype]
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """Resize and normalisation read from a checkpoint's preprocessor config."""
-
-    size: Mapping[str, int]
-    size_divisor: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    rescale_factor: float
-    do_resize: bool
-    do_rescale: bool
-    do_normalize: bool
-
-    @classmethod
-    def from_processor(cls, processor) -> 'Preprocessing':
-        """Read the settings of a transformers Mask2Former image processor."""
-        size = {k: int(v) for k, v in dict(processor.size).items() if v is not None}
-        return cls(size=size, size_divisor=int(getattr(processor, 'size_divisor', 0) or 0),
-                   mean=tuple(float(v) for v in processor.image_mean),
-                   std=tuple(float(v) for v in processor.image_std),
-                   rescale_factor=float(processor.rescale_factor),
-                   do_resize=bool(processor.do_resize), do_rescale=bool(processor.do_rescale),
-                   do_normalize=bool(processor.do_normalize))
-
-    def target_size(self, height: int, width: int, input_size: str | int) -> tuple[int, int]:
-        """Return the model input (height, width) for a frame, as the HF processor would."""
-        if input_size == 'native':
-            new_h, new_w = height, width
-        elif isinstance(input_size, int):
-            scale = input_size / min(height, width)
-            new_h, new_w = round(height * scale), round(width * scale)
-        elif not self.do_resize:
-            new_h, new_w = height, width
-        elif 'height' in self.size and 'width' in self.size:
-            new_h, new_w = self.size['height'], self.size['width']
-        elif 'shortest_edge' in self.size:
-            new_h, new_w = _shortest_edge_size(height, width, self.size['shortest_edge'],
-                                               self.size.get('longest_edge'))
-        else:
-            raise ModelLoadError(f'unsupported preprocessor size setting {dict(self.size)}')
-        divisor = self.size_divisor if input_size == 'checkpoint' else max(self.size_divisor, 32)
-        if divisor > 0:
-            new_h = int(math.ceil(new_h / divisor) * divisor)
-            new_w = int(math.ceil(new_w / divisor) * divisor)
-        return max(new_h, 1), max(new_w, 1)
-
-
-def _shortest_edge_size(height: int, width: int, shortest: int,
-                        longest: int | None) -> tuple[int, int]:
-    """Aspect-preserving size as transformers' ``get_size_with_aspect_ratio``."""
-    size = shortest
-    if longest is not None:
-        min_orig, max_orig = float(min(height, width)), float(max(height, width))
-        if max_orig / min_orig * size > longest:
-            size = int(round(longest * min_orig / max_orig))
-    if (height <= width and height == size) or (width <= height and width == size):
-        return height, width
-    if width < height:
-        return int(size * height / width), size
-    return size, int(size * width / height)
-
-
-def load_checkpoint(model: str, allow_pickle: bool = False):
-    """
-    Load a Mask2Former model and its image processor from a hub id or a local directory.
-
-    Never executes code from the checkpoint (``trust_remote_code`` is never set). Weights must be
-    safetensors unless ``allow_pickle`` is True, in which case ``torch.load`` is still limited to
-    ``weights_only``.
-    """
-    from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessorPil
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    local = Path(model).expanduser()
-    if str(model).startswith(('/', '.', '~')) and not local.is_dir():
-        raise ModelLoadError(f"model directory '{model}' does not exist")
-    source = str(local) if local.is_dir() else str(model)
-    if local.is_dir() and not allow_pickle:
-        has_safetensors = any(local.glob('*.safetensors')) or any(
-            local.glob('*.safetensors.index.json'))
-        if not has_safetensors and any(local.glob('*.bin')):
-            raise ModelLoadError(
-                f"checkpoint '{model}' has only pickle weights (*.bin); they can run arbitrary "
-                'code when loaded and are refused. Convert them to safetensors, or set '
-                'allow_pickle:=true if you trust the file')
-    try:
-        processor = Mask2FormerImageProcessorPil.from_pretrained(source)
-        net = Mask2FormerForUniversalSegmentation.from_pretrained(
-            source, use_safetensors=None if allow_pickle else True)
-    except (OSError, ValueError) as exc:
-        offline = os.environ.get('HF_HUB_OFFLINE', '') not in ('', '0')
-        hint = ('the hub is unreachable or HF_HUB_OFFLINE is set' if offline or not local.is_dir()
-                else 'the directory is incomplete or corrupt')
-        raise ModelLoadError(
-            f"cannot load Mask2Former checkpoint '{model}' ({hint}): {_first_line(exc)}. "
-            'Pass a local directory holding config.json, model.safetensors and '
-            'preprocessor_config.json (e.g. made with `hf download '
-            f'{model} --local-dir DIR` on a machine with network), as model:=DIR') from exc
-    except Exception as exc:  # corrupt weights surface as many error types
-        raise ModelLoadError(f"cannot load Mask2Former checkpoint '{model}': "
-                             f'{type(exc).__name__}: {_first_line(exc)}') from exc
-    return net, processor
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 class SegmentationEngine:
@@ -374,7 +195,7 @@ class SegmentationEngine:
                 torch.cuda.empty_cache()
             raise InferenceOutOfMemoryError(
                 f'{self.device} out of memory for {len(images)} frame(s) '
-                f'{[tuple(i.shape[:2]) for i in images]}: {_first_line(exc)}') from None
+                f'{[tuple(i.shape[:2]) for i in images]}: {first_line(exc)}') from None
         return results  # type: ignore[return-value]
 
     def forward(self, model: torch.nn.Module, pixel_values: torch.Tensor):

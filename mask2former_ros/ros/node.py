@@ -22,8 +22,7 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from mask2former_ros.core.engine import (
-    dtype_name, EngineConfig, ModelLoadError, SegmentationEngine)
+from mask2former_ros.core.engine import dtype_name, ModelLoadError, SegmentationEngine
 from mask2former_ros.core.frame_slot import LatestFrameSlots
 from mask2former_ros.core.inference_worker import InferenceWorker
 from mask2former_ros.core.palette import colorize, overlay
@@ -33,7 +32,7 @@ from mask2former_ros.ros.image_conversion import (
     compressed_to_rgb, image_to_rgb, ImageConversionError, labels_to_image, rgb_to_image,
     stamp_ns)
 from mask2former_ros.ros.label_info import LabelInfo, legend_string, vision_label_info
-from mask2former_ros.ros.parameters import PARAMETERS, SPECS, validate
+from mask2former_ros.ros.parameters import PARAMETERS, Settings, SPECS, validate
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
@@ -54,33 +53,6 @@ STUCK_AFTER_S = 30.0  # a batch running longer than this marks the inference thr
 
 def _join(*parts: str) -> str:
     return '/'.join(p.strip('/') for p in parts if p and p.strip('/'))
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Parameters read at configure; they apply until the next configure."""
-
-    engine: EngineConfig
-    cameras: tuple[str, ...]
-    max_batch_size: int
-    compressed: bool
-    qos_reliable: bool
-    qos_depth: int
-    output_reliable: bool
-    diagnostics_period: float
-
-    @classmethod
-    def read(cls, node: 'SegmentationNode') -> 'Settings':
-        """Read the configure-time parameters of ``node``."""
-        p = node.param
-        return cls(engine=EngineConfig(model=p('model'), device=p('device'),
-                                       precision=p('precision'), input_size=p('input_size'),
-                                       allow_pickle=p('allow_pickle')),
-                   cameras=tuple(p('cameras')), max_batch_size=p('max_batch_size'),
-                   compressed=p('image_transport') == 'compressed',
-                   qos_reliable=p('qos_reliability') == 'reliable', qos_depth=p('qos_depth'),
-                   output_reliable=p('output_qos_reliability') == 'reliable',
-                   diagnostics_period=p('diagnostics_period'))
 
 
 @dataclass
@@ -172,7 +144,7 @@ class SegmentationNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read the configure-time parameters, load the model and create publishers."""
-        settings = Settings.read(self)
+        settings = Settings.read(self.param)
         worker = InferenceWorker(name='inference')
         try:
             engine = worker.start(settings.engine, log=self.get_logger().info)

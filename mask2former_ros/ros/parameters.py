@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from mask2former_ros.core.engine import (
-    DEVICE_CHOICES, INPUT_SIZE_CHOICES, parse_input_size, PRECISION_CHOICES)
+from mask2former_ros.core.engine_config import (
+    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_input_size, PRECISION_CHOICES)
 
 DEFAULT_MODEL = 'facebook/mask2former-swin-large-cityscapes-semantic'
 
@@ -132,3 +132,29 @@ def validate(name: str, value: Any) -> str | None:
         return f'{name} must be of type {expected.__name__}, got {value!r}{hint}'
     problem = spec.check(value) if spec.check else None
     return None if problem is None else f'{name}={value!r} refused: {name} {problem}'
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Parameters read at configure; they apply until the next configure."""
+
+    engine: EngineConfig
+    cameras: tuple[str, ...]
+    max_batch_size: int
+    compressed: bool
+    qos_reliable: bool
+    qos_depth: int
+    output_reliable: bool
+    diagnostics_period: float
+
+    @classmethod
+    def read(cls, p: Callable[[str], Any]) -> 'Settings':
+        """Read the configure-time parameters through ``p(name) -> value``."""
+        return cls(engine=EngineConfig(model=p('model'), device=p('device'),
+                                       precision=p('precision'), input_size=p('input_size'),
+                                       allow_pickle=p('allow_pickle')),
+                   cameras=tuple(p('cameras')), max_batch_size=p('max_batch_size'),
+                   compressed=p('image_transport') == 'compressed',
+                   qos_reliable=p('qos_reliability') == 'reliable', qos_depth=p('qos_depth'),
+                   output_reliable=p('output_qos_reliability') == 'reliable',
+                   diagnostics_period=p('diagnostics_period'))

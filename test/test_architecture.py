@@ -1,0 +1,82 @@
+"""The rooms of the package and who may import whom (static: parsed imports, nothing run)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / 'mask2former_ros'
+ROS_MODULES = ('rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs', 'lifecycle_msgs',
+               'rcl_interfaces', 'vision_msgs', 'launch', 'launch_ros', 'ament_index_python')
+# Modules allowed above ~400 lines, with the reason (the README's Architecture section says it).
+LONG_MODULES = {'mask2former_ros/ros/node.py': 'lifecycle wiring of three threads',
+                'mask2former_ros/ros/image_conversion.py': 'one table-driven decoder per '
+                'sensor_msgs encoding family'}
+
+
+def modules() -> dict[str, Path]:
+    """Return dotted module name -> path of every module of the runtime package."""
+    found = {}
+    for path in PACKAGE.rglob('*.py'):
+        parts = path.relative_to(ROOT).with_suffix('').parts
+        name = '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+        found[name] = path
+    return found
+
+
+def imports(path: Path) -> set[str]:
+    """
+    Return the absolute module names a file imports (at any depth of the file).
+
+    ``from package import submodule`` counts as importing the submodule only.
+    """
+    known = modules() if path.is_relative_to(PACKAGE) else {}
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            subs = {f'{node.module}.{alias.name}' for alias in node.names}
+            names.update(subs & set(known) or {node.module})
+            names.update(subs)
+    return names
+
+
+@pytest.mark.parametrize('name,path', sorted(modules().items()))
+def test_runtime_never_imports_the_fixtures(name, path):
+    assert not [i for i in imports(path) if i.split('.')[0] == 'mask2former_ros_fixtures'], name
+
+
+@pytest.mark.parametrize('name,path', sorted((n, p) for n, p in modules().items()
+                                            if n.startswith('mask2former_ros.core')))
+def test_core_is_free_of_ros(name, path):
+    bad = [i for i in imports(path) if i.split('.')[0] in ROS_MODULES
+           or i.startswith(('mask2former_ros.ros', 'mask2former_ros.offline'))]
+    assert not bad, f'{name} imports {bad}'
+
+
+def test_no_import_cycles():
+    known = modules()
+    graph = {name: {i for i in imports(path) if i in known and i != name}
+             for name, path in known.items()}
+    visiting, done = set(), set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in done:
+            return
+        assert name not in visiting, 'import cycle: ' + ' -> '.join(trail + [name])
+        visiting.add(name)
+        for dep in graph[name]:
+            visit(dep, trail + [name])
+        visiting.discard(name)
+        done.add(name)
+    for name in graph:
+        visit(name, [])
+
+
+def test_modules_stay_small():
+    long = {str(p.relative_to(ROOT)): len(p.read_text().splitlines())
+            for p in PACKAGE.rglob('*.py')}
+    over = {k: v for k, v in long.items() if v > 400 and k not in LONG_MODULES}
+    assert not over, over
