@@ -11,6 +11,7 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(include=['mask2former_ros', 'mask2former_ros.*']),
+    package_data={'mask2former_ros.offline': ['templates/*.html.j2']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),

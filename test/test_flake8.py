@@ -15,7 +15,8 @@ def test_flake8():
     # A subprocess: flake8 forks worker processes, which can deadlock in a test process that
     # already runs DDS and executor threads (fork copies locks held by other threads).
     result = subprocess.run(
-        [sys.executable, '-m', 'ament_flake8.main', 'mask2former_ros', 'mask2former_ros_fixtures', 'test', 'bench',
-         'launch', 'setup.py'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [sys.executable, '-m', 'ament_flake8.main', 'mask2former_ros',
+         'mask2former_ros_fixtures', 'test', 'bench', 'launch', 'setup.py'], cwd=ROOT,
+        capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f'code style errors / warnings:\n{result.stdout}' \
                                    f'{result.stderr}'

@@ -12,5 +12,6 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.pep257
 def test_pep257(monkeypatch):
     monkeypatch.chdir(ROOT)
-    rc = main(argv=['mask2former_ros', 'mask2former_ros_fixtures', 'test', 'bench', 'launch', 'setup.py'])
+    rc = main(argv=['mask2former_ros', 'mask2former_ros_fixtures', 'test', 'bench', 'launch',
+                    'setup.py'])
     assert rc == 0, 'Found code style errors / warnings'
