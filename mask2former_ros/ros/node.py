@@ -486,6 +486,12 @@ def main(args: list[str] | None = None) -> int:
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
+        if signals:
+            # Stopping on a signal: ignore further ones (ros2 launch forwards Ctrl-C a second
+            # time). Python's finalisation resets a Python-level handler to SIG_DFL, which would
+            # let a late second SIGINT kill the exiting process (exit -2); SIG_IGN is kept.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
 
 
 if __name__ == '__main__':
