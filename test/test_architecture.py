@@ -1,3 +1,17 @@
+# Copyright 2026 mask2former_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The rooms of the package and who may import whom (static: parsed imports, nothing run)."""
 
 import ast
@@ -27,7 +41,7 @@ def modules() -> dict[str, Path]:
 
 def imports(path: Path) -> set[str]:
     """
-    Return the absolute module names a file imports (at any depth of the file).
+    Return the absolute module names that a file imports, at any depth of the file.
 
     ``from package import submodule`` counts as importing the submodule only.
     """
@@ -48,8 +62,10 @@ def test_runtime_never_imports_the_fixtures(name, path):
     assert not [i for i in imports(path) if i.split('.')[0] == 'mask2former_ros_fixtures'], name
 
 
-@pytest.mark.parametrize('name,path', sorted((n, p) for n, p in modules().items()
-                                            if n.startswith('mask2former_ros.core')))
+CORE = sorted((n, p) for n, p in modules().items() if n.startswith('mask2former_ros.core'))
+
+
+@pytest.mark.parametrize('name,path', CORE)
 def test_core_is_free_of_ros(name, path):
     bad = [i for i in imports(path) if i.split('.')[0] in ROS_MODULES
            or i.startswith(('mask2former_ros.ros', 'mask2former_ros.offline'))]

@@ -1,3 +1,17 @@
+# Copyright 2026 mask2former_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """
 Licence headers: ament_copyright where it is installed, else a check of the header text.
 
@@ -12,7 +26,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ('mask2former_ros', 'launch', 'test', 'bench')
+FOLDERS = ('mask2former_ros', 'mask2former_ros_fixtures', 'launch', 'test', 'bench')
 HEADER = """\
 # Copyright 2026 mask2former_ros maintainers
 #
@@ -29,7 +43,7 @@ HEADER = """\
 # limitations under the License.
 """
 # The headers are added to all files in one change; until then this check is expected to fail.
-HEADERS_ADDED = False
+HEADERS_ADDED = True
 pytestmark = [pytest.mark.linter, pytest.mark.xfail(
     not HEADERS_ADDED, strict=True, reason='licence headers not added yet (HEADERS_ADDED)')]
 
