@@ -226,7 +226,7 @@ def test_ensure_tiny_model_trains_once_under_concurrency(monkeypatch, tmp_path):
         time.sleep(0.2)
         for name in tiny_model._REQUIRED_FILES:
             (out_dir / name).write_text('{}')
-        return {}
+        return {'miou': 1.0}
 
     monkeypatch.setattr(tiny_model, 'train_tiny_model', fake_train)
     target = tmp_path / 'cache' / 'tiny'
@@ -245,3 +245,24 @@ def test_ensure_tiny_model_trains_once_under_concurrency(monkeypatch, tmp_path):
     assert leftovers == []
     assert tiny_model.ensure_tiny_model(target) == target
     assert len(calls) == 1
+
+
+def test_tiny_model_below_the_quality_bar_is_retrained_with_the_next_seed(monkeypatch, tmp_path):
+    """A cold cache that lands on weak weights must not hand them to the label tests."""
+    from mask2former_ros_fixtures import tiny_model
+
+    seeds = []
+
+    def fake_train(out_dir, seed=0, log=print, **kwargs):
+        seeds.append(seed)
+        return {'miou': tiny_model.MIN_MIOU - 0.1 if seed == 0 else tiny_model.MIN_MIOU}
+
+    monkeypatch.setattr(tiny_model, 'train_tiny_model', fake_train)
+    assert tiny_model.train_checked(tmp_path, log=lambda m: None)['miou'] == tiny_model.MIN_MIOU
+    assert seeds == [0, 1]
+    seeds.clear()
+    monkeypatch.setattr(tiny_model, 'train_tiny_model',
+                        lambda out_dir, seed=0, log=print: seeds.append(seed) or {'miou': 0.5})
+    with pytest.raises(RuntimeError, match='no tiny model reached'):
+        tiny_model.train_checked(tmp_path, log=lambda m: None)
+    assert seeds == list(tiny_model.QUALITY_SEEDS)
