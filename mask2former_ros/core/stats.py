@@ -84,7 +84,6 @@ class CameraStats:
     failed_frames: int = 0
     last_problem: str = ''
     last_warning: float = -1e9
-    last_stamp_ns: int = -1  # header stamp of the newest published frame
 
     def warn_due(self, throttle_s: float, now: float | None = None) -> bool:
         """Return True (and restart the throttle) when a warning may be logged now."""
