@@ -29,6 +29,7 @@ The ratio segment_bag / engine alone is the share of the model's speed the tool 
     python bench/bench_bag.py                         # 30 frames 1024x2048, raw rgb8 topic
     python bench/bench_bag.py --topic compressed --frames 20
     python bench/bench_bag.py --torch-threads 1        # leave a core to the helper threads
+    python bench/bench_bag.py --outputs labels          # write only the label images
 """
 
 import argparse
@@ -70,6 +71,8 @@ def main() -> None:
     parser.add_argument('--topic', choices=tuple(TOPICS), default='raw')
     parser.add_argument('--model', default=None, help='default: the trained tiny model')
     parser.add_argument('--no-output', action='store_true', help='segment_bag writes no bag')
+    parser.add_argument('--outputs', default='labels,color,overlay',
+                        help='output topics segment_bag writes (its --outputs)')
     parser.add_argument('--torch-threads', type=int, default=None,
                         help="torch intra-op threads for every variant (default: torch's)")
     args = parser.parse_args()
@@ -90,7 +93,8 @@ def main() -> None:
         results = {}
         for name, prefetch in (('segment_bag', 4), ('segment_bag prefetch=0', 0)):
             out = {'no_output': True} if args.no_output else \
-                {'output': Path(tmp) / f'out_{prefetch}', 'overwrite': True}
+                {'output': Path(tmp) / f'out_{prefetch}', 'overwrite': True,
+                 'outputs': args.outputs}
             summary = segment_bag(bag, topic, engine=engine, gt_topic=GT, prefetch=prefetch,
                                   log=lambda _text: None, **out)
             results[name] = summary['fps']

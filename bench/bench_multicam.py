@@ -11,15 +11,22 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-
 """
-Multi-camera benchmark: one batched node for N cameras vs N single-camera nodes.
+Multi-camera benchmark: N cameras into one batched segmentation_node, against the engine alone.
 
-N cameras (default 1, 2, 4) publish rgb8 frames at 30 Hz each; per camera the output rate and
-latency (stamp to label arrival), in total frames per second and the RSS of all node processes.
+N cameras (default 2 and 4) publish 1024x2048 rgb8 frames at 30 Hz each. In the same run, for
+each N: the engine alone on batches of N frames (``bench/engine_alone.py --batch N``, one
+thread, back to back, its own process: the reference), one ``segmentation_node`` serving the
+N cameras (one model, batches across cameras), and the naive node (inference in each camera's
+callback, depth 10); ``--separate`` adds one segmentation_node per camera. A second reference
+shows what the transport leaves of the machine: the engine alone while the same N streams go to
+a sink that only receives them (``bench/transport_sink.py``, as the node's subscriptions do).
+Latency is input stamp to label arrival in this process. Targets (issue 12): aggregate
+outputs/s >= 0.85x the engine's batched rate, latency p50 <= 1.5x the engine's ms per batch
++ 25 ms, and below the naive node's.
 
-    python bench/bench_multicam.py                      # 480x640, 20 s per setting
-    python bench/bench_multicam.py --cameras 1,2,4 --seconds 30 --size 720x1280
+    python bench/bench_multicam.py                          # 2 and 4 cameras, 20 s each
+    python bench/bench_multicam.py --cameras 1,2,4 --size 480x640 --separate
 """
 
 import argparse
@@ -28,10 +35,12 @@ from pathlib import Path
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from typing import Callable
 
-from bench_node import default_model, prepare_environment
+from bench_node import default_model, HERE, prepare_environment
 from diagnostic_msgs.msg import DiagnosticArray
 from mask2former_ros.ros.image_conversion import make_image_msg, stamp_ns
 from mask2former_ros_fixtures.synthetic import make_scene
@@ -43,29 +52,40 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 
-def _node_cmd(model: str, namespace: str, cameras: list[str], params: list[str]) -> list[str]:
+def _commands(kind: str, model: str, namespace: str, cameras: list[str],
+              params: list[str]) -> list[list[str]]:
+    """Command lines of the process(es) serving ``cameras`` under ``namespace``."""
+    if kind in ('naive', 'sink'):
+        script = ['naive_node.py', '--model', model] if kind == 'naive' else ['transport_sink.py']
+        return [[sys.executable, str(HERE / script[0]), *script[1:],
+                 '--cameras', ','.join(cameras), '--ros-args', '-r', f'__ns:=/{namespace}']]
     exe = str(Path(sys.executable).with_name('segmentation_node'))
+    if kind == 'separate':
+        return [[exe, '--ros-args', '-r', f'__ns:=/{namespace}/{c}', '-p', f'model:={model}']
+                for c in cameras]
     names = '[' + ','.join(f"'{c}'" for c in cameras) + ']'
     cmd = [exe, '--ros-args', '-r', f'__ns:=/{namespace}', '-p', f'model:={model}',
-           '-p', f'cameras:={names}', '-p', 'publish_overlay:=false']
+           '-p', f'cameras:={names}']
     for param in params:
         cmd += ['-p', param]
-    return cmd
+    return [cmd]
 
 
-def run_setting(driver, model: str, n: int, mode: str, params: list[str] | None, frames,
-                seconds: float, rate: float) -> dict:
-    """Measure ``n`` cameras served by one node with ``params`` (None: one node each)."""
-    batched = params is not None
+def run_setting(driver, model: str, n: int, kind: str, params: list[str], frames,
+                seconds: float, rate: float, during: Callable[[], dict] | None = None) -> dict:
+    """
+    Drive ``n`` cameras at ``rate`` Hz each for ``seconds`` into one setting; measure it.
+
+    With ``during``, the streams run while it does instead (kind ``sink``: the engine alone
+    under the load of the same camera streams), and its result is returned under 'during'.
+    """
     namespace = f'mc_{random.randint(0, 1 << 30)}'
     cameras = [f'cam{i}' for i in range(n)]
-    if batched:
-        procs = [subprocess.Popen(_node_cmd(model, namespace, cameras, params),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    else:
-        procs = [subprocess.Popen(_node_cmd(model, f'{namespace}/{c}', [''], []),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for c in cameras]
+    logs, procs = [], []
+    for cmd in _commands(kind, model, namespace, cameras, params):
+        logs.append(tempfile.TemporaryFile('w+'))  # a file, not a pipe nobody reads
+        procs.append(subprocess.Popen(cmd, stdout=logs[-1], stderr=subprocess.STDOUT,
+                                      text=True))
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     pubs, arrivals = {}, {c: [] for c in cameras}
     subs = []
@@ -75,8 +95,7 @@ def run_setting(driver, model: str, n: int, mode: str, params: list[str] | None,
 
         def on_labels(msg, cam=cam):
             now = time.time_ns()
-            stamp = stamp_ns(msg.header)
-            arrivals[cam].append((time.monotonic(), (now - stamp) / 1e6))
+            arrivals[cam].append((time.monotonic(), (now - stamp_ns(msg.header)) / 1e6))
         subs.append(driver.create_subscription(Image, f'{base}/segmentation/labels',
                                                on_labels, qos))
     model_status: dict[str, dict[str, str]] = {}  # node name -> its last 'model' status
@@ -90,27 +109,29 @@ def run_setting(driver, model: str, n: int, mode: str, params: list[str] | None,
     deadline = time.monotonic() + 300
     while not all(p.get_subscription_count() for p in pubs.values()):
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-            raise SystemExit('nodes did not start')
+            logs[0].seek(0)
+            raise SystemExit(f'{kind} did not start:\n{logs[0].read()}')
         time.sleep(0.1)
-    while not all(arrivals.values()) and time.monotonic() < deadline:  # warm-up
+    while kind != 'sink' and not all(arrivals.values()) and time.monotonic() < deadline:
         for pub in pubs.values():
             msg = frames[0]
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 10**9)
             pub.publish(msg)
-        time.sleep(0.3)
-    time.sleep(1.0)
+        time.sleep(0.5)
+    time.sleep(2.0)
     for values in arrivals.values():
         values.clear()
     stop = threading.Event()
+    sent = dict.fromkeys(cameras, 0)
 
     def publish(cam: str, offset: float) -> None:
-        start, sent = time.monotonic() + offset, 0
+        start = time.monotonic() + offset
         while not stop.is_set():
-            time.sleep(max(0.0, start + sent / rate - time.monotonic()))
-            msg = frames[sent % len(frames)]
+            time.sleep(max(0.0, start + sent[cam] / rate - time.monotonic()))
+            msg = frames[sent[cam] % len(frames)]
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 10**9)
             pubs[cam].publish(msg)
-            sent += 1
+            sent[cam] += 1
     threads = [threading.Thread(target=publish, args=(c, i / (rate * n)), daemon=True)
                for i, c in enumerate(cameras)]
     started = time.monotonic()
@@ -120,13 +141,21 @@ def run_setting(driver, model: str, n: int, mode: str, params: list[str] | None,
     watched = [psutil.Process(p.pid) for p in procs]
     for ps in watched:
         ps.cpu_percent(None)
-    while time.monotonic() - started < seconds:
+    during_result = None
+    if during is not None:
+        during_result = during()
+        rss.append(sum(ps.memory_info().rss for ps in watched))
+        cpu.append(sum(ps.cpu_percent(None) for ps in watched))
+    while during is None and time.monotonic() - started < seconds:
         time.sleep(1.0)
         rss.append(sum(ps.memory_info().rss for ps in watched))
         cpu.append(sum(ps.cpu_percent(None) for ps in watched))
-    model_status_at_end = dict(model_status)
     stop.set()
     elapsed = time.monotonic() - started
+    for thread in threads:
+        thread.join()
+    model_status_at_end = dict(model_status)
+    time.sleep(1.0)  # labels of frames in flight at the end still count (arrival <= end+0.5)
     for p in procs:
         p.send_signal(2)
     for p in procs:
@@ -134,87 +163,149 @@ def run_setting(driver, model: str, n: int, mode: str, params: list[str] | None,
             p.wait(10)
         except subprocess.TimeoutExpired:
             p.kill()
+    for log in logs:
+        log.close()
     for s in subs:
         driver.destroy_subscription(s)
     for p in pubs.values():
         driver.destroy_publisher(p)
-    per_camera = {}
+    per_camera, pooled = {}, []
     for cam, values in arrivals.items():
-        lat = [v for t, v in values if t <= started + elapsed]
-        per_camera[cam] = {'hz': round(len(lat) / elapsed, 2),
+        lat = [v for t, v in values if t <= started + elapsed + 0.5]
+        pooled += lat
+        per_camera[cam] = {'sent': sent[cam], 'outputs': len(lat),
+                           'hz': round(len(lat) / elapsed, 2),
                            'p50_ms': round(float(np.percentile(lat, 50)), 1) if lat else None,
                            'p95_ms': round(float(np.percentile(lat, 95)), 1) if lat else None}
-    return {'cameras': n, 'mode': mode,
-            'processes': len(procs), 'per_camera': per_camera,
-            'total_fps': round(sum(c['hz'] for c in per_camera.values()), 2),
+    return {'cameras': n, 'mode': kind, 'processes': len(procs), 'per_camera': per_camera,
+            'total_fps': round(len(pooled) / elapsed, 2),
+            'p50_ms': round(float(np.percentile(pooled, 50)), 1) if pooled else float('nan'),
+            'p95_ms': round(float(np.percentile(pooled, 95)), 1) if pooled else float('nan'),
             'rss_mb': round(max(rss) / 2**20, 1),
             'cpu_percent': round(float(np.mean(cpu)), 1),
-            'model_diagnostics': model_status_at_end}
+            'model_diagnostics': model_status_at_end, 'during': during_result}
 
 
 def _model_summary(result: dict) -> str:
-    """Batch sizes and per-batch/per-frame inference ms from the nodes' diagnostics."""
-    parts = []
+    """Batch sizes and per-batch/per-frame inference ms from the node's diagnostics."""
     for values in result['model_diagnostics'].values():
-        parts.append(f"batches {values.get('batch_size_histogram')} "
-                     f"{values.get('inference_ms_per_batch_p50')} ms/batch "
-                     f"{values.get('inference_ms_per_frame_p50')} ms/frame")
-        if result['mode'] == 'separate':
-            break
-    return '; '.join(parts)
+        return (f"batches {values.get('batch_size_histogram')}, "
+                f"{values.get('inference_ms_per_batch_p50')} ms/batch, "
+                f"{values.get('inference_ms_per_frame_p50')} ms/frame")
+    return 'no diagnostics'
+
+
+def engine_batched(model: str, size: str, batch: int, seconds: float) -> dict:
+    """The engine alone on batches of ``batch`` frames, in its own process."""
+    out = subprocess.run([sys.executable, str(HERE / 'engine_alone.py'), '--model', model,
+                          '--size', size, '--batch', str(batch), '--seconds', str(seconds)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def checks(n: int, rate: float, ref: dict, ours: dict, naive: dict) -> list[tuple[bool, str]]:
+    """The issue-12 targets for ``n`` cameras: (met, description)."""
+    bound = 1.5 * ref['ms_per_batch_p50'] + 25
+    input_bound = n * rate < ref['fps']  # cameras slower than the engine: input limits
+    ratio = ours['total_fps'] / ref['fps']
+    return [
+        (input_bound or ratio >= 0.85,
+         f"aggregate outputs/s vs engine batched: {ours['total_fps']} vs {ref['fps']} = "
+         f"x{ratio:.2f} (target >= x0.85{', input-bound' if input_bound else ''})"),
+        (ours['p50_ms'] <= bound,
+         f"latency p50 {ours['p50_ms']} ms vs 1.5 x {ref['ms_per_batch_p50']} ms/batch + 25 = "
+         f'{bound:.1f} ms (target <=)'),
+        (ours['p50_ms'] < naive['p50_ms'],
+         f"latency p50 vs naive: {ours['p50_ms']} vs {naive['p50_ms']} ms (target below)"),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark from the command line."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--model', help='checkpoint (default: the trained tiny model)')
-    parser.add_argument('--cameras', default='1,2,4')
+    parser.add_argument('--cameras', default='2,4')
     parser.add_argument('--seconds', type=float, default=20.0)
-    parser.add_argument('--rate', type=float, default=30.0)
-    parser.add_argument('--size', default='480x640')
-    parser.add_argument('--batched', action='append', metavar='LABEL[=NAME:=VALUE,...]',
-                        help='a one-node variant to measure, with its parameters, e.g. '
-                             "'b2=max_batch_size:=2' (repeatable; default: 'batched')")
+    parser.add_argument('--rate', type=float, default=30.0, help='Hz per camera')
+    parser.add_argument('--size', default='1024x2048')
+    parser.add_argument('--params', default='',
+                        help="extra parameters of the batched node, e.g. 'max_batch_size:=2'")
+    parser.add_argument('--separate', action='store_true',
+                        help='also measure one segmentation_node per camera')
     parser.add_argument('--json')
     args = parser.parse_args(argv)
-    variants = []
-    for text in args.batched or ['batched']:
-        label, _, params = text.partition('=')
-        variants.append((label, [p for p in params.split(',') if p]))
-    prepare_environment()
+    prepare_environment(profile=False, force_profile=True)
     model = default_model(args.model)
-    size = tuple(int(v) for v in args.size.split('x'))
+    params = [p for p in args.params.split(',') if p]
+    height, width = (int(v) for v in args.size.split('x'))
     rng = np.random.default_rng(0)
-    frames = [make_image_msg(make_scene(rng, *size)[0], 'rgb8') for _ in range(4)]
+    frames = [make_image_msg(make_scene(rng, height, width)[0], 'rgb8') for _ in range(4)]
+    counts = [int(v) for v in args.cameras.split(',')]
+    refs = {}
+    for n in counts:
+        print(f'engine alone, batches of {n}, {args.seconds:g} s ...', flush=True)
+        refs[n] = engine_batched(model, args.size, n, args.seconds)
     rclpy.init()
     driver = rclpy.create_node('multicam_driver')
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(driver)
-    threading.Thread(target=executor.spin, daemon=True).start()
-    results = []
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    results: dict[tuple[int, str], dict] = {}
+    loaded: dict[int, dict] = {}
+    kinds = ['batched', 'naive'] + (['separate'] if args.separate else [])
     try:
-        for n in (int(v) for v in args.cameras.split(',')):
-            for mode, params in variants + ([('separate', None)] if n > 1 else []):
-                print(f'{n} camera(s), {mode} ...', flush=True)
-                results.append(run_setting(driver, model, n, mode, params, frames,
-                                           args.seconds, args.rate))
+        for n in counts:
+            print(f'engine alone, batches of {n}, while {n} camera stream(s) go to a transport '
+                  'sink ...', flush=True)
+            loaded[n] = run_setting(
+                driver, model, n, 'sink', [], frames, args.seconds, args.rate,
+                during=lambda n=n: engine_batched(model, args.size, n, args.seconds))
+            for kind in kinds:
+                if kind == 'separate' and n == 1:
+                    continue
+                print(f'{n} camera(s), {kind} ...', flush=True)
+                results[(n, kind)] = run_setting(driver, model, n, kind, params, frames,
+                                                 args.seconds, args.rate)
     finally:
         executor.shutdown()
+        spinner.join(5.0)  # before the context goes: no thread left in rcl at exit
+        driver.destroy_node()
         rclpy.try_shutdown()
-    print(f'\n{args.size} rgb8 at {args.rate:g} Hz per camera, {args.seconds:g} s, '
+    print(f'\n{args.size} rgb8 at {args.rate:g} Hz per camera, {args.seconds:g} s per run, '
           f'model {model}')
-    print(f"{'cameras':>8}{'mode':>12}{'procs':>7}{'total fps':>11}{'RSS MB':>9}{'CPU %':>8}"
-          '   per camera Hz (p50/p95 ms)')
-    for r in results:
-        cams = '  '.join(f"{v['hz']} ({v['p50_ms']}/{v['p95_ms']})"
-                         for v in r['per_camera'].values())
-        print(f"{r['cameras']:>8}{r['mode']:>12}{r['processes']:>7}{r['total_fps']:>11}"
-              f"{r['rss_mb']:>9}{r['cpu_percent']:>8}   {cams}")
-    print('\nnode diagnostics (first node of each setting):')
-    for r in results:
-        print(f"{r['cameras']:>8}{r['mode']:>12}   {_model_summary(r)}")
+    failed = 0
+    for n in counts:
+        ref = refs[n]
+        print(f'\n--- {n} camera(s) ---')
+        under = loaded[n]['during']
+        print(f"engine alone, batches of {n}: {ref['fps']} frames/s, "
+              f"{ref['ms_per_batch_p50']} ms/batch p50, stages per frame {ref['stages_ms_p50']}")
+        print(f"the same while the {n} camera stream(s) go to a transport sink (CPU of the sink "
+              f"{loaded[n]['cpu_percent']} %): {under['fps']} frames/s, "
+              f"{under['ms_per_batch_p50']} ms/batch p50")
+        print(f"{'':12}{'procs':>6}{'total fps':>10}{'p50 ms':>8}{'p95 ms':>8}{'RSS MB':>8}"
+              f"{'CPU %':>7}   per camera Hz (p50/p95 ms)")
+        for kind in kinds:
+            r = results.get((n, kind))
+            if r is None:
+                continue
+            cams = '  '.join(f"{v['hz']} ({v['p50_ms']}/{v['p95_ms']})"
+                             for v in r['per_camera'].values())
+            print(f"{kind:12}{r['processes']:>6}{r['total_fps']:>10}{r['p50_ms']:>8}"
+                  f"{r['p95_ms']:>8}{r['rss_mb']:>8}{r['cpu_percent']:>7}   {cams}")
+        print(f"  batched node: {_model_summary(results[(n, 'batched')])}")
+        for ok, text in checks(n, args.rate, ref, results[(n, 'batched')],
+                               results[(n, 'naive')]):
+            failed += not ok
+            print(f"  {'MET ' if ok else 'MISS'} {text}")
+        print(f"  info: aggregate outputs/s vs the engine under the same camera streams: "
+              f"x{results[(n, 'batched')]['total_fps'] / under['fps']:.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps(
+            {'engine_batched': {str(n): r for n, r in refs.items()},
+             'engine_batched_under_streams': {str(n): r for n, r in loaded.items()},
+             'runs': list(results.values())}, indent=2))
     return 0
 
 

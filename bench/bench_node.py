@@ -39,6 +39,7 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
+from mask2former_ros.core.large_buffers import keep_large_buffers
 from mask2former_ros.ros.image_conversion import make_image_msg, stamp_ns
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
@@ -53,7 +54,13 @@ PROFILE = HERE.parent / 'config' / 'fastdds_large_images.xml'
 
 
 def prepare_environment(profile: bool = True, force_profile: bool = False) -> None:
-    """Isolate DDS (random domain, localhost), stay offline, and use the large-image profile."""
+    """
+    Isolate DDS (random domain, localhost), stay offline, and use the large-image profile.
+
+    This process stands in for the camera driver: it reuses its frame buffers, as the node
+    does (:mod:`mask2former_ros.core.large_buffers`), so that its own cost stays low.
+    """
+    keep_large_buffers()
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -222,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     node = rclpy.create_node('bench_node_driver')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
     extra = args.node_args.split() if args.node_args else []
     runs = {}
     try:
@@ -233,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                                              extra)
     finally:
         executor.shutdown()
+        spinner.join(5.0)  # before the context goes: no thread left in rcl at exit
+        node.destroy_node()
         rclpy.try_shutdown()
     profile = 'off' if args.no_profile else 'on'
     print(f'\n{args.size} rgb8, {args.seconds:g} s per run, model {model}, profile {profile}')

@@ -13,12 +13,13 @@
 # limitations under the License.
 
 """
-Engine alone, the reference of bench_node: the same model and frames, one thread, back to back.
+Engine alone, the reference of bench_node and bench_multicam: same model and frames, one thread.
 
 Prints one JSON line: frames/s and ms per frame by stage (p50) over ``--seconds``, after a
 warm-up. Run in its own process so that its torch threads never compete with a node's.
 
     python bench/engine_alone.py --model DIR --size 1024x2048 --seconds 20
+    python bench/engine_alone.py --model DIR --batch 4      # batches of 4 frames (4 cameras)
 """
 
 import argparse
@@ -31,26 +32,31 @@ from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 
 
-def measure(model: str, height: int, width: int, seconds: float, frames: int = 4) -> dict:
-    """Segment ``frames`` scenes in turn for ``seconds``; return rate and stage medians."""
+def measure(model: str, height: int, width: int, seconds: float, batch: int = 1,
+            frames: int = 4) -> dict:
+    """Segment batches of ``batch`` of ``frames`` scenes for ``seconds``; rate and medians."""
     rng = np.random.default_rng(0)
     images = [make_scene(rng, height, width)[0] for _ in range(frames)]
+    batches = [[images[(i + k) % frames] for k in range(batch)] for i in range(frames)]
     engine = SegmentationEngine(EngineConfig(model=model))
-    for image in images:
-        engine.segment(image)  # warm-up
+    for images_of_batch in batches:
+        engine.segment_batch(images_of_batch)  # warm-up
     stages: dict[str, list[float]] = {'preprocess': [], 'model': [], 'postprocess': []}
     totals, done = [], 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         began = time.perf_counter()
-        result = engine.segment(images[done % frames])
+        results = engine.segment_batch(batches[done % frames])
         totals.append((time.perf_counter() - began) * 1e3)
+        assert all(r.ok for r in results), [r.error for r in results]
         for stage, values in stages.items():
-            values.append(result.timings_ms[stage])
+            values.append(results[0].timings_ms[stage])  # per frame: batch ms / batch size
         done += 1
     elapsed = time.perf_counter() - start
-    return {'frames': done, 'fps': round(done / elapsed, 2),
-            'ms_per_frame_p50': round(statistics.median(totals), 1),
+    return {'batch': batch, 'batches': done, 'frames': done * batch,
+            'fps': round(done * batch / elapsed, 2),
+            'ms_per_batch_p50': round(statistics.median(totals), 1),
+            'ms_per_frame_p50': round(statistics.median(totals) / batch, 1),
             'stages_ms_p50': {k: round(statistics.median(v), 2) for k, v in stages.items()}}
 
 
@@ -60,9 +66,10 @@ def main() -> None:
     parser.add_argument('--model', required=True)
     parser.add_argument('--size', default='1024x2048')
     parser.add_argument('--seconds', type=float, default=20.0)
+    parser.add_argument('--batch', type=int, default=1, help='frames per segment_batch call')
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.split('x'))
-    print(json.dumps(measure(args.model, height, width, args.seconds)))
+    print(json.dumps(measure(args.model, height, width, args.seconds, args.batch)))
 
 
 if __name__ == '__main__':

@@ -33,16 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run the naive node until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--model', required=True)
+    parser.add_argument('--cameras', default='',
+                        help="comma-separated camera namespaces (default: one, '')")
     args, ros_args = parser.parse_known_args(argv)
     rclpy.init(args=ros_args)
     node = rclpy.create_node('naive_segmentation_node')
     engine = SegmentationEngine(EngineConfig(model=args.model))
-    pub = node.create_publisher(Image, 'segmentation/labels', 10)
+    for camera in args.cameras.split(','):
+        prefix = f'{camera}/' if camera else ''
+        pub = node.create_publisher(Image, f'{prefix}segmentation/labels', 10)
 
-    def callback(msg: Image) -> None:
-        pub.publish(labels_to_image(engine.segment(image_to_rgb(msg)).labels, msg.header))
-    node.create_subscription(Image, 'image', callback, 10)
-    node.get_logger().info('active: image (naive, depth 10)')
+        def callback(msg: Image, pub=pub) -> None:
+            pub.publish(labels_to_image(engine.segment(image_to_rgb(msg)).labels, msg.header))
+        node.create_subscription(Image, f'{prefix}image', callback, 10)
+    node.get_logger().info(f'active: {args.cameras or "image"} (naive, depth 10)')
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -45,12 +45,15 @@ def soak(model: str, seconds: float, rate: float, size: tuple[int, int],
     node = rclpy.create_node('soak_driver')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
     try:
         result = run_one(node, 'segmentation_node', model, frames, seconds, rate, [],
                          window=window)
     finally:
         executor.shutdown()
+        spinner.join(5.0)  # before the context goes: no thread left in rcl at exit
+        node.destroy_node()
         rclpy.try_shutdown()
     rows = [w for w in result['latency_over_time'] if w['rss_mb'] is not None]
     after_warmup = rows[1:] if len(rows) > 2 else rows

@@ -154,6 +154,32 @@ def test_cli_include_input_and_summary_file(tiny_model_dir, bags, tmp_path):
     assert len(read_bag(out)['/segmentation/labels']) == 2
 
 
+def test_outputs_choose_the_topics_written(tiny_model_dir, engine, bags, tmp_path):
+    info = bags['mcap']
+    out = tmp_path / 'labels_overlay'
+    summary = segment_bag(info['path'], RAW, engine=engine, output=out, log=lambda _: None,
+                          outputs='overlay, labels')
+    assert summary['output_topics'] == ['/segmentation/labels', '/segmentation/overlay']
+    written = read_bag(out)
+    assert set(written) == {'/segmentation/labels', '/segmentation/overlay'}
+    for (_, labels, _), (_, over, _), (_, src, _) in zip(
+            written['/segmentation/labels'], written['/segmentation/overlay'],
+            read_bag(info['path'])[RAW], strict=True):
+        np.testing.assert_array_equal(
+            over.data.reshape(HEIGHT, WIDTH, 3),
+            overlay(src.data.reshape(HEIGHT, WIDTH, 3), labels.data.reshape(HEIGHT, WIDTH),
+                    engine.palette, 0.5))
+    result = run_cli(info['path'], '--topic', RAW, '--model', tiny_model_dir, '--no-progress',
+                     '--output', tmp_path / 'labels_only', '--outputs', 'labels')
+    assert result.returncode == 0, result.stderr
+    assert set(read_bag(tmp_path / 'labels_only')) == {'/segmentation/labels'}
+    assert_one_line_error(
+        run_cli(info['path'], '--topic', RAW, '--model', tiny_model_dir, '--no-progress',
+                '--output', tmp_path / 'bad', '--outputs', 'labels,colour'),
+        2, "invalid --outputs 'labels,colour'", 'labels,color,overlay')
+    assert not (tmp_path / 'bad').exists()
+
+
 def test_default_output_path_next_to_the_input(engine, tmp_path):
     info = write_sample_bag(tmp_path / 'drive', frames=2, height=HEIGHT, width=WIDTH,
                             compressed_topic=None, gt_topic=None, encoding='bgr8')

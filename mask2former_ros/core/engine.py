@@ -79,8 +79,9 @@ class SegmentationEngine:
     """
     Mask2Former semantic segmentation of RGB uint8 frames on one device.
 
-    Thread-safe: several threads may run :meth:`segment_batch` at once on the one shared model
-    (read-only under ``torch.inference_mode``); :meth:`close` lets calls in flight finish.
+    All torch work runs on the thread that loaded the model (a torch call from any other thread
+    raises :class:`WrongThreadError`): OpenMP thread teams are per calling thread, and a second
+    thread ran the model 1.6x slower here. :meth:`close` may be called from any thread.
     """
 
     def __init__(self, config: EngineConfig, log: Callable[[str], None] | None = None) -> None:

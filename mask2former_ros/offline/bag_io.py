@@ -181,29 +181,21 @@ class InputBag:
             self.reader.close()
 
 
-def fast_colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Return :func:`~mask2former_ros.core.palette.colorize` of ``labels`` (~3x faster)."""
-    if labels.dtype != np.uint8:
-        return colorize(labels, palette)
-    lut = np.zeros((max(256, len(palette)), 3), dtype=np.uint8)
-    lut[:len(palette)] = palette
-    return np.take(lut, labels, axis=0)
-
-
 class OutputBag:
     """The output bag: label, colour and overlay images (and optionally the input topic)."""
 
     def __init__(self, path: Path, storage: str, prefix: str, input_bag: InputBag | None,
-                 custom: dict[str, str]) -> None:
-        """Create the bag and its connections."""
+                 custom: dict[str, str], kinds: tuple[str, ...] = OUTPUT_KINDS) -> None:
+        """Create the bag and a connection per output kind (labels, color, overlay)."""
         self.path = path
+        self.kinds = kinds
         self.writer = open_writer(path, storage)
         try:
             for key, value in custom.items():
                 self.writer.set_custom_data(key, value)
             self.connections = {
                 kind: self.writer.add_connection(f'{prefix}/{kind}', IMAGE, typestore=typestore())
-                for kind in OUTPUT_KINDS}
+                for kind in kinds}
             self.input_connection = None
             if input_bag is not None:
                 conn = input_bag.connections[0]
@@ -220,12 +212,17 @@ class OutputBag:
 
     def write_frame(self, log_time: int, header: Any, rgb: np.ndarray, labels: np.ndarray,
                     palette: np.ndarray, alpha: float) -> None:
-        """Write the labels, colour mask and overlay of one frame."""
-        color = fast_colorize(labels, palette)
-        messages = {'labels': labels_message(labels, header),
-                    'color': rgb_message(color, header),
-                    'overlay': rgb_message(overlay(rgb, labels, palette, alpha, color=color),
-                                           header)}
+        """Write the chosen outputs of one frame: labels, colour mask, overlay."""
+        messages = {}
+        if 'labels' in self.kinds:
+            messages['labels'] = labels_message(labels, header)
+        if 'color' in self.kinds or 'overlay' in self.kinds:
+            color = colorize(labels, palette)
+            if 'color' in self.kinds:
+                messages['color'] = rgb_message(color, header)
+            if 'overlay' in self.kinds:
+                messages['overlay'] = rgb_message(overlay(rgb, labels, palette, alpha,
+                                                          color=color), header)
         raws = {kind: typestore().serialize_cdr(msg, IMAGE) for kind, msg in messages.items()}
         for kind, raw in raws.items():
             self.writer.write(self.connections[kind], log_time, raw)

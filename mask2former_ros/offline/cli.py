@@ -20,6 +20,7 @@ from pathlib import Path
 import re
 import sys
 
+from mask2former_ros.core.large_buffers import keep_large_buffers
 from mask2former_ros.offline.bag_io import is_bag
 from mask2former_ros.offline.errors import (
     EXIT_INTERRUPTED, EXIT_OK, one_line, PROG, SegmentBagError)
@@ -106,6 +107,7 @@ def _is_fleet(inputs: list[Path], fleet: dict) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the segment_bag console script; returns the exit code."""
+    keep_large_buffers()  # frames are read, decoded, encoded and written: reuse the buffers
     args = vars(build_parser().parse_args(argv))
     inputs = args.pop('inputs')
     fleet_names = {f.name for f in fields(FleetOptions)}

@@ -27,6 +27,7 @@ import os
 import sys
 from typing import Any, Callable
 
+from mask2former_ros.core.large_buffers import keep_large_buffers
 from mask2former_ros.offline.errors import EXIT_FAILURE, one_line, PROG, SegmentBagError
 from mask2former_ros.offline.fleet import bag_row, BagJob, process_bag
 from mask2former_ros.offline.options import FleetOptions, Options
@@ -39,7 +40,8 @@ class BagWorker:
     """A Ray actor: loads the engine on its first bag (on the thread that runs every bag)."""
 
     def __init__(self, options: Options, worst_k: int) -> None:
-        """Store the settings; nothing is loaded yet."""
+        """Store the settings (nothing is loaded yet); reuse frame-sized buffers."""
+        keep_large_buffers()
         self.options = options
         self.worst_k = worst_k
         self.engine: Any = None

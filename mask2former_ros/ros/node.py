@@ -41,6 +41,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from mask2former_ros.core.engine import dtype_name, ModelLoadError, SegmentationEngine
 from mask2former_ros.core.frame_slot import LatestFrameSlots
 from mask2former_ros.core.inference_worker import InferenceWorker
+from mask2former_ros.core.large_buffers import keep_large_buffers
 from mask2former_ros.core.palette import colorize, overlay
 from mask2former_ros.core.stats import CameraStats, WindowStats
 from mask2former_ros.ros.diagnostics import BatchStats, camera_status, model_status, ModelInfo
@@ -474,6 +475,7 @@ def main(args: list[str] | None = None) -> int:
     # rclpy's own handlers (installed by init) shut the context down on SIGINT/SIGTERM, which
     # ends the spin with ExternalShutdownException, and then call these: they only note the
     # signal, so a second signal (launch forwards one) never interrupts the cleanup.
+    keep_large_buffers()  # every frame passes through buffers of its size: reuse them
     signals: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: signals.append(signum))
