@@ -196,7 +196,7 @@ def _model_summary(result: dict) -> str:
 
 
 def engine_batched(model: str, size: str, batch: int, seconds: float) -> dict:
-    """The engine alone on batches of ``batch`` frames, in its own process."""
+    """Measure the engine alone on batches of ``batch`` frames, in its own process."""
     out = subprocess.run([sys.executable, str(HERE / 'engine_alone.py'), '--model', model,
                           '--size', size, '--batch', str(batch), '--seconds', str(seconds)],
                          check=True, capture_output=True, text=True).stdout
@@ -204,7 +204,7 @@ def engine_batched(model: str, size: str, batch: int, seconds: float) -> dict:
 
 
 def checks(n: int, rate: float, ref: dict, ours: dict, naive: dict) -> list[tuple[bool, str]]:
-    """The issue-12 targets for ``n`` cameras: (met, description)."""
+    """Check the issue-12 targets for ``n`` cameras: [(met, description), ...]."""
     bound = 1.5 * ref['ms_per_batch_p50'] + 25
     input_bound = n * rate < ref['fps']  # cameras slower than the engine: input limits
     ratio = ours['total_fps'] / ref['fps']
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         under = loaded[n]['during']
         print(f"engine alone, batches of {n}: {ref['fps']} frames/s, "
               f"{ref['ms_per_batch_p50']} ms/batch p50, stages per frame {ref['stages_ms_p50']}")
-        print(f"the same while the {n} camera stream(s) go to a transport sink (CPU of the sink "
+        print(f'the same while the {n} camera stream(s) go to a transport sink (CPU of the sink '
               f"{loaded[n]['cpu_percent']} %): {under['fps']} frames/s, "
               f"{under['ms_per_batch_p50']} ms/batch p50")
         print(f"{'':12}{'procs':>6}{'total fps':>10}{'p50 ms':>8}{'p95 ms':>8}{'RSS MB':>8}"
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                                results[(n, 'naive')]):
             failed += not ok
             print(f"  {'MET ' if ok else 'MISS'} {text}")
-        print(f"  info: aggregate outputs/s vs the engine under the same camera streams: "
+        print('  info: aggregate outputs/s vs the engine under the same camera streams: '
               f"x{results[(n, 'batched')]['total_fps'] / under['fps']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(
