@@ -178,6 +178,30 @@ def wait_until(predicate: Callable[[], bool], timeout: float, period: float = 0.
     return predicate()
 
 
+def call_idempotent(node: Any, srv_type: Any, name: str, request: Any,
+                    timeout: float = 60.0, attempt: float = 5.0) -> Any | None:
+    """
+    Call a service whose request may be repeated (e.g. get_state); None if it never answers.
+
+    A server can see the request before it has matched the client's response reader; Fast DDS
+    then drops the response ("failed to send response (timeout)", seen on a loaded CI machine).
+    Each attempt waits ``attempt`` seconds for the answer, then asks again.
+    """
+    client = node.create_client(srv_type, name)
+    deadline = time.monotonic() + timeout
+    try:
+        if not client.wait_for_service(timeout_sec=timeout):
+            return None
+        while time.monotonic() < deadline:
+            future = client.call_async(request)
+            if wait_until(future.done, min(attempt, max(deadline - time.monotonic(), 0.1))):
+                return future.result()
+            client.remove_pending_request(future)
+        return None
+    finally:
+        node.destroy_client(client)
+
+
 def labels_array(msg: Any) -> np.ndarray:
     """Return the class ids of a mono8 label Image without row padding (as the node publishes)."""
     assert msg.encoding == 'mono8' and msg.step == msg.width

@@ -32,7 +32,7 @@ import sys
 import launch_harness
 from launch_harness import RosLaunch
 import pytest
-from ros_harness import RosPeer, wait_until
+from ros_harness import call_idempotent, RosPeer, wait_until
 from sensor_msgs.msg import Image
 import yaml
 
@@ -104,13 +104,9 @@ def lifecycle_state(node: str, timeout: float = 60.0) -> str | None:
     from lifecycle_msgs.srv import GetState
     peer = RosPeer('lifecycle_state_probe')
     try:
-        client = peer.node.create_client(GetState, f'{node}/get_state')
-        if not client.wait_for_service(timeout_sec=timeout):
-            return None
-        future = client.call_async(GetState.Request())
-        if not wait_until(future.done, 10.0):
-            return None
-        return future.result().current_state.label
+        response = call_idempotent(peer.node, GetState, f'{node}/get_state',
+                                   GetState.Request(), timeout)
+        return None if response is None else response.current_state.label
     finally:
         peer.close()
 

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
-from ros_harness import labels_array, NodeProcess, RosPeer, wait_until
+from ros_harness import call_idempotent, labels_array, NodeProcess, RosPeer, wait_until
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
@@ -310,12 +310,10 @@ def _lifecycle(peer: RosPeer, node: str, transition: int | None = None) -> str:
         assert wait_until(future.done, 60)
         assert future.result().success
         peer.node.destroy_client(client)
-    client = peer.node.create_client(GetState, f'/{node}/get_state')
-    assert client.wait_for_service(10)
-    future = client.call_async(GetState.Request())
-    assert wait_until(future.done, 10)
-    peer.node.destroy_client(client)
-    return future.result().current_state.label
+    response = call_idempotent(peer.node, GetState, f'/{node}/get_state', GetState.Request(),
+                               timeout=30.0)
+    assert response is not None, f'/{node}/get_state did not answer'
+    return response.current_state.label
 
 
 def test_lifecycle_transitions_over_services(peer, tiny_model_dir):
