@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=['--ros-args'])
     node = rclpy.create_node('rosbag2_player')
     stop = threading.Event()
+    clock_thread: threading.Thread | None = None
     try:
         player = BagPlayer(node, Path(args.bag), topics, remap=remap)
         start_ns = player.messages[0][0]
@@ -70,8 +71,14 @@ def main(argv: list[str] | None = None) -> int:
                     msg = Clock()
                     now = start_ns + int((time.monotonic() - started) * args.rate * 1e9)
                     msg.clock.sec, msg.clock.nanosec = divmod(now, 1_000_000_000)
-                    clock_pub.publish(msg)
-            threading.Thread(target=publish_clock, daemon=True).start()
+                    try:
+                        clock_pub.publish(msg)
+                    except Exception:
+                        if rclpy.ok():
+                            raise
+                        return  # the context went down (a signal): end quietly
+            clock_thread = threading.Thread(target=publish_clock, daemon=True)
+            clock_thread.start()
         print(f'ros2_bag_play_stub: waiting for subscribers of {topics}', flush=True)
         if not player.wait_for_subscribers(args.wait_for_subscribers):
             print('ros2_bag_play_stub: no subscriber; playing anyway', flush=True)
@@ -86,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         stop.set()
+        if clock_thread is not None:  # never destroy the publisher under a publish
+            clock_thread.join()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
