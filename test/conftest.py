@@ -45,3 +45,12 @@ def tiny_model_dir() -> Path:
     """Return the tiny Mask2Former trained on synthetic street scenes (trained once, cached)."""
     from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
     return ensure_tiny_model()
+
+
+@pytest.fixture(scope='module')
+def peer(request):
+    """Return a RosPeer, with its own node and executor thread, for the tests of a module."""
+    from ros_harness import RosPeer
+    p = RosPeer(f"{request.module.__name__.rpartition('.')[2]}_peer")
+    yield p
+    p.close()

@@ -26,16 +26,8 @@ from mask2former_ros.core.metrics import miou
 from mask2former_ros.ros.image_conversion import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
-import pytest
-from ros_harness import labels_array, NodeProcess, RosPeer, wait_until
+from ros_harness import labels_array, NodeProcess, wait_until
 from sensor_msgs.msg import Image
-
-
-@pytest.fixture(scope='module')
-def peer():
-    p = RosPeer('faults_peer')
-    yield p
-    p.close()
 
 
 def _miou(truth: np.ndarray, msg: Image) -> float:

@@ -116,13 +116,6 @@ def call(peer: RosPeer, srv_type, name: str, request, timeout: float = 60.0):
 
 
 @pytest.fixture(scope='module')
-def peer():
-    p = RosPeer('lifecycle_peer')
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope='module')
 def camera():
     proc = subprocess.Popen([sys.executable, str(HERE / 'frame_publisher.py'),
                              CAMERA_TOPIC, '--rate', '15'],

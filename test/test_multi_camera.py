@@ -36,13 +36,6 @@ BROKEN = 'right'  # sends truncated frames in the second phase
 IN_FLIGHT = 3  # frames a camera may have between its slot, the batch and the output queue
 
 
-@pytest.fixture(scope='module')
-def peer():
-    p = RosPeer('multi_camera_peer')
-    yield p
-    p.close()
-
-
 def _stamp(msg) -> tuple[int, int]:
     return msg.header.stamp.sec, msg.header.stamp.nanosec
 

@@ -41,13 +41,6 @@ COLOUR_ENCODINGS = [e for e in ENCODINGS if not e.startswith('mono')]
 SCENE_SEEDS = (0, 1, 2)
 
 
-@pytest.fixture(scope='module')
-def peer():
-    p = RosPeer('node_test_peer')
-    yield p
-    p.close()
-
-
 class Session:
     """A running node plus the test peer's publisher and output subscriptions."""
 

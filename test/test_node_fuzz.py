@@ -94,13 +94,6 @@ class FuzzedNode:
 
 
 @pytest.fixture(scope='module')
-def peer():
-    p = RosPeer('fuzz_peer')
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope='module')
 def raw_node(peer, random_checkpoint):
     node = FuzzedNode(peer, random_checkpoint, 'raw')
     yield node
