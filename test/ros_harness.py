@@ -178,26 +178,30 @@ def wait_until(predicate: Callable[[], bool], timeout: float, period: float = 0.
     return predicate()
 
 
-def call_idempotent(node: Any, srv_type: Any, name: str, request: Any,
-                    timeout: float = 60.0, attempt: float = 5.0) -> Any | None:
+def call_service(node: Any, srv_type: Any, name: str, request: Any, timeout: float = 60.0, *,
+                 wait_for_service: float = 10.0, repeat_every: float | None = None) -> Any | None:
     """
-    Call a service whose request may be repeated (e.g. get_state); None if it never answers.
+    Call a service; return the response, or None if it is missing or does not answer in time.
 
-    A server can see the request before it has matched the client's response reader; Fast DDS
-    then drops the response ("failed to send response (timeout)", seen on a loaded CI machine).
-    Each attempt waits ``attempt`` seconds for the answer, then asks again.
+    ``wait_for_service`` bounds the wait for the server, ``timeout`` then the wait for the answer.
+    ``repeat_every`` is only for requests that may be repeated (e.g. get_state): a server can
+    see the request before it has matched the client's response reader, and Fast DDS then drops
+    the response ("failed to send response (timeout)", seen on a loaded CI machine), so the
+    request is sent again after that many seconds without an answer.
     """
     client = node.create_client(srv_type, name)
-    deadline = time.monotonic() + timeout
     try:
-        if not client.wait_for_service(timeout_sec=timeout):
+        if not client.wait_for_service(timeout_sec=wait_for_service):
             return None
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(deadline - time.monotonic(), 0.1)
             future = client.call_async(request)
-            if wait_until(future.done, min(attempt, max(deadline - time.monotonic(), 0.1))):
+            if wait_until(future.done, min(repeat_every or left, left)):
                 return future.result()
             client.remove_pending_request(future)
-        return None
+            if repeat_every is None or time.monotonic() >= deadline:
+                return None
     finally:
         node.destroy_client(client)
 

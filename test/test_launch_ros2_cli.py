@@ -32,7 +32,7 @@ import sys
 import launch_harness
 from launch_harness import RosLaunch
 import pytest
-from ros_harness import call_idempotent, RosPeer, wait_until
+from ros_harness import call_service, RosPeer, wait_until
 from sensor_msgs.msg import Image
 import yaml
 
@@ -104,8 +104,8 @@ def lifecycle_state(node: str, timeout: float = 60.0) -> str | None:
     from lifecycle_msgs.srv import GetState
     peer = RosPeer('lifecycle_state_probe')
     try:
-        response = call_idempotent(peer.node, GetState, f'{node}/get_state',
-                                   GetState.Request(), timeout)
+        response = call_service(peer.node, GetState, f'{node}/get_state', GetState.Request(),
+                                30.0, wait_for_service=timeout, repeat_every=5.0)
         return None if response is None else response.current_state.label
     finally:
         peer.close()

@@ -45,7 +45,7 @@ from rcl_interfaces.srv import SetParameters
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
-from ros_harness import RosPeer, wait_until
+from ros_harness import call_service, RosPeer, wait_until
 from sensor_msgs.msg import Image
 
 HERE = Path(__file__).resolve().parent
@@ -104,15 +104,11 @@ def loaded_models(model: str) -> int:
 
 
 def call(peer: RosPeer, srv_type, name: str, request, timeout: float = 60.0):
-    """Call a service of the node and return the response."""
-    client = peer.node.create_client(srv_type, name)
-    try:
-        assert client.wait_for_service(10), name
-        future = client.call_async(request)
-        assert wait_until(future.done, timeout), f'{name} did not answer'
-        return future.result()
-    finally:
-        peer.node.destroy_client(client)
+    """Call a service of the node and return the response (get_state is asked again if lost)."""
+    repeat = 5.0 if srv_type is GetState else None  # the only request here that may repeat
+    response = call_service(peer.node, srv_type, name, request, timeout, repeat_every=repeat)
+    assert response is not None, f'{name} did not answer'
+    return response
 
 
 @pytest.fixture(scope='module')

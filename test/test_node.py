@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
-from ros_harness import call_idempotent, labels_array, NodeProcess, RosPeer, wait_until
+from ros_harness import call_service, labels_array, NodeProcess, RosPeer, wait_until
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
@@ -196,13 +196,11 @@ def test_label_info_is_latched_json(peer, raw_session):
 
 
 def _set_parameter(peer: RosPeer, node: str, name: str, value) -> tuple[bool, str]:
-    client = peer.node.create_client(SetParameters, f'/{node}/set_parameters')
-    assert client.wait_for_service(10)
-    future = client.call_async(SetParameters.Request(parameters=[
-        Parameter(name, value=value).to_parameter_msg()]))
-    assert wait_until(future.done, 10)
-    result = future.result().results[0]
-    peer.node.destroy_client(client)
+    response = call_service(peer.node, SetParameters, f'/{node}/set_parameters',
+                            SetParameters.Request(parameters=[
+                                Parameter(name, value=value).to_parameter_msg()]), 10.0)
+    assert response is not None, f'/{node}/set_parameters did not answer'
+    result = response.results[0]
     return result.successful, result.reason
 
 
@@ -297,14 +295,12 @@ def test_signals_stop_the_node_within_5_s(peer, random_checkpoint, sig):
 
 def _lifecycle(peer: RosPeer, node: str, transition: int | None = None) -> str:
     if transition is not None:
-        client = peer.node.create_client(ChangeState, f'/{node}/change_state')
-        assert client.wait_for_service(10)
-        future = client.call_async(ChangeState.Request(transition=Transition(id=transition)))
-        assert wait_until(future.done, 60)
-        assert future.result().success
-        peer.node.destroy_client(client)
-    response = call_idempotent(peer.node, GetState, f'/{node}/get_state', GetState.Request(),
-                               timeout=30.0)
+        response = call_service(peer.node, ChangeState, f'/{node}/change_state',
+                                ChangeState.Request(transition=Transition(id=transition)), 60.0)
+        assert response is not None, f'/{node}/change_state did not answer'
+        assert response.success
+    response = call_service(peer.node, GetState, f'/{node}/get_state', GetState.Request(), 20.0,
+                            repeat_every=5.0)
     assert response is not None, f'/{node}/get_state did not answer'
     return response.current_state.label
 
