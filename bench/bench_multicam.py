@@ -141,15 +141,16 @@ def run_setting(driver, model: str, n: int, kind: str, params: list[str], frames
     watched = [psutil.Process(p.pid) for p in procs]
     for ps in watched:
         ps.cpu_percent(None)
-    during_result = None
-    if during is not None:
-        during_result = during()
+
+    def sample() -> None:  # RSS and CPU % (since the previous sample) of the processes
         rss.append(sum(ps.memory_info().rss for ps in watched))
         cpu.append(sum(ps.cpu_percent(None) for ps in watched))
+    during_result = during() if during is not None else None
     while during is None and time.monotonic() - started < seconds:
         time.sleep(1.0)
-        rss.append(sum(ps.memory_info().rss for ps in watched))
-        cpu.append(sum(ps.cpu_percent(None) for ps in watched))
+        sample()
+    if during is not None:
+        sample()
     stop.set()
     elapsed = time.monotonic() - started
     for thread in threads:

@@ -163,7 +163,7 @@ def output_kinds(text: str) -> tuple[str, ...]:
 
 
 def check_options(o: Options) -> None:
-    """Validate combinations and ranges (in place: normalises the output prefix)."""
+    """Validate combinations and ranges (in place: normalises the output prefix and kinds)."""
     if o.gt_topic and o.gt_dir:
         raise SegmentBagError('--gt-topic and --gt-dir are mutually exclusive')
     if o.gt_labelids and not (o.gt_topic or o.gt_dir):
@@ -183,8 +183,9 @@ def check_options(o: Options) -> None:
     if o.gt_topic and o.gt_topic == o.topic:
         raise SegmentBagError('--gt-topic must differ from --topic')
     o.output_prefix = normalise_prefix(o.output_prefix)
-    o.outputs = ','.join(output_kinds(o.outputs))
-    outputs = {f'{o.output_prefix}/{kind}' for kind in output_kinds(o.outputs)}
+    kinds = output_kinds(o.outputs)
+    o.outputs = ','.join(kinds)
+    outputs = {f'{o.output_prefix}/{kind}' for kind in kinds}
     if o.include_input and o.topic in outputs:
         raise SegmentBagError(f"input topic '{o.topic}' collides with an output topic; "
                               'choose another --output-prefix')

@@ -472,10 +472,10 @@ def _spin(executor: SingleThreadedExecutor, node: SegmentationNode) -> None:
 
 def main(args: list[str] | None = None) -> int:
     """Run the node: ``ros2 run mask2former_ros segmentation_node [--ros-args ...]``."""
+    keep_large_buffers()  # every frame passes through buffers of its size: reuse them
     # rclpy's own handlers (installed by init) shut the context down on SIGINT/SIGTERM, which
     # ends the spin with ExternalShutdownException, and then call these: they only note the
     # signal, so a second signal (launch forwards one) never interrupts the cleanup.
-    keep_large_buffers()  # every frame passes through buffers of its size: reuse them
     signals: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: signals.append(signum))
