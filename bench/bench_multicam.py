@@ -56,7 +56,8 @@ def _commands(kind: str, model: str, namespace: str, cameras: list[str],
               params: list[str]) -> list[list[str]]:
     """Command lines of the process(es) serving ``cameras`` under ``namespace``."""
     if kind in ('naive', 'sink'):
-        script = ['naive_node.py', '--model', model] if kind == 'naive' else ['transport_sink.py']
+        script = (['naive_node.py', '--model', model] if kind == 'naive'
+                  else ['transport_sink.py', *params])
         return [[sys.executable, str(HERE / script[0]), *script[1:],
                  '--cameras', ','.join(cameras), '--ros-args', '-r', f'__ns:=/{namespace}']]
     exe = str(Path(sys.executable).with_name('segmentation_node'))

@@ -34,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     """Receive until interrupted; print the number of messages received."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--cameras', default='', help='comma-separated camera namespaces')
+    parser.add_argument('--default-malloc', action='store_true',
+                        help="skip keep_large_buffers (glibc's defaults), for comparison")
     args, ros_args = parser.parse_known_args(argv)
-    keep_large_buffers()  # as segmentation_node does
+    if not args.default_malloc:
+        keep_large_buffers()  # as segmentation_node does
     rclpy.init(args=ros_args)
     node = rclpy.create_node('transport_sink')
     received = [0]

@@ -19,9 +19,9 @@ Every camera frame passes through several buffers of its size (the middleware's 
 serialized message, the Python bytes, the decoded array). By default glibc serves such sizes
 with ``mmap`` and gives them back with ``munmap``, so every new buffer is fresh pages, faulted
 in one by one. Raising the mmap threshold and the trim threshold lets freed buffers be reused.
-Measured here (a process only receiving 2 x 30 Hz of 1024x2048 rgb8 frames, raw subscriptions):
-68.8 % of a core before, 16.5 % after; 480x640: 15.8 % before, 5.2 % after
-(``bench/bench_multicam.py`` shows the effect on the node).
+Measured here by ``bench/bench_receive.py`` (a process only receiving 2 x 30 Hz of rgb8 frames,
+raw subscriptions): 1024x2048 71.8 % of a core before, 19.3 % after; 480x640 15.1 % before,
+5.7 % after (``bench/bench_multicam.py`` shows the effect on the node).
 """
 
 import ctypes
