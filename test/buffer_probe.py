@@ -15,7 +15,7 @@
 """
 Probe of test_large_buffers: page faults per received 1024x2048 rgb8 frame.
 
-``buffer_probe.py publish TOPIC``: publish frames at 30 Hz until killed.
+``buffer_probe.py publish TOPIC``: publish frames at 30 Hz until SIGINT.
 ``buffer_probe.py receive TOPIC default|tuned``: receive 40 frames with a raw subscription, as
 segmentation_node does (``tuned``: after ``keep_large_buffers()``, as its main does), and print
 the minor page faults per frame after the first 10 as JSON.
@@ -44,9 +44,16 @@ def main() -> None:
         from mask2former_ros.ros.image_conversion import make_image_msg
         pub = node.create_publisher(Image, topic, 1)
         msg = make_image_msg(np.zeros((1024, 2048, 3), np.uint8), 'rgb8')
-        while True:
-            pub.publish(msg)
-            time.sleep(1 / 30)
+        try:
+            while rclpy.ok():  # rclpy's SIGINT/SIGTERM handler shuts the context down
+                pub.publish(msg)
+                time.sleep(1 / 30)
+        except Exception:
+            if rclpy.ok():
+                raise
+        node.destroy_node()  # a destroyed participant leaves no segment in /dev/shm
+        rclpy.try_shutdown()
+        return
     faults: list[int] = []
 
     def on_frame(_raw: bytes) -> None:
@@ -59,6 +66,8 @@ def main() -> None:
         rclpy.spin_once(node, timeout_sec=0.1)
     per_frame = (faults[-1] - faults[9]) / (len(faults) - 10) if len(faults) > 11 else None
     print(json.dumps({'tuned': tuned, 'received': len(faults), 'faults_per_frame': per_frame}))
+    node.destroy_node()
+    rclpy.try_shutdown()
 
 
 if __name__ == '__main__':

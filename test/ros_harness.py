@@ -14,6 +14,7 @@
 
 """Test harness: the node in its own process, publishers and subscribers in this one (real DDS)."""
 
+import fcntl
 import os
 from pathlib import Path
 import shutil
@@ -88,6 +89,47 @@ class NodeProcess:
                 return None, time.monotonic() - started
         self._reader.join(2.0)
         return self.proc.returncode, time.monotonic() - started
+
+
+SHM_DIR = Path('/dev/shm')
+
+
+def shm_segments(pid: int) -> set[str]:
+    """Return the Fast DDS shared-memory data segments a running process has mapped."""
+    maps = Path(f'/proc/{pid}/maps').read_text()
+    return {line.split('/dev/shm/', 1)[1].strip() for line in maps.splitlines()
+            if '/dev/shm/fastdds_' in line and '/dev/shm/fastdds_port' not in line}
+
+
+def zombie_segments(names: set[str]) -> list[str]:
+    """
+    Return the segments of ``names`` that are left behind: file present, owner gone.
+
+    Fast DDS' owner holds a lock on ``<segment>_el`` while it lives and removes both files when
+    its participant is destroyed; ``fastdds shm clean`` removes those whose lock nobody holds.
+    """
+    left = []
+    for name in sorted(names):
+        lock = SHM_DIR / f'{name}_el'
+        if not (SHM_DIR / name).exists() or not lock.exists():
+            continue
+        with open(lock, 'ab') as fd:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its owner lives (a process this test did not stop)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        left.append(name)
+    return left
+
+
+def remove_zombie_segments(names: set[str]) -> list[str]:
+    """Remove what a process killed on purpose left of ``names`` (as ``fastdds shm clean``)."""
+    left = zombie_segments(names)
+    for name in left:
+        for path in (SHM_DIR / name, SHM_DIR / f'{name}_el'):
+            path.unlink(missing_ok=True)
+    return left
 
 
 def _param_text(value: Any) -> str:

@@ -26,7 +26,8 @@ from mask2former_ros.core.metrics import miou
 from mask2former_ros.ros.image_conversion import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
-from ros_harness import labels_array, NodeProcess, wait_until
+from ros_harness import (
+    labels_array, NodeProcess, remove_zombie_segments, shm_segments, wait_until)
 from sensor_msgs.msg import Image
 
 
@@ -68,9 +69,11 @@ def test_publisher_killed_and_restarted(peer, tiny_model_dir):
                 prefix = f'{generation}/'
                 assert wait_until(lambda p=prefix: any(m.header.frame_id.startswith(p)
                                                        for _, m in labels), 60), node.output
+                segments = shm_segments(driver.pid)
             finally:
                 driver.send_signal(signal.SIGKILL)  # dies without saying goodbye
                 driver.wait()
+            assert remove_zombie_segments(segments), 'a SIGKILL leaves its segment: none seen'
         assert node.proc.poll() is None
     finally:
         node.stop()

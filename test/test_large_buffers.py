@@ -17,6 +17,7 @@
 import json
 import os
 from pathlib import Path
+import signal
 import subprocess
 import sys
 import uuid
@@ -39,8 +40,12 @@ def _receive(mode: str) -> dict:
         out = subprocess.run([*probe, 'receive', topic, mode], env=env, check=True,
                              capture_output=True, text=True, timeout=120).stdout
     finally:
-        publisher.kill()
-        publisher.wait()
+        publisher.send_signal(signal.SIGINT)
+        try:
+            publisher.wait(10)
+        except subprocess.TimeoutExpired:
+            publisher.kill()
+            publisher.wait()
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -265,6 +265,17 @@ class SegmentationNode(LifecycleNode):
             self._outputs.put(None)
             thread.join(timeout)
 
+    def destroy_node(self) -> None:
+        """
+        Destroy the node and the lifecycle state machine that rclpy's LifecycleNode keeps.
+
+        The state machine holds the rcl node, and while it lives rmw_fastrtps keeps the DDS
+        participant: a process that then ends with ``os._exit`` (as ``main`` does after a
+        signal) left the participant's shared-memory segments in /dev/shm for good.
+        """
+        super().destroy_node()
+        self._state_machine.destroy_when_not_in_use()
+
     def _release(self) -> None:
         for camera in self.cameras.values():
             for pub in camera.publishers.values():
