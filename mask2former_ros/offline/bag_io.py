@@ -21,28 +21,14 @@ from typing import Any
 from mask2former_ros.core.palette import colorize, overlay
 from mask2former_ros.offline.errors import one_line, OUTPUT_KINDS, SegmentBagError
 from mask2former_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
+from mask2former_ros.ros.serialized_image import (  # noqa: F401 (re-exported)
+    COMPRESSED_IMAGE, IMAGE, read_image, typestore, TYPESTORE_NAME)
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
-from rosbags.typesys import get_typestore, Stores
-from rosbags.typesys.store import Typestore
 
-IMAGE = 'sensor_msgs/msg/Image'
-COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
-# rclpy in this environment is Kilted; its message definitions (and type hashes) match.
-TYPESTORE_NAME = Stores.ROS2_KILTED
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 BAG_SUFFIXES = ('.mcap', '.db3')
-
-_TYPESTORE: Typestore | None = None
-
-
-def typestore() -> Typestore:
-    """Return the (cached) rosbags typestore used to write and read bags."""
-    global _TYPESTORE
-    if _TYPESTORE is None:
-        _TYPESTORE = get_typestore(TYPESTORE_NAME)
-    return _TYPESTORE
 
 
 def storage_plugin(storage: str) -> StoragePlugin:
@@ -169,7 +155,7 @@ class InputBag:
 
     def deserialize(self, raw: bytes) -> Any:
         """Deserialise one raw message of the topic."""
-        return typestore().deserialize_cdr(raw, self.msgtype)
+        return read_image(raw, self.compressed)
 
     def to_rgb(self, msg: Any) -> np.ndarray:
         """Decode an Image or CompressedImage message to HxWx3 uint8 RGB (numpy/cv2 only)."""

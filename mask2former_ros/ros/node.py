@@ -50,6 +50,7 @@ from mask2former_ros.ros.image_conversion import (
     stamp_ns)
 from mask2former_ros.ros.label_info import LabelInfo, legend_string, vision_label_info
 from mask2former_ros.ros.parameters import PARAMETERS, Settings, SPECS, validate
+from mask2former_ros.ros.serialized_image import read_image, ros_header
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
@@ -57,9 +58,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
@@ -305,18 +305,19 @@ class SegmentationNode(LifecycleNode):
         cam.stats.arrivals.add()
         self._slots.put(camera, (raw, time.monotonic(), self.get_clock().now().nanoseconds))
 
-    def _decode(self, camera: Camera, raw: bytes) -> tuple[Any, np.ndarray] | None:
-        """Deserialise and convert one message; count and report a bad frame."""
+    def _decode(self, camera: Camera, raw: bytes) -> tuple[Header, np.ndarray] | None:
+        """Return the header and RGB pixels of one serialized message, or count a bad frame."""
         compressed = self.settings.compressed
         try:
-            msg = deserialize_message(raw, CompressedImage if compressed else Image)
+            msg = read_image(raw, compressed)
             rgb = compressed_to_rgb(msg) if compressed else image_to_rgb(msg)
+            header = ros_header(msg.header)
         except ImageConversionError as exc:
             reason = str(exc)
         except Exception as exc:  # undecodable CDR from a foreign publisher
             reason = f'cannot deserialise: {type(exc).__name__}: {exc}'
         else:
-            return msg, rgb
+            return header, rgb
         camera.stats.bad_frames += 1
         self._warn(camera, f'bad frame on {self.resolve_topic_name(camera.input_topic)}: '
                            f'{reason}')
@@ -339,10 +340,10 @@ class SegmentationNode(LifecycleNode):
             if decoded is None:
                 continue
             camera.stats.decode_ms.add((time.perf_counter() - started) * 1e3)
-            stamp = stamp_ns(decoded[0].header)
+            stamp = stamp_ns(decoded[0])
             if stamp:
                 camera.stats.transport_ms.add((arrival_ns - stamp) / 1e6)
-            frames.append((camera, decoded[0].header, decoded[1], arrival))
+            frames.append((camera, decoded[0], decoded[1], arrival))
         if not frames:
             return
         started = time.perf_counter()
