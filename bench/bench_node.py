@@ -24,6 +24,7 @@ engine alone, node p50 <= 1.5x engine ms + 25 ms, and below the naive node at ev
 
     python bench/bench_node.py                     # 30 s per run, trained tiny model
     python bench/bench_node.py --seconds 60 --rates 30 --model /path/to/checkpoint
+    python bench/bench_node.py --rates 8 --rounds 4 --seconds 20   # node vs naive, interleaved
 """
 
 import argparse
@@ -175,6 +176,7 @@ def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: flo
         'latency_over_time': windows,
         'cpu_percent_mean': round(float(np.mean(cpu_samples)), 1) if cpu_samples else None,
         'rss_mb_start': round(rss_start / 2**20, 1), 'rss_mb_end': round(rss_end / 2**20, 1),
+        'latencies_ms': [round(float(v), 2) for _, v in in_window],
     }
     if kind == 'segmentation_node':
         result['stages_ms_p50'] = _stages(diags, namespace)
@@ -202,6 +204,33 @@ def _stages(diags: list, namespace: str) -> dict:
     return out
 
 
+def pool(rounds: list[dict]) -> dict:
+    """Merge the runs of one node at one rate: latencies pooled, rates and CPU averaged."""
+    if len(rounds) == 1:
+        return {**rounds[0], 'round_p50s': [rounds[0]['latency_ms']['p50']]}
+    lat = np.array([v for r in rounds for v in r['latencies_ms']] or [np.nan])
+    sent, outputs = sum(r['frames_sent'] for r in rounds), sum(r['outputs'] for r in rounds)
+    cpu = [r['cpu_percent_mean'] for r in rounds if r['cpu_percent_mean'] is not None]
+    merged = {
+        'node': rounds[0]['node'], 'frames_sent': sent, 'outputs': outputs,
+        'output_hz': round(float(np.mean([r['output_hz'] for r in rounds])), 2),
+        'drop_ratio': round(1 - outputs / sent, 3),
+        'latency_ms': {'p50': round(float(np.nanpercentile(lat, 50)), 1),
+                       'p95': round(float(np.nanpercentile(lat, 95)), 1),
+                       'max': round(float(np.nanmax(lat)), 1)},
+        'round_p50s': [r['latency_ms']['p50'] for r in rounds],
+        'cpu_percent_mean': round(float(np.mean(cpu)), 1) if cpu else None,
+        'rss_mb_start': rounds[0]['rss_mb_start'], 'rss_mb_end': rounds[-1]['rss_mb_end'],
+        'latency_over_time': [w for r in rounds for w in r['latency_over_time']],
+        'latencies_ms': lat.tolist(),
+    }
+    stages = [r['stages_ms_p50'] for r in rounds if 'stages_ms_p50' in r]
+    if stages:
+        merged['stages_ms_p50'] = {k: round(float(np.median([s[k] for s in stages if k in s])), 2)
+                                   for k in stages[0]}
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark from the command line."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
@@ -213,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--no-profile', action='store_true',
                         help='use Fast DDS default transports instead of the shipped profile')
     parser.add_argument('--node-args', default='', help='extra --ros-args for our node')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='runs of each node per rate, alternating which goes first (drift '
+                             'of the machine speed between runs falls on both); latencies are '
+                             'pooled over the rounds')
     parser.add_argument('--json', help='also write results to this file')
     args = parser.parse_args(argv)
     prepare_environment(profile=False, force_profile=not args.no_profile)
@@ -235,17 +268,25 @@ def main(argv: list[str] | None = None) -> int:
     runs = {}
     try:
         for rate in args.rates:
-            for kind in ('segmentation_node', 'naive'):
-                print(f'running {kind} at {rate:g} Hz for {args.seconds:.0f} s ...', flush=True)
-                runs[(rate, kind)] = run_one(node, kind, model, frames, args.seconds, rate,
-                                             extra)
+            done: dict[str, list] = {'segmentation_node': [], 'naive': []}
+            for i in range(args.rounds):
+                order = ('segmentation_node', 'naive') if i % 2 == 0 else ('naive',
+                                                                           'segmentation_node')
+                for kind in order:
+                    print(f'running {kind} at {rate:g} Hz for {args.seconds:.0f} s '
+                          f'(round {i + 1} of {args.rounds}) ...', flush=True)
+                    done[kind].append(run_one(node, kind, model, frames, args.seconds, rate,
+                                              extra))
+            for kind, rounds in done.items():
+                runs[(rate, kind)] = pool(rounds)
     finally:
         executor.shutdown()
         spinner.join(5.0)  # before the context goes: no thread left in rcl at exit
         node.destroy_node()
         rclpy.try_shutdown()
     profile = 'off' if args.no_profile else 'on'
-    print(f'\n{args.size} rgb8, {args.seconds:g} s per run, model {model}, profile {profile}')
+    print(f'\n{args.size} rgb8, {args.seconds:g} s per run, {args.rounds} round(s), model '
+          f'{model}, profile {profile}')
     print(f"engine alone (one thread, back to back): {alone['fps']} frames/s, "
           f"{alone['ms_per_frame_p50']} ms/frame p50, stages p50 {alone['stages_ms_p50']}")
     for rate in args.rates:
@@ -261,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         for q in ('p50', 'p95', 'max'):
             label = f'latency {q} ms'
             print(f"{label:22}{ours['latency_ms'][q]:>20}{naive['latency_ms'][q]:>20}")
+        if args.rounds > 1:
+            print(f"{'p50 of each round':22}{' '.join(map(str, ours['round_p50s'])):>20}"
+                  f"{' '.join(map(str, naive['round_p50s'])):>20}")
         print('segmentation_node ms per frame by stage (p50, from its diagnostics):')
         for stage, value in ours.get('stages_ms_p50', {}).items():
             print(f'  {stage:32}{value:>8.2f}')
@@ -278,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {'MET ' if ok else 'MISS'} {text} (target {target})")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {'engine_alone': alone, 'runs': [{'rate': r, **res} for (r, _), res in runs.items()]},
+            {'engine_alone': alone, 'runs': [
+                {'rate': r, **{k: v for k, v in res.items() if k != 'latencies_ms'}}
+                for (r, _), res in runs.items()]},
             indent=2))
     return 0
 
