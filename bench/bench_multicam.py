@@ -301,8 +301,11 @@ def main(argv: list[str] | None = None) -> int:
                                results[(n, 'naive')]):
             failed += not ok
             print(f"  {'MET ' if ok else 'MISS'} {text}")
-        print('  info: aggregate outputs/s vs the engine under the same camera streams: '
-              f"x{results[(n, 'batched')]['total_fps'] / under['fps']:.2f}")
+        ours = results[(n, 'batched')]
+        print('  info: against the engine under the same camera streams: aggregate outputs/s '
+              f"x{ours['total_fps'] / under['fps']:.2f}, latency p50 {ours['p50_ms']} ms vs "
+              f"1.5 x {under['ms_per_batch_p50']} ms/batch + 25 = "
+              f"{1.5 * under['ms_per_batch_p50'] + 25:.1f} ms")
     if args.json:
         Path(args.json).write_text(json.dumps(
             {'engine_batched': {str(n): r for n, r in refs.items()},

@@ -243,19 +243,22 @@ def main(argv: list[str] | None = None) -> int:
                         help='use Fast DDS default transports instead of the shipped profile')
     parser.add_argument('--node-args', default='', help='extra --ros-args for our node')
     parser.add_argument('--rounds', type=int, default=1,
-                        help='runs of each node per rate, alternating which goes first (drift '
-                             'of the machine speed between runs falls on both); latencies are '
-                             'pooled over the rounds')
+                        help='runs of the engine alone and of each node per rate, the order '
+                             'reversed every other round (drift of the machine speed between '
+                             'runs falls on all); latencies pooled, rates averaged')
     parser.add_argument('--json', help='also write results to this file')
     args = parser.parse_args(argv)
     prepare_environment(profile=False, force_profile=not args.no_profile)
     model = default_model(args.model)
     height, width = (int(v) for v in args.size.split('x'))
-    print(f'engine alone for {args.seconds:.0f} s ...', flush=True)
-    alone = json.loads(subprocess.run(
-        [sys.executable, str(HERE / 'engine_alone.py'), '--model', model, '--size', args.size,
-         '--seconds', str(args.seconds)], check=True, capture_output=True,
-        text=True).stdout.strip().splitlines()[-1])
+
+    def engine_alone(i: int) -> dict:
+        print(f'engine alone for {args.seconds:.0f} s (round {i + 1} of {args.rounds}) ...',
+              flush=True)
+        return json.loads(subprocess.run(
+            [sys.executable, str(HERE / 'engine_alone.py'), '--model', model, '--size',
+             args.size, '--seconds', str(args.seconds)], check=True, capture_output=True,
+            text=True).stdout.strip().splitlines()[-1])
     rng = np.random.default_rng(0)
     frames = [make_image_msg(make_scene(rng, height, width)[0], 'rgb8') for _ in range(4)]
     rclpy.init()
@@ -265,20 +268,24 @@ def main(argv: list[str] | None = None) -> int:
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     extra = args.node_args.split() if args.node_args else []
-    runs = {}
+    runs, engines = {}, []
+    done: dict[tuple, list] = {(r, k): [] for r in args.rates for k in ('segmentation_node',
+                                                                          'naive')}
     try:
-        for rate in args.rates:
-            done: dict[str, list] = {'segmentation_node': [], 'naive': []}
-            for i in range(args.rounds):
+        for i in range(args.rounds):
+            if i % 2 == 0:
+                engines.append(engine_alone(i))
+            for rate in args.rates:
                 order = ('segmentation_node', 'naive') if i % 2 == 0 else ('naive',
                                                                            'segmentation_node')
                 for kind in order:
                     print(f'running {kind} at {rate:g} Hz for {args.seconds:.0f} s '
                           f'(round {i + 1} of {args.rounds}) ...', flush=True)
-                    done[kind].append(run_one(node, kind, model, frames, args.seconds, rate,
-                                              extra))
-            for kind, rounds in done.items():
-                runs[(rate, kind)] = pool(rounds)
+                    done[(rate, kind)].append(run_one(node, kind, model, frames, args.seconds,
+                                                      rate, extra))
+            if i % 2 == 1:
+                engines.append(engine_alone(i))
+        runs = {key: pool(rounds) for key, rounds in done.items()}
     finally:
         executor.shutdown()
         spinner.join(5.0)  # before the context goes: no thread left in rcl at exit
@@ -287,8 +294,17 @@ def main(argv: list[str] | None = None) -> int:
     profile = 'off' if args.no_profile else 'on'
     print(f'\n{args.size} rgb8, {args.seconds:g} s per run, {args.rounds} round(s), model '
           f'{model}, profile {profile}')
+    alone = {'fps': round(float(np.mean([e['fps'] for e in engines])), 2),
+             'ms_per_frame_p50': round(float(np.mean([e['ms_per_frame_p50'] for e in engines])),
+                                       1),
+             'stages_ms_p50': {k: round(float(np.mean([e['stages_ms_p50'][k] for e in engines])),
+                                        2) for k in engines[0]['stages_ms_p50']},
+             'rounds': engines}
     print(f"engine alone (one thread, back to back): {alone['fps']} frames/s, "
           f"{alone['ms_per_frame_p50']} ms/frame p50, stages p50 {alone['stages_ms_p50']}")
+    if args.rounds > 1:
+        print('  each round: ' + ', '.join(f"{e['fps']} frames/s" for e in engines) +
+              ' (the mean is the reference)')
     for rate in args.rates:
         ours, naive = runs[(rate, 'segmentation_node')], runs[(rate, 'naive')]
         print(f'\n--- {rate:g} Hz input ---')
