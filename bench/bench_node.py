@@ -269,15 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     spinner.start()
     extra = args.node_args.split() if args.node_args else []
     runs, engines = {}, []
-    done: dict[tuple, list] = {(r, k): [] for r in args.rates for k in ('segmentation_node',
-                                                                          'naive')}
+    kinds = ('segmentation_node', 'naive')
+    done: dict[tuple, list] = {(r, k): [] for r in args.rates for k in kinds}
     try:
         for i in range(args.rounds):
             if i % 2 == 0:
                 engines.append(engine_alone(i))
             for rate in args.rates:
-                order = ('segmentation_node', 'naive') if i % 2 == 0 else ('naive',
-                                                                           'segmentation_node')
+                order = kinds if i % 2 == 0 else kinds[::-1]
                 for kind in order:
                     print(f'running {kind} at {rate:g} Hz for {args.seconds:.0f} s '
                           f'(round {i + 1} of {args.rounds}) ...', flush=True)
