@@ -201,6 +201,8 @@ def _stages(diags: list, namespace: str) -> dict:
             'publish (convert + publish)': camera.get('publish_ms_p50')}
     out = {k: float(v) for k, v in keys.items() if v not in (None, 'nan')}
     out['outside the model'] = round(sum(v for k, v in out.items() if k != 'model'), 2)
+    if camera.get('latency_p50_ms') not in (None, 'nan'):
+        out['stamp to published, in the node'] = float(camera['latency_p50_ms'])
     return out
 
 
