@@ -24,7 +24,9 @@ tiny model unless ``--model``), all on this thread:
 * segment_bag with ``prefetch=0``: every stage on one thread, for comparison.
 
 The ratio segment_bag / engine alone is the share of the model's speed the tool keeps (target
->= 0.9). Timings are only meaningful on an otherwise idle machine.
+>= 0.9). Each variant runs ``--rounds`` times (default 3), the order reversed every other
+round; the ratios are of the mean frames/s. Timings are only meaningful on an otherwise idle
+machine.
 
     python bench/bench_bag.py                         # 30 frames 1024x2048, raw rgb8 topic
     python bench/bench_bag.py --topic compressed --frames 20
@@ -47,6 +49,8 @@ import torch
 
 TOPICS = {'raw': '/camera/image_raw', 'compressed': '/camera/image_raw/compressed'}
 GT = '/camera/labels_gt'
+# (name, prefetch); None: the engine alone
+VARIANTS = (('engine alone', None), ('segment_bag', 4), ('segment_bag prefetch=0', 0))
 
 
 def engine_alone(engine: SegmentationEngine, bag_path: Path, topic: str) -> float:
@@ -73,6 +77,9 @@ def main() -> None:
     parser.add_argument('--no-output', action='store_true', help='segment_bag writes no bag')
     parser.add_argument('--outputs', default='labels,color,overlay',
                         help='output topics segment_bag writes (its --outputs)')
+    parser.add_argument('--rounds', type=int, default=3,
+                        help='runs of each variant, the order reversed every other round (the '
+                             "machine's speed drifts between runs); ratios of the means")
     parser.add_argument('--torch-threads', type=int, default=None,
                         help="torch intra-op threads for every variant (default: torch's)")
     args = parser.parse_args()
@@ -86,28 +93,36 @@ def main() -> None:
         bag = Path(tmp) / 'bench_bag'
         write_sample_bag(bag, frames=args.frames, height=height, width=width, seed=1,
                          compressed_topic=TOPICS['compressed'])
-        alone = engine_alone(engine, bag, topic)
-        print(json.dumps({'variant': 'engine alone', 'frames': args.frames,
-                          'size': args.size, 'torch_threads': torch.get_num_threads(),
-                          'fps': round(alone, 3)}), flush=True)
-        results = {}
-        for name, prefetch in (('segment_bag', 4), ('segment_bag prefetch=0', 0)):
-            out = {'no_output': True} if args.no_output else \
-                {'output': Path(tmp) / f'out_{prefetch}', 'overwrite': True,
-                 'outputs': args.outputs}
-            summary = segment_bag(bag, topic, engine=engine, gt_topic=GT, prefetch=prefetch,
-                                  log=lambda _text: None, **out)
-            results[name] = summary['fps']
-            stage_ms = {stage: values['mean'] for stage, values in
-                        summary['timings_ms'].items()}
-            print(json.dumps({'variant': name, 'fps': summary['fps'],
-                              'miou': round(summary['metrics']['miou'], 4),
-                              'stage_ms_mean': stage_ms}), flush=True)
-    print(json.dumps({'ratio segment_bag / engine alone':
-                      round(results['segment_bag'] / alone, 3),
-                      'ratio prefetch=0 / engine alone':
-                      round(results['segment_bag prefetch=0'] / alone, 3),
-                      'target': '>= 0.9'}), flush=True)
+        fps: dict[str, list[float]] = {name: [] for name, _ in VARIANTS}
+        for i in range(args.rounds):
+            for name, prefetch in (VARIANTS if i % 2 == 0 else VARIANTS[::-1]):
+                if prefetch is None:
+                    fps[name].append(engine_alone(engine, bag, topic))
+                    print(json.dumps({'variant': name, 'round': i + 1, 'frames': args.frames,
+                                      'size': args.size,
+                                      'torch_threads': torch.get_num_threads(),
+                                      'fps': round(fps[name][-1], 3)}), flush=True)
+                    continue
+                out = {'no_output': True} if args.no_output else \
+                    {'output': Path(tmp) / f'out_{prefetch}', 'overwrite': True,
+                     'outputs': args.outputs}
+                summary = segment_bag(bag, topic, engine=engine, gt_topic=GT,
+                                      prefetch=prefetch, log=lambda _text: None, **out)
+                fps[name].append(summary['fps'])
+                stage_ms = {stage: values['mean'] for stage, values in
+                            summary['timings_ms'].items()}
+                print(json.dumps({'variant': name, 'round': i + 1, 'fps': summary['fps'],
+                                  'miou': round(summary['metrics']['miou'], 4),
+                                  'stage_ms_mean': stage_ms}), flush=True)
+    alone = sum(fps['engine alone']) / args.rounds
+    print(json.dumps({
+        'rounds': args.rounds,
+        'fps_mean': {name: round(sum(v) / len(v), 3) for name, v in fps.items()},
+        'ratio segment_bag / engine alone': round(sum(fps['segment_bag']) / args.rounds / alone,
+                                                  3),
+        'ratio prefetch=0 / engine alone':
+            round(sum(fps['segment_bag prefetch=0']) / args.rounds / alone, 3),
+        'target': '>= 0.9'}), flush=True)
 
 
 if __name__ == '__main__':
