@@ -219,11 +219,15 @@ def test_cli_fleet_report_with_worst_frame_thumbnails(tiny_model_dir, tmp_path):
     assert summary['report'] and Path(summary['report']).is_file()
 
 
-def test_confusion_fast_path_for_uint8_matches_the_general_one():
+@pytest.mark.parametrize('shape', [(64, 96), (9, 7), (4097, 4096)])  # the last: 2**24 + 4096 px
+@pytest.mark.parametrize('layout', ['contiguous', 'strided'])
+def test_confusion_fast_path_for_uint8_matches_the_general_one(shape, layout):
     rng = np.random.default_rng(0)
-    truth = rng.integers(0, 24, (64, 96)).astype(np.uint8)  # ids 19..23: not classes
+    truth = rng.integers(0, 24, shape).astype(np.uint8)  # ids 19..23: not classes
     truth[:5] = 255
-    pred = rng.integers(0, 21, (64, 96)).astype(np.uint8)
+    pred = rng.integers(0, 21, shape).astype(np.uint8)
+    if layout == 'strided':  # views as a caller may pass them: every other column
+        truth, pred = truth[:, ::2], pred[:, ::2]
     for ignore in (255, 3):
         fast, general = ConfusionMatrix(19, ignore), ConfusionMatrix(19, ignore)
         fast.update(truth, pred)
