@@ -40,14 +40,12 @@ import threading
 import time
 from typing import Callable
 
-from bench_node import default_model, HERE, prepare_environment
+from bench_node import default_model, driver_node, HERE, prepare_environment
 from diagnostic_msgs.msg import DiagnosticArray
 from mask2former_ros.ros.image_conversion import make_image_msg, stamp_ns
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import psutil
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
@@ -247,16 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     for n in counts:
         print(f'engine alone, batches of {n}, {args.seconds:g} s ...', flush=True)
         refs[n] = engine_batched(model, args.size, n, args.seconds)
-    rclpy.init()
-    driver = rclpy.create_node('multicam_driver')
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(driver)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     results: dict[tuple[int, str], dict] = {}
     loaded: dict[int, dict] = {}
     kinds = ['batched', 'naive'] + (['separate'] if args.separate else [])
-    try:
+    with driver_node('multicam_driver', threads=2) as driver:
         for n in counts:
             print(f'engine alone, batches of {n}, while {n} camera stream(s) go to a transport '
                   'sink ...', flush=True)
@@ -269,11 +261,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f'{n} camera(s), {kind} ...', flush=True)
                 results[(n, kind)] = run_setting(driver, model, n, kind, params, frames,
                                                  args.seconds, args.rate)
-    finally:
-        executor.shutdown()
-        spinner.join(5.0)  # before the context goes: no thread left in rcl at exit
-        driver.destroy_node()
-        rclpy.try_shutdown()
     print(f'\n{args.size} rgb8 at {args.rate:g} Hz per camera, {args.seconds:g} s per run, '
           f'model {model}')
     failed = 0

@@ -28,6 +28,8 @@ engine alone, node p50 <= 1.5x engine ms + 25 ms, and below the naive node at ev
 """
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 import json
 import os
 from pathlib import Path
@@ -46,7 +48,7 @@ from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import psutil
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
@@ -71,6 +73,25 @@ def prepare_environment(profile: bool = True, force_profile: bool = False) -> No
         os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(PROFILE))
 
 
+@contextmanager
+def driver_node(name: str, threads: int = 1) -> Iterator[Any]:
+    """Yield this process's rclpy node, spun by an executor on its own thread until exit."""
+    rclpy.init()
+    node = rclpy.create_node(name)
+    executor = (SingleThreadedExecutor() if threads == 1
+                else MultiThreadedExecutor(num_threads=threads))
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        yield node
+    finally:
+        executor.shutdown()
+        spinner.join(5.0)  # before the context goes: no thread left in rcl at exit
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
 def default_model(model: str | None) -> str:
     """Return ``model``, or the trained tiny model (trained once, then cached)."""
     if model is not None:
@@ -92,6 +113,13 @@ def start_node(kind: str, model: str, namespace: str,
     # chatty node) would block the node.
     log = tempfile.TemporaryFile('w+')
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True), log
+
+
+def latency_summary(lat: np.ndarray) -> dict:
+    """Return p50, p95 and max of latencies in ms (NaN: none arrived)."""
+    return {'p50': round(float(np.nanpercentile(lat, 50)), 1),
+            'p95': round(float(np.nanpercentile(lat, 95)), 1),
+            'max': round(float(np.nanmax(lat)), 1)}
 
 
 def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: float,
@@ -170,9 +198,7 @@ def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: flo
         'node': kind, 'frames_sent': sent, 'outputs': len(in_window),
         'output_hz': round(len(in_window) / (publish_end - start), 2),
         'drop_ratio': round(1 - len(in_window) / sent, 3),
-        'latency_ms': {'p50': round(float(np.nanpercentile(lat, 50)), 1),
-                       'p95': round(float(np.nanpercentile(lat, 95)), 1),
-                       'max': round(float(np.nanmax(lat)), 1)},
+        'latency_ms': latency_summary(lat),
         'latency_over_time': windows,
         'cpu_percent_mean': round(float(np.mean(cpu_samples)), 1) if cpu_samples else None,
         'rss_mb_start': round(rss_start / 2**20, 1), 'rss_mb_end': round(rss_end / 2**20, 1),
@@ -217,9 +243,7 @@ def pool(rounds: list[dict]) -> dict:
         'node': rounds[0]['node'], 'frames_sent': sent, 'outputs': outputs,
         'output_hz': round(float(np.mean([r['output_hz'] for r in rounds])), 2),
         'drop_ratio': round(1 - outputs / sent, 3),
-        'latency_ms': {'p50': round(float(np.nanpercentile(lat, 50)), 1),
-                       'p95': round(float(np.nanpercentile(lat, 95)), 1),
-                       'max': round(float(np.nanmax(lat)), 1)},
+        'latency_ms': latency_summary(lat),
         'round_p50s': [r['latency_ms']['p50'] for r in rounds],
         'cpu_percent_mean': round(float(np.mean(cpu)), 1) if cpu else None,
         'rss_mb_start': rounds[0]['rss_mb_start'], 'rss_mb_end': rounds[-1]['rss_mb_end'],
@@ -263,17 +287,11 @@ def main(argv: list[str] | None = None) -> int:
             text=True).stdout.strip().splitlines()[-1])
     rng = np.random.default_rng(0)
     frames = [make_image_msg(make_scene(rng, height, width)[0], 'rgb8') for _ in range(4)]
-    rclpy.init()
-    node = rclpy.create_node('bench_node_driver')
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     extra = args.node_args.split() if args.node_args else []
-    runs, engines = {}, []
+    engines = []
     kinds = ('segmentation_node', 'naive')
     done: dict[tuple, list] = {(r, k): [] for r in args.rates for k in kinds}
-    try:
+    with driver_node('bench_node_driver') as node:
         for i in range(args.rounds):
             if i % 2 == 0:
                 engines.append(engine_alone(i))
@@ -286,12 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       rate, extra))
             if i % 2 == 1:
                 engines.append(engine_alone(i))
-        runs = {key: pool(rounds) for key, rounds in done.items()}
-    finally:
-        executor.shutdown()
-        spinner.join(5.0)  # before the context goes: no thread left in rcl at exit
-        node.destroy_node()
-        rclpy.try_shutdown()
+    runs = {key: pool(rounds) for key, rounds in done.items()}
     profile = 'off' if args.no_profile else 'on'
     print(f'\n{args.size} rgb8, {args.seconds:g} s per run, {args.rounds} round(s), model '
           f'{model}, profile {profile}')

@@ -25,15 +25,12 @@ depth-1 subscriptions, as segmentation_node has), once with glibc's default allo
 
 import argparse
 import sys
-import threading
 import time
 
 from bench_multicam import run_setting
-from bench_node import prepare_environment
+from bench_node import driver_node, prepare_environment
 from mask2former_ros.ros.image_conversion import make_image_msg
 import numpy as np
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,14 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--rate', type=float, default=30.0, help='Hz per camera')
     args = parser.parse_args(argv)
     prepare_environment(profile=False, force_profile=True)
-    rclpy.init()
-    driver = rclpy.create_node('receive_driver')
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(driver)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     rows = []
-    try:
+    with driver_node('receive_driver', threads=2) as driver:
         for size in args.sizes.split(','):
             height, width = (int(v) for v in size.split('x'))
             frames = [make_image_msg(np.zeros((height, width, 3), np.uint8), 'rgb8')]
@@ -63,11 +54,6 @@ def main(argv: list[str] | None = None) -> int:
                                      during=lambda: time.sleep(args.seconds) or {})
                 cpu[label] = result['cpu_percent']
             rows.append((size, cpu['default'], cpu['reused']))
-    finally:
-        executor.shutdown()
-        spinner.join(5.0)
-        driver.destroy_node()
-        rclpy.try_shutdown()
     print(f'\n{args.cameras} camera(s) x {args.rate:g} Hz rgb8, {args.seconds:g} s each: CPU % '
           'of the receiving process (100 = one core)')
     print(f"{'size':>10}{'glibc default':>15}{'keep_large_buffers':>20}{'ratio':>8}")

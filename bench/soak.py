@@ -26,14 +26,11 @@ import argparse
 import json
 from pathlib import Path
 import sys
-import threading
 
-from bench_node import default_model, prepare_environment, run_one
+from bench_node import default_model, driver_node, prepare_environment, run_one
 from mask2former_ros.ros.image_conversion import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 
 
 def soak(model: str, seconds: float, rate: float, size: tuple[int, int],
@@ -41,20 +38,9 @@ def soak(model: str, seconds: float, rate: float, size: tuple[int, int],
     """Run the soak and return per-window rows plus the verdict."""
     rng = np.random.default_rng(0)
     frames = [make_image_msg(make_scene(rng, *size)[0], 'rgb8') for _ in range(4)]
-    rclpy.init()
-    node = rclpy.create_node('soak_driver')
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    try:
+    with driver_node('soak_driver') as node:
         result = run_one(node, 'segmentation_node', model, frames, seconds, rate, [],
                          window=window)
-    finally:
-        executor.shutdown()
-        spinner.join(5.0)  # before the context goes: no thread left in rcl at exit
-        node.destroy_node()
-        rclpy.try_shutdown()
     rows = [w for w in result['latency_over_time'] if w['rss_mb'] is not None]
     after_warmup = rows[1:] if len(rows) > 2 else rows
     rss_growth = after_warmup[-1]['rss_mb'] - after_warmup[0]['rss_mb']
