@@ -30,7 +30,7 @@ import cv2
 from mask2former_ros.core.cityscapes import trainids_to_labelids
 from mask2former_ros.offline.bag_io import (  # noqa: F401 - re-exported for the tests
     COMPRESSED_IMAGE, IMAGE, image_message, labels_message, open_writer, rgb_message,
-    storage_plugin, STORAGES, typestore, TYPESTORE_NAME)
+    storage_plugin, STORAGES, typestore)
 from mask2former_ros.ros.image_conversion import encode_rgb
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np

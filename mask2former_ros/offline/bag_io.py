@@ -21,8 +21,7 @@ from typing import Any
 from mask2former_ros.core.palette import colorize, overlay
 from mask2former_ros.offline.errors import one_line, OUTPUT_KINDS, SegmentBagError
 from mask2former_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
-from mask2former_ros.ros.serialized_image import (  # noqa: F401 (re-exported)
-    COMPRESSED_IMAGE, IMAGE, read_image, typestore, TYPESTORE_NAME)
+from mask2former_ros.ros.serialized_image import COMPRESSED_IMAGE, IMAGE, read_image, typestore
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
