@@ -79,16 +79,25 @@ class NodeProcess:
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> tuple[int | None, float]:
         """Send ``sig`` and wait; return (exit code or None if it hung, seconds taken)."""
         started = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                return None, time.monotonic() - started
+        if not stop_process(self.proc, sig, timeout):
+            return None, time.monotonic() - started
         self._reader.join(2.0)
         return self.proc.returncode, time.monotonic() - started
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT,
+                 timeout: float = 10.0) -> bool:
+    """Send ``sig`` and wait up to ``timeout`` s, then kill; return whether it ended by itself."""
+    if proc.poll() is not None:
+        return True
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
 
 
 SHM_DIR = Path('/dev/shm')

@@ -17,12 +17,12 @@
 import json
 import os
 from pathlib import Path
-import signal
 import subprocess
 import sys
 import uuid
 
 import pytest
+from ros_harness import stop_process
 
 HERE = Path(__file__).resolve().parent
 PROFILE = HERE.parent / 'config' / 'fastdds_large_images.xml'
@@ -40,12 +40,7 @@ def _receive(mode: str) -> dict:
         out = subprocess.run([*probe, 'receive', topic, mode], env=env, check=True,
                              capture_output=True, text=True, timeout=120).stdout
     finally:
-        publisher.send_signal(signal.SIGINT)
-        try:
-            publisher.wait(10)
-        except subprocess.TimeoutExpired:
-            publisher.kill()
-            publisher.wait()
+        stop_process(publisher)  # SIGINT: its participant goes, no segment is left behind
     return json.loads(out.strip().splitlines()[-1])
 
 
