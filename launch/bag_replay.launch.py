@@ -53,7 +53,8 @@ from launch.events import Shutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from mask2former_ros.ros.launch_support import (
-    as_bool, find_rviz2, large_image_env, PROFILE_VARIABLE, share_directory)
+    as_bool, BACKEND_ARGUMENTS, backend_arguments, find_rviz2, large_image_env,
+    PROFILE_VARIABLE, share_directory)
 
 PACKAGE = 'mask2former_ros'
 CLOCK_HZ = '100'  # /clock rate of the player: 10 ms steps of simulated time
@@ -143,6 +144,7 @@ def launch_setup(context, *args, **kwargs) -> list:
             ('image_transport', arg('image_transport')),
             ('model', arg('model')),
             ('device', arg('device')),
+            *[(name, arg(name)) for name in BACKEND_ARGUMENTS],
             ('params_file', arg('params_file')),
             ('namespace', arg('namespace')),
             ('node_name', arg('node_name')),
@@ -158,6 +160,7 @@ def generate_launch_description() -> LaunchDescription:
     """Declare the launch arguments; the actions are built once they are known."""
     default_params = os.path.join(share_directory(), 'config', 'segmentation.yaml')
     return LaunchDescription([
+        *backend_arguments(),
         DeclareLaunchArgument(
             'bag', description='rosbag2 recording to play: a bag directory or a .mcap/.db3 '
                                'file'),

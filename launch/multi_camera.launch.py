@@ -49,8 +49,8 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 from launch_ros.parameter_descriptions import ParameterValue
 from mask2former_ros.ros.launch_support import (
-    as_bool, input_remappings, large_image_env, node_parameters, PROFILE_VARIABLE,
-    share_directory)
+    as_bool, backend_arguments, input_remappings, large_image_env, node_parameters,
+    PROFILE_VARIABLE, share_directory)
 
 PACKAGE = 'mask2former_ros'
 MODES = ['batched', 'one_node_per_camera']
@@ -126,6 +126,7 @@ def generate_launch_description() -> LaunchDescription:
     """Declare the launch arguments; the nodes are built once the camera list is known."""
     default_params = os.path.join(share_directory(), 'config', 'multi_camera.yaml')
     return LaunchDescription([
+        *backend_arguments(),
         DeclareLaunchArgument(
             'cameras', default_value='[front,left,right]',
             description="camera namespaces: '[front,left,right]' or 'front,left,right'"),

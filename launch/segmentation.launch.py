@@ -48,8 +48,8 @@ from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from mask2former_ros.ros.launch_support import (
-    as_bool, find_rviz2, input_remappings, large_image_env, node_parameters, PROFILE_VARIABLE,
-    resolve_topic, rviz_config, RVIZ_TEMPLATE, share_directory)
+    as_bool, backend_arguments, find_rviz2, input_remappings, large_image_env, node_parameters,
+    PROFILE_VARIABLE, resolve_topic, rviz_config, RVIZ_TEMPLATE, share_directory)
 
 PACKAGE = 'mask2former_ros'
 LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal']
@@ -115,6 +115,7 @@ def generate_launch_description() -> LaunchDescription:
     """Declare the launch arguments; the node is built once they are known."""
     default_params = os.path.join(share_directory(), 'config', 'segmentation.yaml')
     return LaunchDescription([
+        *backend_arguments(),
         DeclareLaunchArgument(
             'image', default_value='/camera/image_raw',
             description="input image topic: the node's 'image' is remapped to it and "

@@ -55,6 +55,8 @@ ROSDEP_KEYS = {
     'python3-jinja2': 'python.yaml: python3-jinja2',
     'python3-matplotlib': 'python.yaml: python3-matplotlib',
     'python3-numpy': 'python.yaml: python3-numpy',
+    'python3-onnxruntime-pip': 'python.yaml: pip onnxruntime (python3-onnxruntime-gpu-pip: '
+                               'onnxruntime-gpu)',
     'python3-opencv': 'python.yaml: python3-opencv',
     'python3-packaging': 'python.yaml: python3-packaging',
     'python3-pil': 'python.yaml: python3-pil',
@@ -80,9 +82,12 @@ MODULE_KEYS = {
     'psutil': 'python3-psutil', 'pytest': 'python3-pytest', 'rosbags': 'python3-rosbags-pip',
     'scipy': 'python3-scipy', 'torch': 'python3-torch', 'tqdm': 'python3-tqdm',
     'transformers': 'python3-transformers-pip', 'yaml': 'python3-yaml',
+    'huggingface_hub': 'python3-transformers-pip',  # a dependency of transformers
+    'onnxruntime': 'python3-onnxruntime-pip',
 }
-# Modules imported only inside ``try: ... except ImportError`` for an optional feature.
-OPTIONAL_MODULES = {'ray'}
+# Modules imported only inside ``try: ... except ImportError`` for an optional feature, and the
+# ONNX export's pip-only packages (no rosdep key found; installed with torch, see the README).
+OPTIONAL_MODULES = {'ray', 'onnx', 'onnxscript'}
 # Programs the launch files start (not imported): `ros2 bag play` and `rviz2`.
 STARTED_PROGRAMS = {'ros2bag', 'rviz2'}
 # Test tools run as programs or pytest plugins rather than imported by a test file.

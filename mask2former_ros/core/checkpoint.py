@@ -49,6 +49,14 @@ class Preprocessing:
                    do_resize=bool(processor.do_resize), do_rescale=bool(processor.do_rescale),
                    do_normalize=bool(processor.do_normalize))
 
+    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Return per-channel (scale, bias): ``(x * rescale - mean) / std = x * scale + bias``."""
+        rescale = self.rescale_factor if self.do_rescale else 1.0
+        mean = self.mean if self.do_normalize else (0.0, 0.0, 0.0)
+        std = self.std if self.do_normalize else (1.0, 1.0, 1.0)
+        return (tuple(rescale / s for s in std),
+                tuple(-m / s for m, s in zip(mean, std, strict=True)))
+
     def target_size(self, height: int, width: int, input_size: str | int) -> tuple[int, int]:
         """Return the model input (height, width) for a frame, as the HF processor would."""
         if input_size == 'native':
@@ -95,7 +103,11 @@ def load_checkpoint(model: str, allow_pickle: bool = False):
     safetensors unless ``allow_pickle`` is True, in which case ``torch.load`` is still limited to
     ``weights_only``.
     """
-    from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessorPil
+    from transformers import Mask2FormerForUniversalSegmentation
+    try:
+        from transformers import Mask2FormerImageProcessorPil
+    except ImportError:  # transformers before the Pil/fast processor split
+        from transformers import Mask2FormerImageProcessor as Mask2FormerImageProcessorPil
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

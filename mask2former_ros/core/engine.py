@@ -25,7 +25,6 @@ calling thread, and a model run from another thread than the one that loaded it 
 1.6x slower on a 2-core CPU. :meth:`SegmentationEngine.segment_batch` refuses other threads.
 """
 
-from dataclasses import dataclass, field
 import itertools
 import threading
 import time
@@ -35,10 +34,13 @@ import warnings
 from mask2former_ros.core.checkpoint import (
     first_line, load_checkpoint, ModelLoadError, Preprocessing)
 from mask2former_ros.core.engine_config import (
-    DEVICE_CHOICES, dtype_name, EngineConfig, INPUT_SIZE_CHOICES, parse_input_size,
-    PRECISION_CHOICES, resolve_device, resolve_precision)
+    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_input_size, PRECISION_CHOICES)
 from mask2former_ros.core.palette import palette_for
+from mask2former_ros.core.results import (
+    check_rgb, InferenceOutOfMemoryError, NON_FINITE, OwnerThread, SegmentationResult,
+    WrongThreadError)
 from mask2former_ros.core.semantic_postprocess import class_probabilities, semantic_inference
+from mask2former_ros.core.torch_device import dtype_name, resolve_device, resolve_precision
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -47,32 +49,6 @@ __all__ = ['DEVICE_CHOICES', 'dtype_name', 'EngineConfig', 'INPUT_SIZE_CHOICES',
            'InferenceOutOfMemoryError', 'ModelLoadError', 'NON_FINITE', 'parse_input_size',
            'PRECISION_CHOICES', 'Preprocessing', 'resolve_device', 'resolve_precision',
            'SegmentationEngine', 'SegmentationResult', 'WrongThreadError']
-
-
-class WrongThreadError(RuntimeError):
-    """Torch work of an engine was asked for on another thread than the one that loaded it."""
-
-
-class InferenceOutOfMemoryError(RuntimeError):
-    """The device ran out of memory for a batch; the cache was freed and the engine goes on."""
-
-
-NON_FINITE = 'non-finite model output (NaN/inf logits, e.g. fp16 overflow)'
-
-
-@dataclass
-class SegmentationResult:
-    """Output of one frame: label map at the input resolution and optional confidence."""
-
-    labels: np.ndarray | None
-    confidence: np.ndarray | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    error: str | None = None  # set (and labels None) when this frame failed, e.g. NaN logits
-
-    @property
-    def ok(self) -> bool:
-        """Return True when the frame has labels."""
-        return self.error is None
 
 
 class SegmentationEngine:
@@ -91,7 +67,7 @@ class SegmentationEngine:
         self.input_size = parse_input_size(config.input_size)
         self._log = log or (lambda _msg: None)
         started = time.perf_counter()
-        self._owner = threading.current_thread()
+        self._owner = OwnerThread('torch')
         model, processor = load_checkpoint(config.model, config.allow_pickle)
         self.preprocessing = Preprocessing.from_processor(processor)
         # Weights stay fp32: reduced precision is autocast around the forward only (a whole-model
@@ -101,13 +77,9 @@ class SegmentationEngine:
         self.class_names: list[str] = [id2label[i] for i in sorted(id2label)]
         self.palette = palette_for(id2label)
         self.label_dtype = np.uint8 if len(self.class_names) <= 256 else np.uint16
-        p = self.preprocessing
-        rescale = p.rescale_factor if p.do_rescale else 1.0
-        mean = torch.tensor(p.mean if p.do_normalize else (0.0, 0.0, 0.0))
-        std = torch.tensor(p.std if p.do_normalize else (1.0, 1.0, 1.0))
-        # x_norm = (x * rescale - mean) / std = x * scale + bias, per channel.
-        self._scale = (rescale / std).view(1, 3, 1, 1).to(self.device)
-        self._bias = (-mean / std).view(1, 3, 1, 1).to(self.device)
+        scale, bias = self.preprocessing.normalisation()
+        self._scale = torch.tensor(scale).view(1, 3, 1, 1).to(self.device)
+        self._bias = torch.tensor(bias).view(1, 3, 1, 1).to(self.device)
         self._lock = threading.Lock()
         self.load_seconds = time.perf_counter() - started
         self._log(f"loaded '{config.model}' ({len(self.class_names)} classes) on {self.device} "
@@ -121,18 +93,30 @@ class SegmentationEngine:
         """Return the number of semantic classes of the checkpoint."""
         return len(self.class_names)
 
+    backend = 'torch'
+
+    @property
+    def device_name(self) -> str:
+        """Return the torch device, e.g. 'cpu' or 'cuda:0'."""
+        return str(self.device)
+
+    @property
+    def precision_name(self) -> str:
+        """Return the autocast precision of the forward: fp32, fp16 or bf16."""
+        return dtype_name(self.dtype)
+
     @property
     def owner_thread(self) -> threading.Thread:
         """Return the thread that loaded the model: the only one allowed to run it."""
-        return self._owner
+        return self._owner.thread
 
     def check_thread(self) -> None:
         """Raise :class:`WrongThreadError` unless called on the thread that loaded the model."""
-        current = threading.current_thread()
-        if current is not self._owner:
-            raise WrongThreadError(
-                f"torch work on thread '{current.name}', but the engine was loaded on "
-                f"'{self._owner.name}': all torch work must run on that one thread")
+        self._owner.check()
+
+    def warmup(self) -> None:
+        """Run one small frame: first-call allocations and kernel selection, off the data path."""
+        self.segment_batch([np.zeros((64, 64, 3), np.uint8)])
 
     def close(self) -> None:
         """Release the model and any cached GPU memory."""
@@ -163,13 +147,6 @@ class SegmentationEngine:
         batch = torch.cat(tensors) if len(tensors) > 1 else tensors[0]
         return batch * self._scale + self._bias  # fp32: autocast casts inside the forward
 
-    def _check(self, image: np.ndarray) -> None:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f'expected an HxWx3 uint8 RGB image, got {image.dtype} '
-                             f'{tuple(image.shape)}')
-        if image.shape[0] == 0 or image.shape[1] == 0:
-            raise ValueError(f'empty image {tuple(image.shape)}')
-
     def segment(self, image: np.ndarray) -> SegmentationResult:
         """Segment one RGB uint8 HxWx3 frame; raise RuntimeError if it failed (e.g. NaN)."""
         result = self.segment_batch([image])[0]
@@ -188,7 +165,7 @@ class SegmentationEngine:
         """
         self.check_thread()
         for image in images:
-            self._check(image)
+            check_rgb(image)
         groups: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
             key = self.preprocessing.target_size(*image.shape[:2], self.input_size)

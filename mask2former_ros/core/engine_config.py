@@ -12,21 +12,23 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Engine settings: device, precision and input size, validated (no ROS, no model)."""
+"""Engine settings: backend, device, precision and sizes, validated (no ROS, no torch)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import torch
-
+BACKEND_CHOICES = ('torch', 'onnxruntime')
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
 PRECISION_CHOICES = ('auto', 'fp32', 'fp16', 'bf16')
 INPUT_SIZE_CHOICES = ('checkpoint', 'native', '<short side in pixels, e.g. 1024>')
-_DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+# ONNX Runtime execution providers, best first; short names are accepted too.
+PROVIDER_ALIASES = {'tensorrt': 'TensorrtExecutionProvider', 'cuda': 'CUDAExecutionProvider',
+                    'cpu': 'CPUExecutionProvider'}
+DEFAULT_PROVIDERS = tuple(PROVIDER_ALIASES.values())
 
 
 @dataclass
 class EngineConfig:
-    """Settings of a :class:`SegmentationEngine`; see the README for their meaning."""
+    """Settings of a segmentation engine; see the README for their meaning."""
 
     model: str
     device: str = 'auto'
@@ -34,41 +36,72 @@ class EngineConfig:
     input_size: str | int = 'checkpoint'
     allow_pickle: bool = False
     with_confidence: bool = False
+    backend: str = 'torch'
+    onnx_model: str = ''  # backend onnxruntime: exported file; '' = export into the cache
+    onnx_providers: tuple[str, ...] = field(default_factory=tuple)  # (), ('auto',): best first
+    frame_size: str = ''  # 'HxW' of the frames; needed to export on configure
 
 
-def resolve_device(device: str) -> torch.device:
-    """Turn ``auto | cpu | cuda | cuda:N`` into a torch device, or raise ValueError."""
+def parse_device(device: str) -> str:
+    """Validate ``auto | cpu | cuda | cuda:N`` (without asking torch); return it normalised."""
     text = str(device).strip().lower()
-    if text == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    if text == 'cpu':
-        return torch.device('cpu')
-    if text == 'cuda' or (text.startswith('cuda:') and text[5:].isdigit()):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device '{device}' requested but CUDA is not available "
-                             f'(torch {torch.__version__}); use device auto or cpu')
-        dev = torch.device(text)
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device '{device}' does not exist: "
-                             f'{torch.cuda.device_count()} CUDA device(s)')
-        return dev
+    if text in ('auto', 'cpu', 'cuda') or (text.startswith('cuda:') and text[5:].isdigit()):
+        return text
     raise ValueError(f"invalid device '{device}': allowed {', '.join(DEVICE_CHOICES)}")
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """
-    Turn ``auto | fp32 | fp16 | bf16`` into the autocast dtype of the model forward.
-
-    ``auto`` is fp16 on CUDA and fp32 elsewhere. fp16 and bf16 also run on the CPU (autocast
-    supports both there; slower than fp32, but the numerics are those of the GPU path).
-    """
+def parse_precision(precision: str) -> str:
+    """Validate ``auto | fp32 | fp16 | bf16``; return it normalised."""
     text = str(precision).strip().lower()
-    if text == 'auto':
-        return torch.float16 if device.type == 'cuda' else torch.float32
-    if text not in _DTYPES:
+    if text not in PRECISION_CHOICES:
         raise ValueError(
             f"invalid precision '{precision}': allowed {', '.join(PRECISION_CHOICES)}")
-    return _DTYPES[text]
+    return text
+
+
+def parse_backend(backend: str) -> str:
+    """Validate ``torch | onnxruntime``; return it normalised."""
+    text = str(backend).strip().lower()
+    if text not in BACKEND_CHOICES:
+        raise ValueError(f"invalid backend '{backend}': allowed {', '.join(BACKEND_CHOICES)}")
+    return text
+
+
+def parse_providers(providers: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """
+    Validate ONNX Runtime provider names (``tensorrt``, ``cuda``, ``cpu`` or full names).
+
+    Returns full names in the given order; empty (or ``auto``) means the default order,
+    TensorRT, CUDA, CPU.
+    """
+    names = []
+    for item in providers:
+        text = str(item).strip()
+        if not text or text.lower() == 'auto':
+            continue
+        name = PROVIDER_ALIASES.get(text.lower(), text)
+        if not name.endswith('ExecutionProvider'):
+            raise ValueError(f"invalid ONNX Runtime provider '{item}': use "
+                             f"{', '.join(PROVIDER_ALIASES)} or a full name such as "
+                             "'CUDAExecutionProvider'")
+        if name in names:
+            raise ValueError(f"ONNX Runtime provider '{item}' is listed twice")
+        names.append(name)
+    return tuple(names) or DEFAULT_PROVIDERS
+
+
+def parse_frame_size(value: str) -> tuple[int, int] | None:
+    """Parse ``HxW`` (e.g. ``1024x2048``) into (height, width); '' gives None."""
+    text = str(value).strip().lower()
+    if not text:
+        return None
+    parts = text.split('x')
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"invalid frame size '{value}': write HEIGHTxWIDTH, e.g. 1024x2048")
+    height, width = (int(p) for p in parts)
+    if not (1 <= height <= 16384 and 1 <= width <= 16384):
+        raise ValueError(f"invalid frame size '{value}': sides must be 1..16384 px")
+    return height, width
 
 
 def parse_input_size(value: str | int) -> str | int:
@@ -84,8 +117,3 @@ def parse_input_size(value: str | int) -> str | int:
     if text in ('checkpoint', 'native'):
         return text
     raise ValueError(f'invalid input_size {value!r}: allowed {", ".join(INPUT_SIZE_CHOICES)}')
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """Return the short precision name of a dtype (fp32, fp16, bf16)."""
-    return {v: k for k, v in _DTYPES.items()}[dtype]

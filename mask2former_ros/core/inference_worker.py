@@ -13,12 +13,13 @@
 # limitations under the License.
 
 """
-The one thread that runs torch: it loads the engine, runs every batch and closes it (no ROS).
+The one thread that runs the model: it loads the engine, runs every batch and closes it (no ROS).
 
-OpenMP thread teams are per calling thread: a model run from a thread other than the one that
-loaded it was measured 1.6x slower on a 2-core CPU, and two threads running torch at once
-compete for the same cores. An :class:`InferenceWorker` therefore owns one thread for the life
-of one loaded model; everything that touches torch is a job on it.
+OpenMP thread teams are per calling thread: a torch model run from a thread other than the one
+that loaded it was measured 1.6x slower on a 2-core CPU, and two threads running a model at
+once compete for the same cores. An :class:`InferenceWorker` therefore owns one thread for the
+life of one loaded engine (either backend, :func:`~mask2former_ros.core.backends.create_engine`);
+everything that touches the model is a job on it.
 """
 
 from concurrent.futures import Future
@@ -29,11 +30,13 @@ import time
 import traceback
 from typing import Any, Callable, TypeVar
 
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.core.backends import create_engine
+from mask2former_ros.core.engine_config import EngineConfig
+from mask2former_ros.core.results import Segmenter
 
 T = TypeVar('T')
 Take = Callable[[float], Any]
-Process = Callable[[SegmentationEngine, Any], None]
+Process = Callable[[Segmenter, Any], None]
 
 
 class WorkerDiedError(RuntimeError):
@@ -42,7 +45,7 @@ class WorkerDiedError(RuntimeError):
 
 class InferenceWorker:
     """
-    A thread owning one :class:`SegmentationEngine`, serving frames while a source is set.
+    A thread owning one :class:`Segmenter`, serving frames while a source is set.
 
     ``start`` loads the model on the new thread and waits for it; ``serve`` makes the thread
     call ``take(timeout)`` and, when it returns items, ``process(engine, items)``; ``call``
@@ -53,7 +56,7 @@ class InferenceWorker:
     def __init__(self, name: str = 'inference') -> None:
         """Create a worker; nothing runs before :meth:`start`."""
         self.name = name
-        self.engine: SegmentationEngine | None = None
+        self.engine: Segmenter | None = None
         self.death: str | None = None  # why the thread ended abnormally
         self.busy_since: float | None = None  # monotonic start of the batch in progress
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future]] = queue.SimpleQueue()
@@ -72,16 +75,15 @@ class InferenceWorker:
         return self._thread
 
     def start(self, config: EngineConfig, log: Callable[[str], None] | None = None,
-              warmup: bool = True) -> SegmentationEngine:
+              warmup: bool = True, warn: Callable[[str], None] | None = None) -> Segmenter:
         """Start the thread and load the engine on it; raise what loading raised."""
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
-        def load() -> SegmentationEngine:
-            engine = SegmentationEngine(config, log=log)
+        def load() -> Segmenter:
+            engine = create_engine(config, log=log, warn=warn)
             if warmup:  # first-call allocations and kernel selection, off the data path
-                import numpy as np
-                engine.segment_batch([np.zeros((64, 64, 3), np.uint8)])
+                engine.warmup()
             return engine
         try:
             self.engine = self.call(load)

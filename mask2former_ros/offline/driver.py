@@ -27,7 +27,7 @@ from mask2former_ros.offline.fleet import (
 from mask2former_ros.offline.options import (
     check_fleet_options, check_options, FleetOptions, make_options, Options)
 from mask2former_ros.offline.progress import FleetProgress
-from mask2former_ros.offline.run import load_engine
+from mask2former_ros.offline.run import bag_frame_size, load_engine
 from mask2former_ros.offline.summary import fleet_summary, WorstFrames, write_thumbs
 
 
@@ -113,12 +113,14 @@ def segment_fleet(inputs: list[Path | str], topic: str, *, fleet: dict | None = 
     try:
         if todo and f.workers == 1:
             if engine is None:
+                _frame_size_from(todo[0].path, o)
                 engine = load_engine(o, say)
             if run.classes is None:
                 run.classes, run.palette = list(engine.class_names), engine.palette.tolist()
             complete = run_in_process(todo, o, engine, f.worst_frames, run.add, say)
         elif todo:
             from mask2former_ros.offline.ray_workers import run_on_ray
+            _frame_size_from(todo[0].path, o)
             complete = run_on_ray(todo, o, f, run.add, say)
     except KeyboardInterrupt:
         complete = False
@@ -159,3 +161,12 @@ def _write_report(summary: dict, report_dir: Path) -> None:
         return
     path = report.write_report(summary, report_dir)
     summary['report'] = str(path)
+
+
+def _frame_size_from(bag: Path, o: Options) -> None:
+    """Give an onnxruntime run without a graph the frame size of the first bag to export for."""
+    if o.backend == 'onnxruntime' and not o.onnx_model and not o.frame_size:
+        try:
+            o.frame_size = bag_frame_size(bag, o.topic)
+        except SegmentBagError:
+            pass  # the bag's own run reports its problem

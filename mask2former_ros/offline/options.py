@@ -80,6 +80,18 @@ class Options:
                                    'side in pixels', group='model', param='input_size')
     allow_pickle: bool = option(False, 'allow pickle (*.bin) weights; they can run code when '
                                 'loaded', group='model', param='allow_pickle')
+    backend: str = option('torch', 'torch (eager PyTorch, default) or onnxruntime (a graph '
+                          'exported by mask2former_export, served without torch)',
+                          group='model', param='backend', choices=('torch', 'onnxruntime'))
+    onnx_model: str = option('', 'with --backend onnxruntime: the exported graph (default: '
+                             "export --model for the first bag's frame size into the user "
+                             'cache, once)', group='model', param='onnx_model', metavar='FILE')
+    onnx_providers: str = option('auto', 'with --backend onnxruntime: execution providers in '
+                                 'order, comma-separated from tensorrt,cuda,cpu (default auto: '
+                                 'the best available)', group='model', param='onnx_providers',
+                                 metavar='LIST')
+    frame_size: str = option('', 'frame size HxW the graph is exported for (default: the '
+                             "first bag's)", group='model', param='frame_size', metavar='HxW')
     torch_threads: int | None = option(None, "torch intra-op threads (default: torch's choice, "
                                        'one per core); fewer leave cores to the helper threads',
                                        group='model', type=int, metavar='N')

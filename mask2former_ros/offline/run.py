@@ -35,30 +35,67 @@ from mask2former_ros.offline.summary import json_safe
 from mask2former_ros.ros.image_conversion import stamp_ns
 
 
+def _torch_threads(engine: Any) -> int | None:
+    """Return torch's intra-op threads for a torch engine (None: another backend)."""
+    if engine.backend != 'torch':
+        return None
+    from torch import get_num_threads
+    return get_num_threads()
+
+
 def load_engine(o: Options, log: Callable[[str], None]) -> Any:
     """Load the model the options name on the calling thread, or raise SegmentBagError."""
-    from mask2former_ros.core.engine import (
-        EngineConfig, ModelLoadError, parse_input_size, resolve_device, resolve_precision,
-        SegmentationEngine)
+    from mask2former_ros.core.backends import create_engine
+    from mask2former_ros.core.checkpoint import ModelLoadError
+    from mask2former_ros.core.engine_config import (
+        EngineConfig, parse_backend, parse_device, parse_frame_size, parse_input_size,
+        parse_precision, parse_providers)
     from mask2former_ros.ros.parameters import DEFAULT_MODEL
     o.model = o.model or DEFAULT_MODEL
-    for name, check in (('device', lambda: resolve_device(o.device)),
-                        ('precision', lambda: resolve_precision(o.precision,
-                                                                resolve_device(o.device))),
-                        ('input_size', lambda: parse_input_size(o.input_size))):
+    providers = tuple(o.onnx_providers.split(','))
+    for name, check in (('backend', lambda: parse_backend(o.backend)),
+                        ('device', lambda: parse_device(o.device)),
+                        ('precision', lambda: parse_precision(o.precision)),
+                        ('input_size', lambda: parse_input_size(o.input_size)),
+                        ('onnx_providers', lambda: parse_providers(providers)),
+                        ('frame_size', lambda: parse_frame_size(o.frame_size))):
         try:
             check()
         except ValueError as exc:
             raise SegmentBagError(str(exc), option=name) from None
-    if o.torch_threads:
+    if o.torch_threads and o.backend == 'torch':
         import torch
         torch.set_num_threads(o.torch_threads)
+    if o.backend == 'onnxruntime' and not o.onnx_model and not o.frame_size and o.input_bag:
+        o.frame_size = bag_frame_size(Path(o.input_bag), o.topic)
     config = EngineConfig(model=o.model, device=o.device, precision=o.precision,
-                          input_size=o.input_size, allow_pickle=o.allow_pickle)
+                          input_size=o.input_size, allow_pickle=o.allow_pickle,
+                          backend=o.backend, onnx_model=o.onnx_model,
+                          onnx_providers=providers, frame_size=o.frame_size)
     try:
-        return SegmentationEngine(config, log=log)
+        return create_engine(config, log=log, warn=log)
     except ModelLoadError as exc:
-        raise SegmentBagError(str(exc), EXIT_FAILURE, option='model') from None
+        raise SegmentBagError(str(exc), EXIT_FAILURE,
+                              option='onnx_model' if o.onnx_model else 'model') from None
+    except ValueError as exc:  # e.g. device cuda without CUDA
+        raise SegmentBagError(str(exc), option='device') from None
+
+
+def bag_frame_size(path: Path, topic: str) -> str:
+    """Return 'HxW' of the first frame of ``topic`` in a bag ('' if it has none readable)."""
+    bag = InputBag(path, topic)
+    try:
+        for _, _, raw in bag.frames(limit=1):
+            try:
+                msg = bag.deserialize(raw)
+                height, width = (bag.to_rgb(msg).shape[:2] if bag.compressed
+                                 else (int(msg.height), int(msg.width)))
+            except Exception:  # noqa: BLE001 - a bad first frame is reported while running
+                return ''
+            return f'{height}x{width}'
+    finally:
+        bag.close()
+    return ''
 
 
 class BagSegmenter:
@@ -259,8 +296,6 @@ class BagSegmenter:
 
     def summary(self, interrupted: bool) -> dict:
         """Return the JSON-serialisable summary of the run so far."""
-        from mask2former_ros.core.engine import dtype_name
-        from torch import get_num_threads as torch_threads
         o, engine, s = self.options, self.engine, self.stages
         remaining = 0 if self.complete else max(self.total - s.done(), 0)
         frames = {'total': self.total, 'processed': s.processed, 'dropped': s.dropped,
@@ -272,9 +307,9 @@ class BagSegmenter:
             'output_topics': None if self.output_path is None else
             [f'{o.output_prefix}/{kind}' for kind in output_kinds(o.outputs)]
             + ([o.topic] if o.include_input else []),
-            'model': str(engine.config.model), 'device': str(engine.device),
-            'precision': dtype_name(engine.dtype), 'input_size': engine.input_size,
-            'torch_threads': torch_threads(),
+            'model': str(engine.config.model), 'backend': engine.backend,
+            'device': engine.device_name, 'precision': engine.precision_name,
+            'input_size': engine.input_size, 'torch_threads': _torch_threads(engine),
             'mode': 'realtime' if o.realtime else 'sequential',
             'interrupted': interrupted, 'frames': frames,
             'fps': round(s.processed / self.wall_seconds, 3) if self.wall_seconds > 0

@@ -114,7 +114,7 @@ class FrameStages:
         try:
             result = self.engine.segment_batch([frame.rgb])[0]
         except Exception as exc:  # noqa: BLE001 - e.g. out of memory
-            from mask2former_ros.core.engine import InferenceOutOfMemoryError
+            from mask2former_ros.core.results import InferenceOutOfMemoryError
             if isinstance(exc, InferenceOutOfMemoryError):  # the cache was freed: go on
                 frame.error = one_line(exc)
                 return frame

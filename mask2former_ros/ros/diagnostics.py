@@ -35,7 +35,8 @@ class ModelInfo:
     """What the diagnostics say about the model and the inference thread."""
 
     model: str
-    device: str = 'none'
+    backend: str = 'none'
+    device: str = 'none'  # torch device, or the ONNX Runtime provider that runs
     precision: str = 'none'
     loaded: bool = False
     problem: str = ''  # the inference thread died or is stuck: the camera statuses are ERROR
@@ -82,7 +83,8 @@ def camera_status(name: str, topic: str, state: str, stats: CameraStats,
         _kv('transport_ms_p50', stats.transport_ms.percentiles(50)[0]),
         _kv('decode_ms_p50', stats.decode_ms.percentiles(50)[0]),
         _kv('publish_ms_p50', stats.publish_ms.percentiles(50)[0]),
-        _kv('device', info.device), _kv('precision', info.precision),
+        _kv('backend', info.backend), _kv('device', info.device),
+        _kv('precision', info.precision),
         _kv('model', info.model), _kv('last_problem', stats.last_problem),
         _kv('pending_reconfigure', info.pending_reconfigure)]
     return status
@@ -106,5 +108,6 @@ def model_status(name: str, info: ModelInfo, batches: BatchStats) -> DiagnosticS
         *[_kv(f'{stage}_ms_p50', stats.percentiles(50)[0])
           for stage, stats in batches.stage_ms.items()],
         _kv('failed_batches', batches.failed_batches), _kv('worker_restarts', info.restarts),
-        _kv('model', info.model), _kv('device', info.device), _kv('precision', info.precision)]
+        _kv('model', info.model), _kv('backend', info.backend), _kv('device', info.device),
+        _kv('precision', info.precision)]
     return status

@@ -17,8 +17,8 @@
 import json
 from typing import Any
 
-from mask2former_ros.core.engine import SegmentationEngine
 from mask2former_ros.core.metrics import IGNORE_INDEX
+from mask2former_ros.core.results import Segmenter
 import numpy as np
 from std_msgs.msg import String
 
@@ -28,7 +28,7 @@ except ImportError:  # not on PyPI: unverified in this repository's tests (see R
     LabelInfo = VisionClass = None
 
 
-def legend(engine: SegmentationEngine) -> dict[str, Any]:
+def legend(engine: Segmenter) -> dict[str, Any]:
     """Class ids, names and colours of a loaded model, with the label encoding."""
     return {'model': engine.config.model, 'ignore_index': IGNORE_INDEX,
             'encoding': 'mono8' if engine.label_dtype == np.uint8 else 'mono16',
@@ -36,12 +36,12 @@ def legend(engine: SegmentationEngine) -> dict[str, Any]:
                         for i, n in enumerate(engine.class_names)]}
 
 
-def legend_string(engine: SegmentationEngine) -> String:
+def legend_string(engine: Segmenter) -> String:
     """Return the legend as a ``std_msgs/String`` holding JSON."""
     return String(data=json.dumps(legend(engine)))
 
 
-def vision_label_info(engine: SegmentationEngine, stamp: Any) -> Any:
+def vision_label_info(engine: Segmenter, stamp: Any) -> Any:
     """Return the legend as ``vision_msgs/LabelInfo`` (None where vision_msgs is missing)."""
     if LabelInfo is None:
         return None

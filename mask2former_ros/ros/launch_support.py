@@ -152,7 +152,30 @@ def node_parameters(arg: Callable[[str], str]) -> tuple[list[str], dict[str, Any
         'image_transport': ParameterValue(arg('image_transport'), value_type=str),
         'use_sim_time': as_bool('use_sim_time', arg('use_sim_time')),
     }
-    for name in ('model', 'device'):
+    for name in ('model', 'device') + BACKEND_ARGUMENTS:
         if arg(name):
             overrides[name] = ParameterValue(arg(name), value_type=str)
     return ([params_file] if params_file else []), overrides
+
+
+# Launch arguments of the inference backend, passed to the node only when given.
+BACKEND_ARGUMENTS = ('backend', 'onnx_model', 'frame_size')
+
+
+def backend_arguments() -> list[Any]:
+    """Return the launch arguments of :data:`BACKEND_ARGUMENTS` (empty: the params file's)."""
+    from launch.actions import DeclareLaunchArgument
+    return [
+        DeclareLaunchArgument(
+            'backend', default_value='',
+            description='torch or onnxruntime (an exported graph, served without torch); '
+                        "empty: the params_file's backend"),
+        DeclareLaunchArgument(
+            'onnx_model', default_value='',
+            description='backend onnxruntime: graph written by mask2former_export; empty: '
+                        "the params_file's (or export for frame_size into the user cache)"),
+        DeclareLaunchArgument(
+            'frame_size', default_value='',
+            description='camera frame size HxW (backend onnxruntime without onnx_model: the '
+                        "size to export for); empty: the params_file's"),
+    ]

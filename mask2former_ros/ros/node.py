@@ -21,8 +21,9 @@ Wiring only. Three threads carry a frame:
    in the camera's newest-frame slot (:class:`~mask2former_ros.core.frame_slot.LatestFrameSlots`),
    so a frame that is later replaced costs no deserialisation;
 2. the inference thread (:class:`~mask2former_ros.core.inference_worker.InferenceWorker`, the
-   only thread that ever runs torch; it loads the model at configure): takes the newest frame of
-   every camera, deserialises and decodes it, segments them as one batch;
+   only thread that ever runs the model; it loads the engine of the configured backend at
+   configure): takes the newest frame of every camera, deserialises and decodes it, segments
+   them as one batch;
 3. the output thread: builds and publishes labels (and colour / overlay only while subscribed)
    with each input's header, in the order the inference thread produced them.
 """
@@ -38,11 +39,12 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from mask2former_ros.core.engine import dtype_name, ModelLoadError, SegmentationEngine
+from mask2former_ros.core.checkpoint import ModelLoadError
 from mask2former_ros.core.frame_slot import LatestFrameSlots
 from mask2former_ros.core.inference_worker import InferenceWorker
 from mask2former_ros.core.large_buffers import keep_large_buffers
 from mask2former_ros.core.palette import colorize, overlay
+from mask2former_ros.core.results import Segmenter
 from mask2former_ros.core.stats import CameraStats, WindowStats
 from mask2former_ros.ros.diagnostics import BatchStats, camera_status, model_status, ModelInfo
 from mask2former_ros.ros.image_conversion import (
@@ -147,13 +149,13 @@ class SegmentationNode(LifecycleNode):
         return self._state_machine.current_state[1]
 
     @property
-    def engine(self) -> SegmentationEngine | None:
+    def engine(self) -> Segmenter | None:
         """Return the loaded engine, or None when unconfigured."""
         return self._worker.engine if self._worker is not None else None
 
     @property
     def inference_thread(self) -> threading.Thread | None:
-        """Return the thread that runs torch, while it runs."""
+        """Return the thread that runs the model, while it runs."""
         worker = self._worker
         return worker.thread if worker is not None and worker.alive else None
 
@@ -164,7 +166,8 @@ class SegmentationNode(LifecycleNode):
         settings = Settings.read(self.param)
         worker = InferenceWorker(name='inference')
         try:
-            engine = worker.start(settings.engine, log=self.get_logger().info)
+            engine = worker.start(settings.engine, log=self.get_logger().info,
+                                  warn=self.get_logger().warning)
         except (ModelLoadError, ValueError) as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return FAILURE
@@ -328,7 +331,7 @@ class SegmentationNode(LifecycleNode):
         if camera.stats.warn_due(self.param('warning_throttle')):
             self.get_logger().warning(text)
 
-    def _process(self, engine: SegmentationEngine, items: dict[str, tuple]) -> None:
+    def _process(self, engine: Segmenter, items: dict[str, tuple]) -> None:
         """On the inference thread: decode, segment as one batch, hand results to output."""
         frames = []
         for name, (raw, arrival, arrival_ns) in items.items():
@@ -436,7 +439,8 @@ class SegmentationNode(LifecycleNode):
         self._worker_restarts += 1
         replacement = InferenceWorker(name='inference')
         try:
-            replacement.start(self.settings.engine, log=self.get_logger().info)
+            replacement.start(self.settings.engine, log=self.get_logger().info,
+                              warn=self.get_logger().warning)
         except Exception as exc:  # noqa: BLE001 - reported; retried at the next tick
             self.get_logger().error(f'restarting the inference thread failed: {exc}')
             return
@@ -455,8 +459,9 @@ class SegmentationNode(LifecycleNode):
         name = self.get_fully_qualified_name()
         info = ModelInfo(
             model=engine.config.model if engine else self.param('model'),
-            device=str(engine.device) if engine else 'none',
-            precision=dtype_name(engine.dtype) if engine else 'none',
+            backend=engine.backend if engine else self.param('backend'),
+            device=engine.device_name if engine else 'none',
+            precision=engine.precision_name if engine else 'none',
             loaded=engine is not None, problem=self._worker_problem,
             restarts=self._worker_restarts,
             pending_reconfigure=', '.join(sorted(self._pending_reconfigure)))

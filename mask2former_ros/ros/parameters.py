@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mask2former_ros.core.engine_config import (
-    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_input_size, PRECISION_CHOICES)
+    BACKEND_CHOICES, DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_frame_size,
+    parse_input_size, parse_providers, PRECISION_CHOICES, PROVIDER_ALIASES)
 
 DEFAULT_MODEL = 'facebook/mask2former-swin-large-cityscapes-semantic'
 
@@ -42,6 +43,16 @@ def _input_size(value: Any) -> str | None:
     except ValueError:
         return f"must be one of {', '.join(INPUT_SIZE_CHOICES)} (short side 32..8192)"
     return None
+
+
+def _parsed(parse: Callable[[Any], Any]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            return f'is invalid: {exc}'
+        return None
+    return check
 
 
 def _range(low: float, high: float) -> Callable[[Any], str | None]:
@@ -93,6 +104,21 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "model input: 'checkpoint' (preprocessor config, e.g. 384x384 squash), "
                   "'native' (frame size rounded to 32) or a short side in px keeping aspect",
                   _input_size),
+    ParameterSpec('backend', 'torch',
+                  'torch: eager PyTorch (transformers); onnxruntime: an exported ONNX graph '
+                  '(onnx_model), served without torch', _choice(*BACKEND_CHOICES)),
+    ParameterSpec('onnx_model', '',
+                  'backend onnxruntime: graph written by mask2former_export; empty: export '
+                  'model for frame_size into the user cache on configure (once) and reuse it'),
+    ParameterSpec('onnx_providers', ['auto'],
+                  'backend onnxruntime: execution providers in order of preference, e.g. '
+                  f"[{', '.join(PROVIDER_ALIASES)}]; ['auto'] = the best available of "
+                  'TensorRT (fp16), CUDA, CPU; one that fails falls back to the next',
+                  _parsed(parse_providers)),
+    ParameterSpec('frame_size', '',
+                  "camera frame size HxW, e.g. '1024x2048'; backend onnxruntime: the size the "
+                  'graph is exported for (needed when onnx_model is empty), checked against '
+                  'onnx_model', _parsed(parse_frame_size)),
     ParameterSpec('allow_pickle', False,
                   'allow pickle (*.bin) weights; they can run code when loaded'),
     ParameterSpec('cameras', [''],
@@ -166,7 +192,10 @@ class Settings:
         """Read the configure-time parameters through ``p(name) -> value``."""
         return cls(engine=EngineConfig(model=p('model'), device=p('device'),
                                        precision=p('precision'), input_size=p('input_size'),
-                                       allow_pickle=p('allow_pickle')),
+                                       allow_pickle=p('allow_pickle'), backend=p('backend'),
+                                       onnx_model=p('onnx_model'),
+                                       onnx_providers=tuple(p('onnx_providers')),
+                                       frame_size=p('frame_size')),
                    cameras=tuple(p('cameras')), max_batch_size=p('max_batch_size'),
                    compressed=p('image_transport') == 'compressed',
                    qos_reliable=p('qos_reliability') == 'reliable', qos_depth=p('qos_depth'),

@@ -1,0 +1,277 @@
+# Copyright 2026 mask2former_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+GPU check in one run: precision agreement, Swin-L speed per backend, peak GPU memory.
+
+Prints one table (markdown) and, with ``--json FILE``, the same rows as JSON:
+
+a) the trained tiny model, torch backend: fp16 and bf16 autocast vs fp32, share of equal
+   labels on synthetic scenes (CUDA);
+b) a Swin-L Mask2Former (the default checkpoint's architecture, random weights: speed only)
+   at 1024x2048 frames: frames/s and ms per stage for torch eager fp32/fp16/bf16 (model input
+   384x384 as the checkpoint's preprocessor, and native 1024x2048), ONNX Runtime with the CUDA
+   provider and the TensorRT provider (fp16), where this onnxruntime build has them;
+c) label agreement between backends on the tiny model (torch CUDA vs torch CPU vs ONNX Runtime)
+   and the peak GPU memory of every row.
+
+Without CUDA every CUDA row says ``skipped`` and the CPU rows still run (this is tested):
+
+    python bench/gpu_check.py                       # everything this machine can run
+    python bench/gpu_check.py --quick               # fewer frames, no Swin-L (the test)
+    python bench/gpu_check.py --tiny DIR --json out.json
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mask2former_ros.core.engine import EngineConfig, SegmentationEngine  # noqa: E402
+from mask2former_ros_fixtures.synthetic import make_scene  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+FRAME = (1024, 2048)
+Row = dict[str, Any]
+
+
+def swin_large_checkpoint(folder: Path) -> Path:
+    """Save a random-weight Mask2Former with the Cityscapes Swin-L checkpoint's architecture."""
+    import transformers
+    from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SwinConfig
+    processor = (getattr(transformers, 'Mask2FormerImageProcessorPil', None)
+                 or transformers.Mask2FormerImageProcessor)
+    from mask2former_ros.core.palette import CITYSCAPES_CLASSES
+    backbone = SwinConfig(embed_dim=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48],
+                          window_size=12, pretrain_image_size=384, drop_path_rate=0.0,
+                          out_features=['stage1', 'stage2', 'stage3', 'stage4'])
+    config = Mask2FormerConfig(
+        backbone_config=backbone, use_pretrained_backbone=False, num_queries=100,
+        num_labels=len(CITYSCAPES_CLASSES), id2label=dict(enumerate(CITYSCAPES_CLASSES)),
+        label2id={n: i for i, n in enumerate(CITYSCAPES_CLASSES)})
+    torch.manual_seed(0)
+    with torch.device('cuda' if torch.cuda.is_available() else 'cpu'):
+        model = Mask2FormerForUniversalSegmentation(config).eval()
+    model.save_pretrained(folder)
+    processor(size={'height': 384, 'width': 384}, size_divisor=32,
+              ignore_index=255).save_pretrained(folder)
+    return folder
+
+
+def scenes(count: int, size: tuple[int, int] = FRAME) -> list[np.ndarray]:
+    """Return ``count`` synthetic street scenes of ``size``."""
+    return [make_scene(np.random.default_rng(500 + i), *size)[0] for i in range(count)]
+
+
+def timed(engine: Any, frames: list[np.ndarray], warmup: int = 2) -> Row:
+    """Frames/s and ms per stage (medians) of ``engine`` over ``frames``; labels kept."""
+    for frame in frames[:warmup]:
+        engine.segment(frame)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    stages: dict[str, list[float]] = {}
+    labels, started = [], time.perf_counter()
+    for frame in frames:
+        result = engine.segment(frame)
+        labels.append(result.labels)
+        for stage in ('preprocess', 'model', 'postprocess'):
+            stages.setdefault(stage, []).append(result.timings_ms[stage])
+    seconds = time.perf_counter() - started
+    row: Row = {'fps': len(frames) / seconds,
+                **{f'{k}_ms': statistics.median(v) for k, v in stages.items()}}
+    if torch.cuda.is_available():
+        row['peak_gpu_mb'] = torch.cuda.max_memory_allocated() / 2**20
+    row['labels'] = labels
+    return row
+
+
+def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Return the share of equal pixels of two lists of label maps."""
+    return sum(int((x == y).sum()) for x, y in zip(a, b, strict=True)) / sum(x.size for x in a)
+
+
+def onnx_row(model: str, graph: Path, provider: str, frames: list[np.ndarray]) -> Row:
+    """Time the onnxruntime backend with one provider; 'skipped' if this build lacks it."""
+    import onnxruntime as ort
+    from mask2former_ros.core.backends import create_engine
+    if provider not in ort.get_available_providers():
+        return {'skipped': f'{provider} not in this onnxruntime build '
+                           f'({", ".join(ort.get_available_providers())})'}
+    engine = create_engine(EngineConfig(model=model, backend='onnxruntime',
+                                        onnx_model=str(graph), onnx_providers=(provider,)))
+    if engine.device_name != provider:
+        return {'skipped': f'{provider} did not initialise'}
+    before = torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else 0
+    row = timed(engine, frames)
+    if torch.cuda.is_available():  # ORT allocates outside torch: device-wide free memory
+        row['peak_gpu_mb'] = (before - torch.cuda.mem_get_info()[0]) / 2**20
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every row this machine can and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--tiny', help='trained tiny model (default: the cached one)')
+    parser.add_argument('--frames', type=int, default=20, help='timed frames per row')
+    parser.add_argument('--quick', action='store_true', help='4 frames, no Swin-L rows')
+    parser.add_argument('--json', type=Path, help='also write the rows as JSON')
+    args = parser.parse_args(argv)
+    from mask2former_ros.core.onnx_export import export_graph
+    frames_n = 4 if args.quick else args.frames
+    cuda = torch.cuda.is_available()
+    gpu = torch.cuda.get_device_name() if cuda else 'none'
+    if args.tiny:
+        tiny = args.tiny
+    else:
+        from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
+        tiny = str(ensure_tiny_model())
+    rows: list[tuple[str, Row]] = []
+    no_cuda = {'skipped': 'no CUDA device'}
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix='gpu_check_'))
+
+    def guarded(section: str, work_fn) -> None:
+        """Run one section; an error becomes a row, the other sections still run."""
+        try:
+            work_fn()
+        except Exception as exc:  # noqa: BLE001 - reported in the table
+            text = str(exc).strip().splitlines()
+            rows.append((f'{section} failed', {'skipped': f'{type(exc).__name__}: '
+                                                          f'{text[0] if text else ""}'[:300]}))
+
+    guarded('a)', lambda: section_a(rows, tiny, cuda, no_cuda))
+    guarded('c)', lambda: section_c(rows, tiny, cuda, no_cuda, frames_n, work, export_graph))
+    guarded('b)', lambda: section_b(rows, args.quick, cuda, frames_n, work, export_graph))
+    print_table(rows, gpu, frames_n, started)
+    if args.json:
+        args.json.write_text(json.dumps(
+            [{'row': name, **{k: v for k, v in row.items() if k != 'labels'}}
+             for name, row in rows], indent=1))
+    return 0
+
+
+def section_a(rows: list, tiny: str, cuda: bool, no_cuda: Row) -> None:
+    """a) fp16/bf16 vs fp32 label agreement of the tiny model on CUDA, three frame sizes."""
+    sizes = ((120, 200), (333, 517), FRAME)
+    for precision in ('fp32', 'fp16', 'bf16'):
+        if not cuda:
+            rows.append((f'a) tiny torch cuda {precision} vs fp32', dict(no_cuda)))
+            continue
+        engine = SegmentationEngine(EngineConfig(model=tiny, device='cuda',
+                                                 precision=precision))
+        labels = [engine.segment(f).labels for s in sizes for f in scenes(3, s)]
+        if precision == 'fp32':
+            reference = labels
+        rows.append((f'a) tiny torch cuda {precision} vs fp32',
+                     {'agreement': agreement(reference, labels)}))
+        engine.close()
+
+
+def section_c(rows: list, tiny: str, cuda: bool, no_cuda: Row, frames_n: int, work: Path,
+              export_graph: Any) -> None:
+    """c) backends on the tiny model at 1024x2048: torch cpu, torch cuda, onnxruntime."""
+    tiny_frames = scenes(frames_n)
+    cpu_engine = SegmentationEngine(EngineConfig(model=tiny, device='cpu'))
+    cpu_row = timed(cpu_engine, tiny_frames)
+    rows.append(('c) tiny torch cpu fp32 (reference)', cpu_row))
+    if cuda:
+        cuda_row = timed(SegmentationEngine(EngineConfig(model=tiny, device='cuda',
+                                                         precision='fp32')), tiny_frames)
+        cuda_row['agreement'] = agreement(cpu_row['labels'], cuda_row['labels'])
+        rows.append(('c) tiny torch cuda fp32', cuda_row))
+    else:
+        rows.append(('c) tiny torch cuda fp32', dict(no_cuda)))
+    tiny_graph = work / 'tiny.onnx'
+    export_graph(tiny, FRAME, tiny_graph, log=lambda _t: None)
+    for provider in ('CPUExecutionProvider', 'CUDAExecutionProvider',
+                     'TensorrtExecutionProvider'):
+        row = onnx_row(tiny, tiny_graph, provider, tiny_frames)
+        if 'labels' in row:
+            row['agreement'] = agreement(cpu_row['labels'], row['labels'])
+        rows.append((f'c) tiny onnxruntime {provider.replace("ExecutionProvider", "")}', row))
+
+
+def section_b(rows: list, quick: bool, cuda: bool, frames_n: int, work: Path,
+              export_graph: Any) -> None:
+    """b) Swin-L (random weights) at 1024x2048 per backend and precision."""
+    if quick or not cuda:
+        reason = 'quick run' if quick else 'no CUDA device'
+        for name in ('torch fp32 input 384x384', 'torch fp16 input 384x384',
+                     'torch fp32 native', 'torch fp16 native', 'torch bf16 native',
+                     'onnxruntime CUDA', 'onnxruntime TensorRT fp16'):
+            rows.append((f'b) Swin-L {name}', {'skipped': reason}))
+    else:
+        swin = str(swin_large_checkpoint(work / 'swin_l'))
+        swin_frames = scenes(frames_n)
+        reference = None
+        for input_size, precision in (('checkpoint', 'fp32'), ('checkpoint', 'fp16'),
+                                      ('native', 'fp32'), ('native', 'fp16'),
+                                      ('native', 'bf16')):
+            engine = SegmentationEngine(EngineConfig(model=swin, device='cuda',
+                                                     precision=precision,
+                                                     input_size=input_size))
+            row = timed(engine, swin_frames)
+            if input_size == 'checkpoint':
+                if precision == 'fp32':
+                    reference = row['labels']
+                row['agreement'] = agreement(reference, row['labels'])
+            engine.close()
+            del engine
+            torch.cuda.empty_cache()
+            label = 'input 384x384' if input_size == 'checkpoint' else 'native'
+            rows.append((f'b) Swin-L torch {precision} {label}', row))
+        import onnxruntime as ort
+        if {'CUDAExecutionProvider', 'TensorrtExecutionProvider'} & set(
+                ort.get_available_providers()):
+            swin_graph = work / 'swin_l.onnx'
+            export_graph(swin, FRAME, swin_graph, log=lambda _t: None)
+            for provider, name in (('CUDAExecutionProvider', 'onnxruntime CUDA'),
+                                   ('TensorrtExecutionProvider', 'onnxruntime TensorRT fp16')):
+                row = onnx_row(swin, swin_graph, provider, swin_frames)
+                if 'labels' in row:
+                    row['agreement'] = agreement(reference, row['labels'])
+                rows.append((f'b) Swin-L {name}', row))
+        else:
+            why = {'skipped': 'onnxruntime build has neither CUDA nor TensorRT provider '
+                              f'({", ".join(ort.get_available_providers())})'}
+            rows.append(('b) Swin-L onnxruntime CUDA', dict(why)))
+            rows.append(('b) Swin-L onnxruntime TensorRT fp16', dict(why)))
+
+
+def print_table(rows: list, gpu: str, frames_n: int, started: float) -> None:
+    """Print the rows as one markdown table."""
+    print(f'GPU: {gpu} | torch {torch.__version__} | frames {FRAME[0]}x{FRAME[1]} | '
+          f'{frames_n} timed frames per row | {time.perf_counter() - started:.0f} s')
+    print('| row | frames/s | preprocess ms | model ms | postprocess ms | peak GPU MB | '
+          'labels equal | note |')
+    print('|---|---|---|---|---|---|---|---|')
+    for name, row in rows:
+        cells = [format(row[key], fmt) if key in row else '' for key, fmt in (
+            ('fps', '.2f'), ('preprocess_ms', '.2f'), ('model_ms', '.2f'),
+            ('postprocess_ms', '.2f'), ('peak_gpu_mb', '.0f'), ('agreement', '.4%'))]
+        print(f"| {name} | {' | '.join(cells)} | {row.get('skipped', '')} |")
+
+
+if __name__ == '__main__':
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    sys.exit(main())

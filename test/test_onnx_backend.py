@@ -1,0 +1,224 @@
+# Copyright 2026 mask2former_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The onnxruntime backend: export, parity with the torch engine, export cache, bad graphs."""
+
+import json
+import os
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+
+from mask2former_ros.core.backends import create_engine
+from mask2former_ros.core.checkpoint import ModelLoadError
+from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.core.onnx_cache import cache_key, cached_graph, METADATA_PREFIX
+from mask2former_ros.core.onnx_export import export_graph
+from mask2former_ros_fixtures.synthetic import make_scene
+import numpy as np
+import onnx
+import pytest
+
+SIZES = ((120, 200), (333, 517), (1024, 2048))
+MIN_AGREEMENT = 0.995
+
+
+@pytest.fixture(scope='module')
+def graphs(tiny_model_dir, tmp_path_factory) -> dict[tuple[int, int], Path]:
+    """Export the trained tiny model once per frame size."""
+    folder = tmp_path_factory.mktemp('graphs')
+    out = {}
+    for height, width in SIZES:
+        out[(height, width)] = folder / f'tiny_{height}x{width}.onnx'
+        export_graph(str(tiny_model_dir), (height, width), out[(height, width)], log=print)
+    return out
+
+
+@pytest.fixture(scope='module')
+def torch_engine(tiny_model_dir) -> SegmentationEngine:
+    return SegmentationEngine(EngineConfig(model=str(tiny_model_dir)))
+
+
+def onnx_engine(model: Path, graph: Path, **kwargs):
+    return create_engine(EngineConfig(model=str(model), backend='onnxruntime',
+                                      onnx_model=str(graph), **kwargs))
+
+
+@pytest.mark.parametrize('size', SIZES, ids=lambda s: f'{s[0]}x{s[1]}')
+def test_labels_equal_the_torch_engine(graphs, torch_engine, tiny_model_dir, size):
+    engine = onnx_engine(tiny_model_dir, graphs[size])
+    assert engine.device_name == 'CPUExecutionProvider' and engine.backend == 'onnxruntime'
+    for seed in range(3):
+        rgb, truth = make_scene(np.random.default_rng(100 + seed), *size)
+        expected = torch_engine.segment(rgb).labels
+        result = engine.segment(rgb)
+        assert result.labels.shape == size and result.labels.dtype == np.uint8
+        agreement = float((result.labels == expected).mean())
+        print(f'{size[0]}x{size[1]} scene {seed}: {agreement:.4%} of pixels equal')
+        assert agreement >= MIN_AGREEMENT
+        assert set(result.timings_ms) >= {'preprocess', 'model', 'postprocess', 'batch_size'}
+
+
+def test_graph_carries_metadata(graphs, torch_engine, tiny_model_dir):
+    proto = onnx.load(str(graphs[(120, 200)]), load_external_data=False)
+    meta = {p.key[len(METADATA_PREFIX):]: p.value for p in proto.metadata_props}
+    assert meta['checkpoint'] == str(tiny_model_dir) and len(meta['checkpoint_sha256']) == 64
+    assert meta['frame_size'] == '120x200' and meta['model_input_size'] == '256x512'
+    assert json.loads(meta['class_names']) == torch_engine.class_names
+    assert json.loads(meta['palette']) == np.asarray(torch_engine.palette).tolist()
+    assert meta['opset'] == '18' and meta['precision'] == 'fp32'
+    assert {'torch', 'transformers', 'onnx', 'onnxscript'} <= set(json.loads(meta['versions']))
+    assert [o.opset_import for o in [proto]][0][0].version >= 18
+    graph_input = proto.graph.input[0].type.tensor_type
+    assert graph_input.elem_type == onnx.TensorProto.UINT8
+    assert [d.dim_value for d in graph_input.shape.dim] == [1, 120, 200, 3]
+
+
+def test_frame_of_another_size_fails_alone(graphs, tiny_model_dir):
+    engine = onnx_engine(tiny_model_dir, graphs[(120, 200)])
+    good, _ = make_scene(np.random.default_rng(1), 120, 200)
+    results = engine.segment_batch([good, np.zeros((240, 320, 3), np.uint8), good])
+    assert results[0].ok and results[2].ok and not results[1].ok
+    assert 'frame 240x320, but the ONNX graph takes 120x200' in results[1].error
+    assert 'mask2former_export --size 240x320' in results[1].error
+
+
+def test_truncated_graph_is_one_clear_error(graphs, tiny_model_dir, tmp_path):
+    data = graphs[(120, 200)].read_bytes()
+    bad = tmp_path / 'truncated.onnx'
+    bad.write_bytes(data[:len(data) // 3])
+    with pytest.raises(ModelLoadError, match='cannot load ONNX graph'):
+        onnx_engine(tiny_model_dir, bad)
+    missing = tmp_path / 'missing.onnx'
+    with pytest.raises(ModelLoadError, match='does not exist'):
+        onnx_engine(tiny_model_dir, missing)
+
+
+def test_foreign_graph_is_refused(tiny_model_dir, tmp_path):
+    from onnx import helper, TensorProto
+    node = helper.make_node('Identity', ['x'], ['y'])
+    graph = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.UINT8,
+                                                                          [1, 4, 4, 3])],
+                              [helper.make_tensor_value_info('y', TensorProto.UINT8,
+                                                             [1, 4, 4, 3])])
+    path = tmp_path / 'foreign.onnx'
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 18)]), str(path))
+    with pytest.raises(ModelLoadError, match='not a graph written by mask2former_export'):
+        onnx_engine(tiny_model_dir, path)
+
+
+def test_wrong_frame_size_is_refused(graphs, tiny_model_dir):
+    with pytest.raises(ModelLoadError, match='takes 120x200 frames, but frame_size is 480x640'):
+        onnx_engine(tiny_model_dir, graphs[(120, 200)], frame_size='480x640')
+    assert onnx_engine(tiny_model_dir, graphs[(120, 200)], frame_size='120x200').frame_size \
+        == (120, 200)
+
+
+def test_wrong_class_count_is_refused(graphs, tiny_model_dir, tmp_path):
+    other = tmp_path / 'five_classes'
+    shutil.copytree(tiny_model_dir, other)
+    config = json.loads((other / 'config.json').read_text())
+    config['id2label'] = {str(i): f'class{i}' for i in range(5)}
+    config['label2id'] = {f'class{i}': i for i in range(5)}
+    (other / 'config.json').write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match='with 19 classes .* has 5'):
+        onnx_engine(other, graphs[(120, 200)])
+
+
+def test_unavailable_provider_falls_back_with_one_warning(graphs, tiny_model_dir):
+    warnings, infos = [], []
+    engine = create_engine(EngineConfig(
+        model=str(tiny_model_dir), backend='onnxruntime', onnx_model=str(graphs[(120, 200)]),
+        onnx_providers=('cuda', 'cpu')), log=infos.append, warn=warnings.append)
+    assert engine.device_name == 'CPUExecutionProvider'
+    assert len(warnings) == 1 and 'CUDAExecutionProvider is not in this onnxruntime build' \
+        in warnings[0]
+    # The default order (TensorRT, CUDA, CPU) says so once, as information.
+    warnings.clear()
+    engine = create_engine(EngineConfig(
+        model=str(tiny_model_dir), backend='onnxruntime', onnx_model=str(graphs[(120, 200)])),
+        log=infos.append, warn=warnings.append)
+    assert engine.device_name == 'CPUExecutionProvider' and not warnings
+    assert any('TensorrtExecutionProvider, CUDAExecutionProvider are not in' in i for i in infos)
+    with pytest.raises(ModelLoadError, match='no ONNX Runtime provider could run'):
+        create_engine(EngineConfig(model=str(tiny_model_dir), backend='onnxruntime',
+                                   onnx_model=str(graphs[(120, 200)]),
+                                   onnx_providers=('tensorrt',)), warn=warnings.append)
+
+
+def test_export_cache_reuses_and_follows_the_checkpoint(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    logs: list[str] = []
+    first = cached_graph(str(tiny_model_dir), (120, 200), log=logs.append)
+    assert first.is_file() and any('exporting into' in line for line in logs)
+    stamp = first.stat().st_mtime_ns
+    logs.clear()
+    again = cached_graph(str(tiny_model_dir), (120, 200), log=logs.append)
+    assert again == first and first.stat().st_mtime_ns == stamp
+    assert not any('exporting' in line for line in logs)
+    assert any('using the cached ONNX export' in line for line in logs)
+    # Another frame size or a changed checkpoint is another graph.
+    assert cache_key(str(tiny_model_dir), (240, 320), 'checkpoint', 'fp32', 18) \
+        != first.stem
+    changed = tmp_path / 'changed'
+    shutil.copytree(tiny_model_dir, changed)
+    weights = changed / 'model.safetensors'
+    data = bytearray(weights.read_bytes())
+    data[-8:] = bytes(8)  # the last weights change
+    weights.write_bytes(bytes(data))
+    logs.clear()
+    third = cached_graph(str(changed), (120, 200), log=logs.append)
+    assert third != first and third.is_file() and any('exporting into' in line for line in logs)
+
+
+def test_engine_exports_into_the_cache_on_first_use(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    with pytest.raises(ModelLoadError, match='set frame_size'):
+        create_engine(EngineConfig(model=str(tiny_model_dir), backend='onnxruntime'))
+    engine = create_engine(EngineConfig(model=str(tiny_model_dir), backend='onnxruntime',
+                                        frame_size='120x200'))
+    assert engine.path.parent == tmp_path / 'cache' / 'mask2former_ros' / 'onnx'
+    rgb, _ = make_scene(np.random.default_rng(3), 120, 200)
+    assert engine.segment(rgb).labels.shape == (120, 200)
+
+
+def test_serving_imports_neither_torch_nor_transformers(graphs, tiny_model_dir):
+    code = (
+        'import sys, numpy as np\n'
+        'from mask2former_ros.core.backends import create_engine\n'
+        'from mask2former_ros.core.engine_config import EngineConfig\n'
+        f'e = create_engine(EngineConfig(model={str(tiny_model_dir)!r}, backend="onnxruntime", '
+        f'onnx_model={str(graphs[(120, 200)])!r}))\n'
+        'e.warmup()\n'
+        'print(e.segment(np.zeros((120, 200, 3), np.uint8)).labels.shape)\n'
+        'print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")))\n')
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ['(120, 200)', '[]'], done.stdout
+
+
+def test_export_cli_errors(tmp_path):
+    done = subprocess.run([sys.executable, '-m', 'mask2former_ros.core.onnx_export', '--model',
+                           str(tmp_path / 'nope'), '--size', '120x200', '--output',
+                           str(tmp_path / 'x.onnx')], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and 'does not exist' in done.stderr
+    assert not (tmp_path / 'x.onnx').exists()
+    done = subprocess.run([sys.executable, '-m', 'mask2former_ros.core.onnx_export', '--model',
+                           str(tmp_path), '--size', '120by200', '--output',
+                           str(tmp_path / 'x.onnx')], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and 'HEIGHTxWIDTH' in done.stderr
