@@ -43,7 +43,7 @@ from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test'))
-from bridge_reference import BRIDGE, known_name, MISSING, relabelled  # noqa: E402
+from bridge_reference import BRIDGE, known_name, MISSING, relabelled  # noqa: E402, I100
 
 
 def median_ms(ours: Callable[[], Any], theirs: Callable[[], Any],

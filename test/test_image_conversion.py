@@ -543,4 +543,3 @@ def test_module_imports_and_converts_without_ros():
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == '[[[3, 2, 1], [6, 5, 4]]]'
-

@@ -187,3 +187,12 @@ def test_jpeg_exif_orientation_is_ignored_like_cv_bridge():
     ours = compressed_to_rgb(msg)
     assert ours.shape == rgb.shape
     np.testing.assert_array_equal(ours, BRIDGE.compressed_imgmsg_to_cv2(msg, 'rgb8'))
+
+
+@pytest.mark.parametrize('encoding', ['bayer_rggb8', 'bayer_grbg16'])
+def test_bayer_images_under_3_pixels_are_black_in_cv_bridge_and_coloured_here(encoding: str):
+    rgb = np.empty((2, 6, 3), np.uint8)
+    rgb[:] = (200, 100, 50)
+    msg = make_image_msg(rgb, encoding)
+    assert not reference_rgb(msg).any()  # OpenCV's demosaicing leaves them black
+    assert np.abs(image_to_rgb(msg).astype(np.int16) - rgb).max() <= 1
