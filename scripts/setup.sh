@@ -26,6 +26,15 @@ if ls "$ros_wheels"/ros_launch_testing-*.whl >/dev/null 2>&1; then
 elif ! .venv/bin/python -c 'import launch_testing, launch_ros' 2>/dev/null; then
   echo "setup: no ROS launch wheels in $ros_wheels (set ROS_WHEELS_DIR); the launch tests will be skipped" >&2
 fi
+# vision_msgs (the node's LabelInfo legend) and cv_bridge (what the image conversion tests compare
+# against): ROS message/C++ packages a ROS user gets from apt, not on PyPI; wheels built from their
+# sources come from ROS_WHEELS_DIR (vision_msgs needs geometry_msgs). cv_bridge links Debian's
+# OpenCV 4.6 (installed below when root). Without them the LabelInfo and cv_bridge tests are skipped.
+if ls "$ros_wheels"/ros_vision_msgs-*.whl "$ros_wheels"/ros_cv_bridge-*.whl >/dev/null 2>&1; then
+  "${pip[@]}" --find-links "$ros_wheels" ros-geometry-msgs ros-vision-msgs ros-cv-bridge
+elif ! .venv/bin/python -c 'import vision_msgs, cv_bridge' 2>/dev/null; then
+  echo "setup: no vision_msgs/cv_bridge wheels in $ros_wheels (set ROS_WHEELS_DIR); the LabelInfo and cv_bridge tests will be skipped" >&2
+fi
 "${pip[@]}" --no-deps -e .
 # The test/demo fixtures (mask2former_ros_fixtures: tiny model training, synthetic scenes, sample
 # bags, the demo) are not part of the installed package; this venv finds them in the checkout.
@@ -34,6 +43,17 @@ fi
 if ! command -v xmllint >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq libxml2-utils) >/dev/null 2>&1 \
     || echo "setup: could not install libxml2-utils; the xmllint test will be skipped" >&2
+fi
+# Debian's OpenCV 4.6 runtime libraries that the cv_bridge wheel links against (not bundled in it).
+opencv_debs=(libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406)
+if .venv/bin/python -c 'import cv_bridge' 2>/dev/null \
+    && ! .venv/bin/python -c 'import cv_bridge.boost.cv_bridge_boost' 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${opencv_debs[@]}") \
+      >/dev/null 2>&1 || echo "setup: could not install ${opencv_debs[*]}; the cv_bridge tests will be skipped" >&2
+  else
+    echo "setup: no ${opencv_debs[*]} (installing them needs root and apt-get); the cv_bridge tests will be skipped" >&2
+  fi
 fi
 # Headless Chromium (Debian's chromium) for the HTML report's browser test, when we may install it.
 if ! command -v chromium >/dev/null 2>&1; then

@@ -64,6 +64,13 @@ def missing_launch_stack() -> str | None:
     return None
 
 
+def ros2() -> str:
+    """Return the ``ros2`` command of this environment."""
+    command = _ros2()
+    assert command, SETUP_HINT
+    return command
+
+
 def _ros2() -> str | None:
     local = BIN / 'ros2'
     return str(local) if local.exists() else shutil.which('ros2')

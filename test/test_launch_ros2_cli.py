@@ -24,9 +24,11 @@ launch-file path no launch_testing test covers (the bag replay). Small random-we
 and small frames keep them quick.
 """
 
+import json
 import os
 from pathlib import Path
 import re
+import subprocess
 import sys
 
 import launch_harness
@@ -135,6 +137,26 @@ def test_segmentation_launch_ctrl_c(install, model, launches, tmp_path):
                    'device:=cpu', 'image:=/ctrl_c/image_raw')
     assert launch.wait_for_output('active:', MODEL_TIMEOUT), launch.output
     interrupt_and_check(launch, nodes_end_cleanly=True)
+
+
+def test_ros2_topic_echo_shows_the_vision_label_info(install, model, launches, tmp_path):
+    pytest.importorskip('vision_msgs.msg', reason='vision_msgs not installed (scripts/setup.sh '
+                        'installs it from ROS_WHEELS_DIR)')
+    launch = start(launches, tmp_path, 'segmentation.launch.py', f'model:={model}',
+                   'device:=cpu', 'namespace:=echo')
+    assert launch.wait_for_output('active:', MODEL_TIMEOUT), launch.output
+    echo = subprocess.run(
+        [launch_harness.ros2(), 'topic', 'echo', '--no-daemon', '--once', '--full-length',
+         '--qos-durability', 'transient_local', '--qos-reliability', 'reliable',
+         '/echo/segmentation/vision_label_info', 'vision_msgs/msg/LabelInfo'],
+        capture_output=True, text=True, timeout=120)
+    assert echo.returncode == 0, f'{echo.stdout}\n{echo.stderr}'
+    info = yaml.safe_load(echo.stdout.split('\n---')[0])
+    config = json.loads((model / 'config.json').read_text())
+    assert [(c['class_id'], c['class_name']) for c in info['class_map']] == sorted(
+        (int(i), name) for i, name in config['id2label'].items()), echo.stdout
+    assert info['threshold'] == 0.0 and info['header']['stamp']['sec'] > 0, echo.stdout
+    interrupt_and_check(launch)
 
 
 def test_bag_replay_ends_when_the_player_ends(install, model, bag, launches, tmp_path):

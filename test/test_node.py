@@ -34,6 +34,12 @@ from ros_harness import (
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
+try:
+    from vision_msgs.msg import LabelInfo
+    VISION_MSGS_MISSING = ''
+except ImportError as exc:  # not on PyPI: from ROS_WHEELS_DIR or a ROS installation
+    LabelInfo, VISION_MSGS_MISSING = None, str(exc)
+
 ENCODINGS = ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', '8UC3', 'yuv422', 'uyvy',
              'yuv422_yuy2', 'bayer_rggb8', 'bayer_bggr8', 'bayer_gbrg8', 'bayer_grbg8']
 # Encodings that keep colour: labels must match the ground truth. Mono frames lose the colour
@@ -194,6 +200,26 @@ def test_label_info_is_latched_json(peer, raw_session):
     assert [tuple(c['color']) for c in info['classes']] == [tuple(c) for c in CITYSCAPES_COLORS]
     assert [c['id'] for c in info['classes']] == list(range(19))
     assert info['encoding'] == 'mono8'
+
+
+def test_vision_label_info_is_latched_with_the_checkpoint_classes(peer, raw_session,
+                                                                  tiny_model_dir):
+    if LabelInfo is None:
+        pytest.skip(f'vision_msgs not installed ({VISION_MSGS_MISSING}); scripts/setup.sh '
+                    'installs it from ROS_WHEELS_DIR')
+    # Subscribed only now, long after the node published it once: transient local delivers it.
+    assert raw_session.node.wait_for_output('active:', 10)
+    received = peer.collect(LabelInfo, 'segmentation/vision_label_info', latched=True)
+    assert wait_until(lambda: received, 10), 'no LabelInfo on segmentation/vision_label_info'
+    time.sleep(0.5)
+    assert len(received) == 1, 'LabelInfo is published once, at configure'
+    info = received[0][1]
+    config = json.loads((tiny_model_dir / 'config.json').read_text())
+    expected = sorted((int(i), name) for i, name in config['id2label'].items())
+    assert [(c.class_id, c.class_name) for c in info.class_map] == expected
+    assert [name for _, name in expected] == list(CITYSCAPES_CLASSES)
+    assert info.threshold == 0.0  # argmax: every pixel gets its best class, none is dropped
+    assert info.header.stamp.sec > 0
 
 
 def _set_parameter(peer: RosPeer, node: str, name: str, value) -> tuple[bool, str]:

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # rosdep/base.yaml with their Debian/Ubuntu resolution ('pip' = installed by pip).
 KILTED_PACKAGES = {
     'ament_copyright', 'ament_flake8', 'ament_index_python', 'ament_pep257', 'ament_xmllint',
-    'diagnostic_msgs', 'launch', 'launch_ros', 'launch_testing', 'launch_testing_ros',
+    'cv_bridge', 'diagnostic_msgs', 'launch', 'launch_ros', 'launch_testing', 'launch_testing_ros',
     'lifecycle_msgs', 'rcl_interfaces', 'rclpy', 'ros2bag', 'ros2launch', 'rosbag2',
     'rosbag2_storage_mcap', 'rosgraph_msgs', 'rviz2', 'sensor_msgs', 'std_msgs', 'vision_msgs',
 }

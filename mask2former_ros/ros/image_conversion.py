@@ -137,10 +137,18 @@ def image_to_rgb(msg: Any) -> np.ndarray:
             f'truncated data: expected step * height = {step} * {height} = {needed} bytes, '
             f'got {flat.size}')
     rows = flat[:needed].reshape(height, step)[:, :row_bytes]
-    if layout.wide:
-        # Keep the most significant byte of each 16-bit sample (value >> 8) as a view.
-        rows = rows[:, (0 if msg.is_bigendian else 1)::2]
+    high = 0 if msg.is_bigendian else 1  # byte offset of the most significant byte
     try:
+        if layout.wide and layout.kind in ('bgr', 'bgra'):
+            # One pass that picks the high bytes of R, G, B: the strided view below would be
+            # gathered into a copy before cvtColor (twice as slow, bench/bench_conversion.py).
+            out = np.empty((height, width, 3), np.uint8)
+            cv2.mixChannels([rows.reshape(height, width, layout.bytes_per_pixel)], [out],
+                            [4 + high, 0, 2 + high, 1, high, 2])
+            return out
+        if layout.wide:
+            # Keep the most significant byte of each 16-bit sample (value >> 8) as a view.
+            rows = rows[:, high::2]
         return _rows_to_rgb(rows, layout, height, width)
     except cv2.error as exc:
         raise ImageConversionError(
