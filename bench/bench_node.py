@@ -100,15 +100,34 @@ def default_model(model: str | None) -> str:
     return str(ensure_tiny_model())
 
 
-def start_node(kind: str, model: str, namespace: str,
-               extra: list[str]) -> tuple[subprocess.Popen, Any]:
+def backend_args(backend: str, onnx_model: str) -> dict[str, list[str]]:
+    """Node parameters and script options that select a backend (empty for torch)."""
+    if backend == 'torch':
+        return {'node': [], 'script': []}
+    return {'node': ['-p', f'backend:={backend}', '-p', f'onnx_model:={onnx_model}'],
+            'script': ['--backend', backend, '--onnx-model', onnx_model]}
+
+
+def export_for(backend: str, model: str, size: str, onnx_model: str | None) -> str:
+    """Return the graph to serve with --backend onnxruntime (exported once if not given)."""
+    if backend != 'onnxruntime' or onnx_model:
+        return onnx_model or ''
+    from mask2former_ros.core.onnx_export import export_graph
+    path = Path(tempfile.mkdtemp(prefix='bench_graph_')) / f'{size}.onnx'
+    print(f'exporting {model} for {size} frames to {path} ...', flush=True)
+    export_graph(model, size, path, log=lambda _text: None)
+    return str(path)
+
+
+def start_node(kind: str, model: str, namespace: str, extra: list[str],
+               script_args: list[str] | None = None) -> tuple[subprocess.Popen, Any]:
     """Start our node or the naive one in ``namespace``; return it and its output file."""
     if kind == 'segmentation_node':
         cmd = [str(Path(sys.executable).with_name('segmentation_node')), '--ros-args',
                '-r', f'__ns:=/{namespace}', '-p', f'model:={model}', *extra]
     else:
-        cmd = [sys.executable, str(HERE / 'naive_node.py'), '--model', model, '--ros-args',
-               '-r', f'__ns:=/{namespace}']
+        cmd = [sys.executable, str(HERE / 'naive_node.py'), '--model', model,
+               *(script_args or []), '--ros-args', '-r', f'__ns:=/{namespace}']
     # Output to a file, not a pipe: nobody reads during the run, and a full pipe (long soak,
     # chatty node) would block the node.
     log = tempfile.TemporaryFile('w+')
@@ -123,10 +142,10 @@ def latency_summary(lat: np.ndarray) -> dict:
 
 
 def run_one(node, kind: str, model: str, frames: list, seconds: float, rate: float,
-            extra: list[str], window: float = 5.0) -> dict:
+            extra: list[str], window: float = 5.0, script_args: list[str] | None = None) -> dict:
     """Drive one node for ``seconds`` at ``rate`` Hz; measurements per ``window`` seconds."""
     namespace = f'bench_{kind}_{random.randint(0, 1 << 30)}'
-    proc, log = start_node(kind, model, namespace, extra)
+    proc, log = start_node(kind, model, namespace, extra, script_args)
     ps = psutil.Process(proc.pid)
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     pub = node.create_publisher(Image, f'/{namespace}/image', qos)
@@ -273,21 +292,28 @@ def main(argv: list[str] | None = None) -> int:
                              'reversed every other round (drift of the machine speed between '
                              'runs falls on all); latencies pooled, rates averaged')
     parser.add_argument('--json', help='also write results to this file')
+    parser.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime'),
+                        help='backend of the node, the naive node and the engine alone')
+    parser.add_argument('--onnx-model', help='graph for --backend onnxruntime (default: '
+                        'export the model for --size first)')
     args = parser.parse_args(argv)
     prepare_environment(profile=False, force_profile=not args.no_profile)
     model = default_model(args.model)
     height, width = (int(v) for v in args.size.split('x'))
+    selected = backend_args(args.backend, export_for(args.backend, model, args.size,
+                                                     args.onnx_model))
 
     def engine_alone(i: int) -> dict:
         print(f'engine alone for {args.seconds:.0f} s (round {i + 1} of {args.rounds}) ...',
               flush=True)
         return json.loads(subprocess.run(
             [sys.executable, str(HERE / 'engine_alone.py'), '--model', model, '--size',
-             args.size, '--seconds', str(args.seconds)], check=True, capture_output=True,
+             args.size, '--seconds', str(args.seconds), *selected['script']], check=True,
+            capture_output=True,
             text=True).stdout.strip().splitlines()[-1])
     rng = np.random.default_rng(0)
     frames = [make_image_msg(make_scene(rng, height, width)[0], 'rgb8') for _ in range(4)]
-    extra = args.node_args.split() if args.node_args else []
+    extra = (args.node_args.split() if args.node_args else []) + selected['node']
     engines = []
     kinds = ('segmentation_node', 'naive')
     done: dict[tuple, list] = {(r, k): [] for r in args.rates for k in kinds}
@@ -301,13 +327,14 @@ def main(argv: list[str] | None = None) -> int:
                     print(f'running {kind} at {rate:g} Hz for {args.seconds:.0f} s '
                           f'(round {i + 1} of {args.rounds}) ...', flush=True)
                     done[(rate, kind)].append(run_one(node, kind, model, frames, args.seconds,
-                                                      rate, extra))
+                                                      rate, extra,
+                                                      script_args=selected['script']))
             if i % 2 == 1:
                 engines.append(engine_alone(i))
     runs = {key: pool(rounds) for key, rounds in done.items()}
     profile = 'off' if args.no_profile else 'on'
     print(f'\n{args.size} rgb8, {args.seconds:g} s per run, {args.rounds} round(s), model '
-          f'{model}, profile {profile}')
+          f'{model}, backend {args.backend}, profile {profile}')
     alone = {'fps': round(float(np.mean([e['fps'] for e in engines])), 2),
              'ms_per_frame_p50': round(float(np.mean([e['ms_per_frame_p50'] for e in engines])),
                                        1),

@@ -27,18 +27,19 @@ import json
 import statistics
 import time
 
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.core.backends import create_engine
+from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 
 
 def measure(model: str, height: int, width: int, seconds: float, batch: int = 1,
-            frames: int = 4) -> dict:
+            frames: int = 4, backend: str = 'torch', onnx_model: str = '') -> dict:
     """Segment batches of ``batch`` of ``frames`` scenes for ``seconds``; rate and medians."""
     rng = np.random.default_rng(0)
     images = [make_scene(rng, height, width)[0] for _ in range(frames)]
     batches = [[images[(i + k) % frames] for k in range(batch)] for i in range(frames)]
-    engine = SegmentationEngine(EngineConfig(model=model))
+    engine = create_engine(EngineConfig(model=model, backend=backend, onnx_model=onnx_model))
     for images_of_batch in batches:
         engine.segment_batch(images_of_batch)  # warm-up
     stages: dict[str, list[float]] = {'preprocess': [], 'model': [], 'postprocess': []}
@@ -67,9 +68,12 @@ def main() -> None:
     parser.add_argument('--size', default='1024x2048')
     parser.add_argument('--seconds', type=float, default=20.0)
     parser.add_argument('--batch', type=int, default=1, help='frames per segment_batch call')
+    parser.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime'))
+    parser.add_argument('--onnx-model', default='', help='graph for --backend onnxruntime')
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.split('x'))
-    print(json.dumps(measure(args.model, height, width, args.seconds, args.batch)))
+    print(json.dumps(measure(args.model, height, width, args.seconds, args.batch,
+                             backend=args.backend, onnx_model=args.onnx_model)))
 
 
 if __name__ == '__main__':

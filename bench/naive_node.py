@@ -22,7 +22,8 @@ This is how many first ROS wrappers of a model look. It exists only to be measur
 import argparse
 import sys
 
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.core.backends import create_engine
+from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros.ros.image_conversion import image_to_rgb, labels_to_image
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -33,12 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the naive node until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--model', required=True)
+    parser.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime'))
+    parser.add_argument('--onnx-model', default='', help='graph for --backend onnxruntime')
     parser.add_argument('--cameras', default='',
                         help="comma-separated camera namespaces (default: one, '')")
     args, ros_args = parser.parse_known_args(argv)
     rclpy.init(args=ros_args)
     node = rclpy.create_node('naive_segmentation_node')
-    engine = SegmentationEngine(EngineConfig(model=args.model))
+    engine = create_engine(EngineConfig(model=args.model, backend=args.backend,
+                                        onnx_model=args.onnx_model))
     for camera in args.cameras.split(','):
         prefix = f'{camera}/' if camera else ''
         pub = node.create_publisher(Image, f'{prefix}segmentation/labels', 10)

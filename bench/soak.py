@@ -27,20 +27,21 @@ import json
 from pathlib import Path
 import sys
 
-from bench_node import default_model, driver_node, prepare_environment, run_one
+from bench_node import (
+    backend_args, default_model, driver_node, export_for, prepare_environment, run_one)
 from mask2former_ros.ros.image_conversion import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 
 
 def soak(model: str, seconds: float, rate: float, size: tuple[int, int],
-         window: float = 60.0) -> dict:
+         window: float = 60.0, node_args: list[str] | None = None) -> dict:
     """Run the soak and return per-window rows plus the verdict."""
     rng = np.random.default_rng(0)
     frames = [make_image_msg(make_scene(rng, *size)[0], 'rgb8') for _ in range(4)]
     with driver_node('soak_driver') as node:
-        result = run_one(node, 'segmentation_node', model, frames, seconds, rate, [],
-                         window=window)
+        result = run_one(node, 'segmentation_node', model, frames, seconds, rate,
+                         node_args or [], window=window)
     rows = [w for w in result['latency_over_time'] if w['rss_mb'] is not None]
     after_warmup = rows[1:] if len(rows) > 2 else rows
     rss_growth = after_warmup[-1]['rss_mb'] - after_warmup[0]['rss_mb']
@@ -64,12 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--size', default='1024x2048')
     parser.add_argument('--json', help='also write the result to this file')
+    parser.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime'))
+    parser.add_argument('--onnx-model', help='graph for --backend onnxruntime (default: '
+                        'export the model for --size first)')
     args = parser.parse_args(argv)
     prepare_environment()
     model = default_model(args.model)
     size = tuple(int(v) for v in args.size.split('x'))
-    result = soak(model, args.minutes * 60, args.rate, size, args.window)
-    print(f'soak: {args.size} rgb8 at {args.rate:g} Hz for {args.minutes:g} min, model {model}')
+    graph = export_for(args.backend, model, args.size, args.onnx_model)
+    result = soak(model, args.minutes * 60, args.rate, size, args.window,
+                  backend_args(args.backend, graph)['node'])
+    print(f'soak: {args.size} rgb8 at {args.rate:g} Hz for {args.minutes:g} min, model {model}, '
+          f'backend {args.backend}')
     print(f"{'t (s)':>6}{'outputs/s':>11}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'RSS MB':>9}")
     for w in result['latency_over_time']:
         print(f"{w['t']:>6}{w['hz']:>11}{w['p50']!s:>9}{w['p95']!s:>9}{w['max']!s:>9}"

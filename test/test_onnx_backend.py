@@ -222,3 +222,33 @@ def test_export_cli_errors(tmp_path):
                            str(tmp_path / 'x.onnx')], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2 and 'HEIGHTxWIDTH' in done.stderr
+
+
+# --- segment_bag with --backend onnxruntime -------------------------------------------------
+
+def test_segment_bag_miou_equals_the_torch_backend_and_imports_no_torch(tiny_model_dir,
+                                                                        tmp_path):
+    from mask2former_ros_fixtures.sample_bag import write_sample_bag
+    bag = write_sample_bag(tmp_path / 'bag', frames=4, height=240, width=320, seed=11)['path']
+    script = shutil.which('segment_bag') or str(Path(sys.executable).with_name('segment_bag'))
+    common = [str(bag), '--topic', '/camera/image_raw', '--gt-topic', '/camera/labels_gt',
+              '--model', str(tiny_model_dir), '--no-output', '--no-progress']
+    env = {**os.environ, 'XDG_CACHE_HOME': str(tmp_path / 'cache')}
+    summaries = {}
+    for backend in ('torch', 'onnxruntime'):
+        done = subprocess.run([sys.executable, '-X', 'importtime', script, *common,
+                               '--backend', backend, '--summary', str(tmp_path / backend)],
+                              capture_output=True, text=True, timeout=600, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        summaries[backend] = json.loads((tmp_path / backend).read_text())
+        imported = {line.rsplit('|', 1)[-1].strip() for line in done.stderr.splitlines()
+                    if line.startswith('import time:')}
+        heavy = {m for m in imported if m.split('.')[0] in ('torch', 'transformers')}
+        assert bool(heavy) == (backend == 'torch'), (backend, sorted(heavy)[:5])
+    torch_run, onnx_run = (summaries[b] for b in ('torch', 'onnxruntime'))
+    print('mIoU torch', torch_run['metrics']['miou'], 'onnxruntime', onnx_run['metrics']['miou'])
+    assert abs(torch_run['metrics']['miou'] - onnx_run['metrics']['miou']) <= 0.002
+    assert onnx_run['frames']['processed'] == 4 and onnx_run['backend'] == 'onnxruntime'
+    assert onnx_run['device'] == 'CPUExecutionProvider' and onnx_run['torch_threads'] is None
+    # The export for the bag's frame size went into the user cache, in a child process.
+    assert list((tmp_path / 'cache' / 'mask2former_ros' / 'onnx').glob('*.onnx'))
