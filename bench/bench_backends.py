@@ -15,17 +15,17 @@
 """
 Backends in one run: torch eager vs ONNX Runtime (CPU), frames/s, ms per stage, labels, RSS.
 
-For each frame size the trained tiny model is exported once (``mask2former_export``; not
-timed), then the torch engine and the onnxruntime engine segment the same synthetic scenes on
-this thread, ``--rounds`` times, the order reversed every other round (this machine's speed
-drifts by up to 20 % between runs). Printed per size: frames/s (mean of the rounds), median ms
-per stage, the ratio onnxruntime/torch, and the share of pixels with equal labels. ``--rss``
-adds the resident memory of a process that serves with each backend alone (and whether it
-imported torch).
+For each frame size the model is exported once (``mask2former_export``; not timed). Each round
+then runs each backend in a fresh process of its own (the two libraries' spinning thread pools
+slow each other down inside one process: torch fell from 14.6 to 0.5 frames/s after ONNX
+Runtime had run beside it), alternating which goes first, as this machine's speed drifts by up
+to 20 % between runs. A process loads its engine, warms up on one frame, segments the same
+synthetic scenes and reports frames/s, median ms per stage, its RSS and peak RSS (VmHWM) and
+whether it imported torch; its labels are compared across backends. Printed per size: the mean
+frames/s of the rounds, the ratio onnxruntime/torch and the share of equal label pixels.
 
     python bench/bench_backends.py                                  # 512x1024 and 1024x2048
     python bench/bench_backends.py --sizes 120x200,333x517,1024x2048 --frames 3 --rounds 1
-    python bench/bench_backends.py --rss
 """
 
 import argparse
@@ -35,56 +35,49 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 from bench_node import default_model
-from mask2former_ros.core.backends import create_engine
-from mask2former_ros.core.engine_config import EngineConfig, parse_frame_size
+from mask2former_ros.core.engine_config import parse_frame_size
 from mask2former_ros.core.onnx_export import export_graph
-from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 
 STAGES = ('preprocess', 'model', 'postprocess')
 SERVE = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 from mask2former_ros.core.backends import create_engine
 from mask2former_ros.core.engine_config import EngineConfig
-config = EngineConfig(**json.loads(sys.argv[1]))
-engine = create_engine(config)
-frame = np.random.default_rng(0).integers(0, 255, (*json.loads(sys.argv[2]), 3), np.uint8)
-for _ in range(5):
-    engine.segment(frame)
-rss = int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20
-print(json.dumps({'rss_mb': rss,
-                  'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+from mask2former_ros_fixtures.synthetic import make_scene
+config, size, count, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+frames = [make_scene(np.random.default_rng(300 + i), *size)[0] for i in range(count)]
+engine = create_engine(EngineConfig(**config))
+engine.segment(frames[0])
+stages, labels = {}, []
+started = time.perf_counter()
+for frame in frames:
+    result = engine.segment(frame)
+    labels.append(result.labels)
+    for stage in ('preprocess', 'model', 'postprocess'):
+        stages.setdefault(stage, []).append(result.timings_ms[stage])
+seconds = time.perf_counter() - started
+np.save(out, np.stack(labels))
+status = dict(line.split(':', 1) for line in open('/proc/self/status') if ':' in line)
+print(json.dumps({'fps': count / seconds, 'stages': stages,
+                  'rss_mb': int(status['VmRSS'].split()[0]) / 1024,
+                  'peak_rss_mb': int(status['VmHWM'].split()[0]) / 1024,
                   'torch_imported': 'torch' in sys.modules,
                   'transformers_imported': 'transformers' in sys.modules}))
 """
 
 
-def run(engine, frames: list[np.ndarray]) -> tuple[float, dict[str, list[float]], list]:
-    """Return (seconds, ms per stage per frame, labels) of segmenting ``frames``."""
-    stages: dict[str, list[float]] = {s: [] for s in STAGES}
-    labels = []
-    started = time.perf_counter()
-    for frame in frames:
-        result = engine.segment(frame)
-        labels.append(result.labels)
-        for stage in STAGES:
-            stages[stage].append(result.timings_ms[stage])
-    return time.perf_counter() - started, stages, labels
-
-
-def serving_rss(model: str, graph: Path, size: tuple[int, int]) -> dict[str, dict]:
-    """RSS of a fresh process serving 5 frames with each backend alone."""
-    out = {}
-    for backend, extra in (('torch', {}), ('onnxruntime', {'onnx_model': str(graph)})):
-        config = json.dumps({'model': model, 'backend': backend, **extra})
-        done = subprocess.run([sys.executable, '-c', SERVE, config, json.dumps(list(size))],
-                              capture_output=True, text=True, check=True)
-        out[backend] = json.loads(done.stdout.strip().splitlines()[-1])
-    return out
+def serve(config: dict, size: tuple[int, int], frames: int, labels: Path) -> dict:
+    """Run one backend in a fresh process; return its measurements."""
+    done = subprocess.run([sys.executable, '-c', SERVE, json.dumps(config),
+                           json.dumps(list(size)), str(frames), str(labels)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,63 +85,49 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--model', help='checkpoint (default: the trained tiny model)')
     parser.add_argument('--sizes', default='512x1024,1024x2048', help='frame sizes HxW')
-    parser.add_argument('--frames', type=int, default=5, help='scenes per size and round')
+    parser.add_argument('--frames', type=int, default=6, help='scenes per size and round')
     parser.add_argument('--rounds', type=int, default=3, help='rounds, order alternating')
-    parser.add_argument('--rss', action='store_true', help='also the RSS of each backend')
+    parser.add_argument('--json', help='also write the results to this file')
     args = parser.parse_args(argv)
     model = default_model(args.model)
     work = Path(tempfile.mkdtemp(prefix='bench_backends_'))
-    torch_engine = create_engine(EngineConfig(model=model))
-    rows = []
+    results = []
     for text in args.sizes.split(','):
         size = parse_frame_size(text)
         graph = work / f'{text}.onnx'
-        started = time.perf_counter()
         export_graph(model, size, graph, log=lambda _t: None)
-        export_s = time.perf_counter() - started
-        onnx = create_engine(EngineConfig(model=model, backend='onnxruntime',
-                                          onnx_model=str(graph)))
-        frames = [make_scene(np.random.default_rng(300 + i), *size)[0]
-                  for i in range(args.frames)]
-        engines = {'torch': torch_engine, 'onnxruntime': onnx}
-        for engine in engines.values():  # warm-up
-            engine.segment(frames[0])
-        seconds = {k: [] for k in engines}
-        stages = {k: {s: [] for s in STAGES} for k in engines}
-        labels = {}
+        configs = {'torch': {'model': model},
+                   'onnxruntime': {'model': model, 'backend': 'onnxruntime',
+                                   'onnx_model': str(graph)}}
+        runs: dict[str, list[dict]] = {name: [] for name in configs}
         for round_index in range(args.rounds):
-            order = list(engines) if round_index % 2 == 0 else list(engines)[::-1]
+            order = list(configs) if round_index % 2 == 0 else list(configs)[::-1]
             for name in order:
-                took, per_stage, labels[name] = run(engines[name], frames)
-                seconds[name].append(took)
-                for stage in STAGES:
-                    stages[name][stage] += per_stage[stage]
-        fps = {k: len(frames) / statistics.mean(v) for k, v in seconds.items()}
-        pairs = zip(labels['torch'], labels['onnxruntime'], strict=True)
-        same = sum(int((a == b).sum()) for a, b in pairs)
-        agreement = same / sum(a.size for a in labels['torch'])
-        rows.append({'size': text, 'export_s': export_s, 'fps': fps,
-                     'ratio': fps['onnxruntime'] / fps['torch'], 'agreement': agreement,
-                     'stages_ms': {k: {s: statistics.median(v) for s, v in st.items()}
-                                   for k, st in stages.items()},
-                     'rounds_fps': {k: [len(frames) / s for s in v]
-                                    for k, v in seconds.items()}})
+                runs[name].append(serve(configs[name], size, args.frames,
+                                        work / f'{name}.npy'))
+        labels = {name: np.load(work / f'{name}.npy') for name in configs}
+        agreement = float((labels['torch'] == labels['onnxruntime']).mean())
+        fps = {name: statistics.mean(r['fps'] for r in rs) for name, rs in runs.items()}
+        row = {'size': text, 'fps': fps, 'ratio': fps['onnxruntime'] / fps['torch'],
+               'agreement': agreement,
+               'rounds_fps': {n: [round(r['fps'], 2) for r in rs] for n, rs in runs.items()},
+               'stages_ms': {n: {s: statistics.median(sum((r['stages'][s] for r in rs), []))
+                                 for s in STAGES} for n, rs in runs.items()},
+               'rss_mb': {n: max(r['rss_mb'] for r in rs) for n, rs in runs.items()},
+               'peak_rss_mb': {n: max(r['peak_rss_mb'] for r in rs) for n, rs in runs.items()},
+               'torch_imported': {n: rs[0]['torch_imported'] for n, rs in runs.items()}}
+        results.append(row)
         print(f'{text}: torch {fps["torch"]:.2f} frames/s, onnxruntime '
-              f'{fps["onnxruntime"]:.2f} frames/s (x{rows[-1]["ratio"]:.2f}), labels '
-              f'{agreement:.4%} equal, export {export_s:.0f} s', flush=True)
-        for name in engines:
-            st = rows[-1]['stages_ms'][name]
+              f'{fps["onnxruntime"]:.2f} frames/s (x{row["ratio"]:.2f}), labels '
+              f'{agreement:.4%} equal ({args.frames} scenes)', flush=True)
+        for name in configs:
+            st = row['stages_ms'][name]
             print(f'    {name:12s} ' + '  '.join(f'{s} {st[s]:7.2f} ms' for s in STAGES)
-                  + f"  rounds {', '.join(f'{v:.2f}' for v in rows[-1]['rounds_fps'][name])}")
-    if args.rss:
-        size = parse_frame_size(args.sizes.split(',')[-1])
-        rss = serving_rss(model, work / f'{args.sizes.split(",")[-1]}.onnx', size)
-        for name, info in rss.items():
-            print(f"RSS serving with {name}: {info['rss_mb']:.0f} MB (peak "
-                  f"{info['peak_rss_mb']:.0f} MB), torch imported: {info['torch_imported']}, "
-                  f"transformers imported: {info['transformers_imported']}")
-        rows.append({'rss': rss})
-    print(json.dumps(rows, indent=1))
+                  + f"  rounds {row['rounds_fps'][name]}  RSS {row['rss_mb'][name]:.0f} MB "
+                  f"(peak {row['peak_rss_mb'][name]:.0f} MB), torch imported: "
+                  f"{row['torch_imported'][name]}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
 
 
