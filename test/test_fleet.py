@@ -38,7 +38,7 @@ SCHEMA_DATASET = {'frames', 'bags', 'bags_failed', 'miou', 'pixel_accuracy', 'fw
                   'seconds', 'startup_seconds', 'wall_fps'}
 SCHEMA_BAG = {'bag', 'status', 'error', 'attempts', 'frames', 'fps', 'seconds', 'miou',
               'pixel_accuracy', 'confusion', 'stage_ms', 'frame_ms'}
-STARTUP = 3.0  # seconds of model loading in the start-up test: more than its bags take
+STARTUP = 2.0  # seconds of model loading in the start-up test, plus 4x what its bags take
 SCHEMA_WORST = {'bag', 'stamp_ns', 'index', 'miou', 'image', 'ground_truth', 'prediction'}
 
 
@@ -116,13 +116,18 @@ def test_headline_is_the_processing_rate_when_start_up_dominates(
     from mask2former_ros.offline import driver
     from test_report import parse
 
+    small_bag(tmp_path / 'in' / 'a', seed=1)
+    small_bag(tmp_path / 'in' / 'b', seed=2)
+    # Model loading takes several times what the bags take (measured here: the machine varies).
+    warm, _ = segment_fleet([tmp_path / 'in'], RAW, engine=engine, gt_topic=GT, no_output=True,
+                            **quiet())
+    startup = STARTUP + 4 * warm['dataset']['processing_seconds']
+
     def slow_load(options, log):
-        time.sleep(STARTUP)
+        time.sleep(startup)
         return engine
 
     monkeypatch.setattr(driver, 'load_engine', slow_load)
-    small_bag(tmp_path / 'in' / 'a', seed=1)
-    small_bag(tmp_path / 'in' / 'b', seed=2)
     report = tmp_path / 'report'
     summary, code = segment_fleet([tmp_path / 'in'], RAW, model=str(tiny_model_dir),
                                   gt_topic=GT, no_output=True, fleet={'report': report},
@@ -131,7 +136,7 @@ def test_headline_is_the_processing_rate_when_start_up_dominates(
     data, rows = summary['dataset'], summary['bags']
     processing = sum(row['seconds'] for row in rows)
     assert data['frames'] == 6 and all(row['seconds'] > 0 for row in rows)
-    assert data['startup_seconds'] >= STARTUP > processing  # start-up dominates this fleet
+    assert data['startup_seconds'] >= startup > processing  # start-up dominates this fleet
     assert data['seconds'] >= data['startup_seconds'] + processing
     assert data['processing_seconds'] == pytest.approx(processing, abs=2e-3)
     assert data['fps_basis'] == 'per worker: frames / summed seconds on bags'
