@@ -27,7 +27,8 @@ unless ``--model``), all on this thread:
 The ratio segment_bag / engine alone is the share of the model's speed the tool keeps (target
 >= 0.85 for the default output set). Each variant runs ``--rounds`` times (default 3), the order
 reversed every other round; the ratios are of the mean frames/s, and the bytes per frame are
-the output bag's size on disk divided by the frames written. Timings are only meaningful on an
+the output bag's size on disk divided by the frames written; the ratio of the medians is less
+swayed by a round that another process slowed down. Timings are only meaningful on an
 otherwise idle machine.
 
     python bench/bench_bag.py                          # 30 frames 1024x2048, raw rgb8 topic
@@ -38,6 +39,7 @@ otherwise idle machine.
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 import tempfile
 import time
@@ -57,9 +59,9 @@ CHOICES = {
     'none': {'no_output': True},
     'labels': {'outputs': 'labels', 'compress': 'none'},
     'raw': {'outputs': 'labels,color,overlay', 'compress': 'none'},
-    'default': {},  # labels raw mono8, colour and overlay JPEG
+    'default': {},  # labels raw mono8, overlay JPEG
+    'jpeg': {'outputs': 'labels,color,overlay', 'compress': 'color,overlay'},
     'png': {'outputs': 'labels,color,overlay', 'compress': 'labels,color,overlay'},
-    'overlay': {'outputs': 'labels,overlay', 'compress': 'overlay'},
 }
 
 
@@ -148,8 +150,11 @@ def main() -> None:
     alone = sum(fps[ENGINE]) / args.rounds
     print(json.dumps({
         'rounds': args.rounds, 'engine_alone_fps': round(alone, 3),
+        'engine_alone_fps_median': round(statistics.median(fps[ENGINE]), 3),
         'variants': {name: {'fps': round(sum(fps[name]) / args.rounds, 3),
                             'ratio': round(sum(fps[name]) / args.rounds / alone, 3),
+                            'ratio_of_medians': round(statistics.median(fps[name])
+                                                      / statistics.median(fps[ENGINE]), 3),
                             'MB_per_frame': round(sum(size[name]) / args.rounds / 1e6, 3)}
                      for name, choice, _ in variants if choice is not None},
         'target': 'default >= 0.85'}, indent=1), flush=True)

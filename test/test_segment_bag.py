@@ -82,7 +82,8 @@ def test_tiny_model_segments_bag(engine, bags, tmp_path, storage, topic):
     info = bags[storage]
     out = tmp_path / 'out'
     summary = segment_bag(info['path'], topic, engine=engine, output=out, gt_topic=GT,
-                          output_storage=storage, compress='none', log=lambda _: None)
+                          output_storage=storage, outputs='labels,color,overlay',
+                          compress='none', log=lambda _: None)
     assert summary['frames'] == {'total': FRAMES, 'processed': FRAMES, 'dropped': 0, 'bad': 0,
                                  'remaining': 0}
     assert summary['interrupted'] is False
@@ -134,8 +135,8 @@ def test_cli_include_input_and_summary_file(tiny_model_dir, bags, tmp_path):
     assert summary['metrics']['miou'] >= MIN_MIOU
     assert summary['output_bag'] == str(out)
     written = read_bag(out)
-    assert set(written) == {COMPRESSED, '/seg/front/labels', '/seg/front/color/compressed',
-                            '/seg/front/overlay/compressed'}  # the default --compress
+    assert set(written) == {COMPRESSED, '/seg/front/labels',
+                            '/seg/front/overlay/compressed'}  # the default outputs
     original = read_bag(info['path'])[COMPRESSED]
     assert [(t, raw) for t, _, raw in written[COMPRESSED]] == \
         [(t, raw) for t, _, raw in original]
@@ -193,7 +194,8 @@ def test_compressed_outputs_decode_to_the_raw_ones(engine, bags, tmp_path):
                                     ('low', 'color,overlay', 30)):
         out = tmp_path / name
         summary = segment_bag(info['path'], RAW, engine=engine, output=out, compress=compress,
-                              jpeg_quality=quality, output_prefix='/seg', log=lambda _: None)
+                              jpeg_quality=quality, output_prefix='/seg',
+                              outputs='labels,color,overlay', log=lambda _: None)
         runs[name] = (summary, read_bag(out))
     kinds = ('labels', 'color', 'overlay')
     assert runs['raw'][0]['output_topics'] == [f'/seg/{kind}' for kind in kinds]

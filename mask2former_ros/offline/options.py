@@ -28,6 +28,8 @@ from mask2former_ros.offline.bag_io import BAG_SUFFIXES, output_topic, STORAGES
 from mask2former_ros.offline.errors import OUTPUT_KINDS, SegmentBagError
 
 _NAME_TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+# The default outputs keep >= 0.85x the engine's frames/s (bench/bench_bag.py, README).
+DEFAULT_OUTPUTS = 'labels,overlay'
 
 
 def option(default: Any, help: str, *, group: str, flag: str | None = None,  # noqa: A002
@@ -62,10 +64,9 @@ class Options:
     output_prefix: str = option('/segmentation', 'namespace of the output topics '
                                 '<prefix>/labels|color|overlay (default: /segmentation)',
                                 group='output')
-    outputs: str = option(','.join(OUTPUT_KINDS), 'output topics to write, comma-separated '
-                          'from labels,color,overlay (default: all three; the colour mask and '
-                          'overlay are 6/7 of the bytes and most of the writing time)',
-                          group='output', metavar='KINDS')
+    outputs: str = option(DEFAULT_OUTPUTS, 'output topics to write, comma-separated from '
+                          'labels,color,overlay (default: labels,overlay; the colour mask is '
+                          'the labels in the palette colours)', group='output', metavar='KINDS')
     compress: str = option(
         'color,overlay', 'outputs written as sensor_msgs/CompressedImage on '
         '<prefix>/<kind>/compressed, comma-separated from labels,color,overlay, or none: color '
