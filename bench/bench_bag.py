@@ -39,8 +39,8 @@ otherwise idle machine.
 
 import argparse
 import json
-import statistics
 from pathlib import Path
+import statistics
 import tempfile
 import time
 

@@ -227,7 +227,7 @@ def test_compressed_outputs_decode_to_the_raw_ones(engine, bags, tmp_path):
                 assert bytes(jpeg.data[:3]) == b'\xff\xd8\xff'
                 rgb = cv2.cvtColor(cv2.imdecode(jpeg.data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
                 assert rgb.shape == exact.shape
-                assert psnr(rgb, exact) >= (30.0 if bag is compressed else 24.0), kind
+                assert psnr(rgb, exact) >= (28.0 if bag is compressed else 24.0), kind  # dB
                 sizes.append(len(jpeg.data))
             assert sizes[1] < sizes[0] < exact.nbytes, (kind, sizes)  # quality 30 < 90 < raw
 
