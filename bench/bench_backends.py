@@ -48,7 +48,8 @@ import numpy as np
 from mask2former_ros.core.backends import create_engine
 from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros_fixtures.synthetic import make_scene
-config, size, count, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+config, size = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+count, out = int(sys.argv[3]), sys.argv[4]
 frames = [make_scene(np.random.default_rng(300 + i), *size)[0] for i in range(count)]
 engine = create_engine(EngineConfig(**config))
 engine.segment(frames[0])
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--sizes', default='512x1024,1024x2048', help='frame sizes HxW')
     parser.add_argument('--frames', type=int, default=6, help='scenes per size and round')
     parser.add_argument('--rounds', type=int, default=3, help='rounds, order alternating')
+    parser.add_argument('--input-size', default='checkpoint',
+                        help="model input: 'checkpoint' (default), 'native' or a short side")
     parser.add_argument('--json', help='also write the results to this file')
     args = parser.parse_args(argv)
     model = default_model(args.model)
@@ -95,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     for text in args.sizes.split(','):
         size = parse_frame_size(text)
         graph = work / f'{text}.onnx'
-        export_graph(model, size, graph, log=lambda _t: None)
-        configs = {'torch': {'model': model},
+        export_graph(model, size, graph, input_size=args.input_size, log=lambda _t: None)
+        configs = {'torch': {'model': model, 'input_size': args.input_size},
                    'onnxruntime': {'model': model, 'backend': 'onnxruntime',
                                    'onnx_model': str(graph)}}
         runs: dict[str, list[dict]] = {name: [] for name in configs}
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(row)
         print(f'{text}: torch {fps["torch"]:.2f} frames/s, onnxruntime '
               f'{fps["onnxruntime"]:.2f} frames/s (x{row["ratio"]:.2f}), labels '
-              f'{agreement:.4%} equal ({args.frames} scenes)', flush=True)
+              f'{agreement:.4%} equal ({args.frames} scenes, input size {args.input_size})',
+              flush=True)
         for name in configs:
             st = row['stages_ms'][name]
             print(f'    {name:12s} ' + '  '.join(f'{s} {st[s]:7.2f} ms' for s in STAGES)

@@ -96,3 +96,19 @@ def test_modules_stay_small():
             for p in PACKAGE.rglob('*.py')}
     over = {k: v for k, v in long.items() if v > 400 and k not in LONG_MODULES}
     assert not over, over
+
+
+PACKAGES = sorted(p.relative_to(ROOT).as_posix() for p in
+                  [*PACKAGE.rglob('__init__.py'), ROOT / 'mask2former_ros_fixtures/__init__.py'])
+
+
+@pytest.mark.parametrize('path', PACKAGES)
+def test_each_package_says_what_it_is_and_who_may_import_it(path):
+    """The first statement after the licence header is the room's docstring (README table)."""
+    tree = ast.parse((ROOT / path).read_text())
+    doc = ast.get_docstring(tree)
+    assert tree.body and isinstance(tree.body[0], ast.Expr) and doc, path
+    summary, _, body = doc.partition('\n\n')
+    assert '\n' not in summary and summary.endswith('.'), path
+    assert body and '\n\n' not in body, f'{path}: one paragraph after the summary line'
+    assert 'may import' in body and 'Architecture' in body, path

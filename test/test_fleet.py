@@ -34,9 +34,11 @@ from test_segment_bag import SCRIPT
 HEIGHT, WIDTH = 144, 256
 RAW, GT = '/camera/image_raw', '/camera/labels_gt'
 SCHEMA_DATASET = {'frames', 'bags', 'bags_failed', 'miou', 'pixel_accuracy', 'fw_iou',
-                  'per_class_iou', 'confusion', 'fps', 'seconds'}
-SCHEMA_BAG = {'bag', 'status', 'error', 'attempts', 'frames', 'fps', 'miou', 'pixel_accuracy',
-              'confusion', 'stage_ms', 'frame_ms'}
+                  'per_class_iou', 'confusion', 'fps', 'fps_basis', 'processing_seconds',
+                  'seconds', 'startup_seconds', 'wall_fps'}
+SCHEMA_BAG = {'bag', 'status', 'error', 'attempts', 'frames', 'fps', 'seconds', 'miou',
+              'pixel_accuracy', 'confusion', 'stage_ms', 'frame_ms'}
+STARTUP = 2.0  # seconds of model loading in the start-up test, plus 4x what its bags take
 SCHEMA_WORST = {'bag', 'stamp_ns', 'index', 'miou', 'image', 'ground_truth', 'prediction'}
 
 
@@ -106,6 +108,51 @@ def test_two_bags_have_the_metrics_of_one_bag_holding_both(engine, tmp_path):
     assert code == 0 and again['dataset']['confusion'] == data['confusion']
     assert sorted(p.name for p in (tmp_path / 'in').iterdir()) == ['a', 'b']
     assert any('without writing output bags' in line for line in lines)
+
+
+def test_headline_is_the_processing_rate_when_start_up_dominates(
+        engine, tiny_model_dir, tmp_path, monkeypatch):
+    """The summary and the report lead with frames / time on bags; start-up is beside it."""
+    from mask2former_ros.offline import driver
+    from test_report import parse
+
+    small_bag(tmp_path / 'in' / 'a', seed=1)
+    small_bag(tmp_path / 'in' / 'b', seed=2)
+    # Model loading takes several times what the bags take (measured here: the machine varies).
+    warm, _ = segment_fleet([tmp_path / 'in'], RAW, engine=engine, gt_topic=GT, no_output=True,
+                            **quiet())
+    startup = STARTUP + 4 * warm['dataset']['processing_seconds']
+
+    def slow_load(options, log):
+        time.sleep(startup)
+        return engine
+
+    monkeypatch.setattr(driver, 'load_engine', slow_load)
+    report = tmp_path / 'report'
+    summary, code = segment_fleet([tmp_path / 'in'], RAW, model=str(tiny_model_dir),
+                                  gt_topic=GT, no_output=True, fleet={'report': report},
+                                  **quiet())
+    assert code == 0
+    data, rows = summary['dataset'], summary['bags']
+    processing = sum(row['seconds'] for row in rows)
+    assert data['frames'] == 6 and all(row['seconds'] > 0 for row in rows)
+    assert data['startup_seconds'] >= startup > processing  # start-up dominates this fleet
+    assert data['seconds'] >= data['startup_seconds'] + processing
+    assert data['processing_seconds'] == pytest.approx(processing, abs=2e-3)
+    assert data['fps_basis'] == 'per worker: frames / summed seconds on bags'
+    # The headline is the rate the bags ran at (the table's rates), not frames / wall time.
+    assert data['fps'] == pytest.approx(6 / processing, rel=1e-2)
+    rates = [row['fps'] for row in rows]
+    assert min(rates) * 0.99 <= data['fps'] <= max(rates) * 1.01
+    assert data['wall_fps'] == pytest.approx(6 / data['seconds'], rel=1e-2)
+    assert data['fps'] > 2 * data['wall_fps']
+    assert json.loads((report / 'summary.json').read_text())['dataset'] == data
+    tree = parse((report / 'index.html').read_text(encoding='utf-8'))
+    assert tree.by_id('h-fps').text() == f"{data['fps']:.1f}"
+    assert tree.by_id('h-fps-basis').text() == data['fps_basis']
+    assert tree.by_id('h-seconds').text() == f"{data['seconds']:.1f}"
+    assert tree.by_id('h-startup').text() == f"{data['startup_seconds']:.1f}"
+    assert tree.by_id('h-wall-fps').text() == f"{data['wall_fps']:.1f}"
 
 
 def test_fw_iou_and_sum_of_confusion_matrices():

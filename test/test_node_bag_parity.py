@@ -54,7 +54,8 @@ def _offline(bag, topic: str, model, out) -> dict:
     """Run the ``segment_bag`` command; return {kind: {stamp: (frame_id, encoding, pixels)}}."""
     result = subprocess.run(
         [SCRIPT, str(bag), '--topic', topic, '--model', str(model), '--output', str(out),
-         '--overlay-alpha', str(ALPHA), '--device', 'cpu', '--no-progress'],
+         '--overlay-alpha', str(ALPHA), '--device', 'cpu', '--no-progress',
+         '--outputs', 'labels,color,overlay', '--compress', 'none'],  # as the node publishes
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     found: dict[str, dict] = {kind: {} for kind in OUTPUTS}

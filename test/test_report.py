@@ -31,6 +31,7 @@ import tempfile
 import cv2
 from mask2former_ros.core.palette import CITYSCAPES_CLASSES, CITYSCAPES_COLORS, colorize
 from mask2former_ros.offline.report import write_report
+from mask2former_ros.offline.summary import FPS_BASIS
 import numpy as np
 import pytest
 
@@ -231,7 +232,9 @@ def realistic_summary(out_dir: Path) -> dict:
         'classes': CLASSES, 'palette': PALETTE, 'ignore_index': 255,
         'model': 'facebook/mask2former-swin-tiny-cityscapes-semantic',
         'dataset': {'frames': 120, 'bags': 5, 'bags_failed': 1, **metrics(cm),
-                    'confusion': cm.tolist(), 'fps': 6.27, 'seconds': 19.14},
+                    'confusion': cm.tolist(), 'fps': 6.27, 'fps_basis': FPS_BASIS,
+                    'processing_seconds': 12.76, 'seconds': 19.14, 'startup_seconds': 5.93,
+                    'wall_fps': 4.18},
         'bags': bags, 'worst_frames': worst,
     }
 
@@ -332,12 +335,14 @@ def test_report_shows_the_summary_numbers(realistic):
     ds = summary['dataset']
     header = {ident: tree.by_id(ident).text() for ident in (
         'model', 'h-classes', 'h-frames', 'h-bags', 'h-bags-ok', 'h-bags-failed', 'h-bags-skipped',
-        'h-miou', 'h-pixel-accuracy', 'h-fw-iou', 'h-fps', 'h-seconds')}
+        'h-miou', 'h-pixel-accuracy', 'h-fw-iou', 'h-fps', 'h-fps-basis', 'h-seconds',
+        'h-startup', 'h-wall-fps')}
     assert header == {
         'model': summary['model'], 'h-classes': '19', 'h-frames': '120', 'h-bags': '5',
         'h-bags-ok': '3', 'h-bags-failed': '1', 'h-bags-skipped': '1',
         'h-miou': pct(ds['miou']), 'h-pixel-accuracy': pct(ds['pixel_accuracy']),
-        'h-fw-iou': pct(ds['fw_iou']), 'h-fps': '6.3', 'h-seconds': '19.1'}
+        'h-fw-iou': pct(ds['fw_iou']), 'h-fps': '6.3', 'h-fps-basis': FPS_BASIS,
+        'h-seconds': '19.1', 'h-startup': '5.9', 'h-wall-fps': '4.2'}
 
     by_name = {b['bag']: b for b in summary['bags']}
     rows = tree.by_id('bags').find_all('tbody')[0].find_all('tr')

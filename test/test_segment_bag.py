@@ -82,7 +82,8 @@ def test_tiny_model_segments_bag(engine, bags, tmp_path, storage, topic):
     info = bags[storage]
     out = tmp_path / 'out'
     summary = segment_bag(info['path'], topic, engine=engine, output=out, gt_topic=GT,
-                          output_storage=storage, log=lambda _: None)
+                          output_storage=storage, outputs='labels,color,overlay',
+                          compress='none', log=lambda _: None)
     assert summary['frames'] == {'total': FRAMES, 'processed': FRAMES, 'dropped': 0, 'bad': 0,
                                  'remaining': 0}
     assert summary['interrupted'] is False
@@ -134,8 +135,8 @@ def test_cli_include_input_and_summary_file(tiny_model_dir, bags, tmp_path):
     assert summary['metrics']['miou'] >= MIN_MIOU
     assert summary['output_bag'] == str(out)
     written = read_bag(out)
-    assert set(written) == {COMPRESSED, '/seg/front/labels', '/seg/front/color',
-                            '/seg/front/overlay'}
+    assert set(written) == {COMPRESSED, '/seg/front/labels',
+                            '/seg/front/overlay/compressed'}  # the default outputs
     original = read_bag(info['path'])[COMPRESSED]
     assert [(t, raw) for t, _, raw in written[COMPRESSED]] == \
         [(t, raw) for t, _, raw in original]
@@ -158,7 +159,7 @@ def test_outputs_choose_the_topics_written(tiny_model_dir, engine, bags, tmp_pat
     info = bags['mcap']
     out = tmp_path / 'labels_overlay'
     summary = segment_bag(info['path'], RAW, engine=engine, output=out, log=lambda _: None,
-                          outputs='overlay, labels')
+                          outputs='overlay, labels', compress='none')
     assert summary['output_topics'] == ['/segmentation/labels', '/segmentation/overlay']
     written = read_bag(out)
     assert set(written) == {'/segmentation/labels', '/segmentation/overlay'}
@@ -177,6 +178,67 @@ def test_outputs_choose_the_topics_written(tiny_model_dir, engine, bags, tmp_pat
         run_cli(info['path'], '--topic', RAW, '--model', tiny_model_dir, '--no-progress',
                 '--output', tmp_path / 'bad', '--outputs', 'labels,colour'),
         2, "invalid --outputs 'labels,colour'", 'labels,color,overlay')
+    assert not (tmp_path / 'bad').exists()
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float('inf') if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def test_compressed_outputs_decode_to_the_raw_ones(engine, bags, tmp_path):
+    """JPEG colour and overlay are close to the raw images; PNG labels are exactly equal."""
+    info = bags['mcap']
+    runs = {}
+    for name, compress, quality in (('raw', 'none', 90), ('all', 'labels, color,overlay', 90),
+                                    ('low', 'color,overlay', 30)):
+        out = tmp_path / name
+        summary = segment_bag(info['path'], RAW, engine=engine, output=out, compress=compress,
+                              jpeg_quality=quality, output_prefix='/seg',
+                              outputs='labels,color,overlay', log=lambda _: None)
+        runs[name] = (summary, read_bag(out))
+    kinds = ('labels', 'color', 'overlay')
+    assert runs['raw'][0]['output_topics'] == [f'/seg/{kind}' for kind in kinds]
+    assert runs['all'][0]['output_topics'] == [f'/seg/{kind}/compressed' for kind in kinds]
+    assert runs['low'][0]['output_topics'] == ['/seg/labels', '/seg/color/compressed',
+                                               '/seg/overlay/compressed']
+    with Reader(tmp_path / 'all') as reader:
+        assert {t: i.msgtype for t, i in reader.topics.items()} == {
+            f'/seg/{kind}/compressed': 'sensor_msgs/msg/CompressedImage' for kind in kinds}
+    raw, compressed, low = runs['raw'][1], runs['all'][1], runs['low'][1]
+    for kind in kinds:
+        topic = f'/seg/{kind}/compressed'
+        assert [t for t, _, _ in compressed[topic]] == info['log_times'], kind
+        assert [stamp(m) for _, m, _ in compressed[topic]] == info['stamps'], kind
+        assert all(m.header.frame_id == info['frame_id'] for _, m, _ in compressed[topic])
+    for index, (_, labels, _) in enumerate(raw['/seg/labels']):
+        png = compressed['/seg/labels/compressed'][index][1]
+        assert png.format == 'mono8; png compressed mono8'
+        decoded = cv2.imdecode(png.data, cv2.IMREAD_UNCHANGED)
+        assert decoded.dtype == np.uint8 and decoded.shape == (HEIGHT, WIDTH)
+        np.testing.assert_array_equal(decoded, labels.data.reshape(HEIGHT, WIDTH))
+        np.testing.assert_array_equal(low['/seg/labels'][index][1].data, labels.data)
+        for kind in ('color', 'overlay'):
+            exact = raw[f'/seg/{kind}'][index][1].data.reshape(HEIGHT, WIDTH, 3)
+            sizes = []
+            for bag in (compressed, low):
+                jpeg = bag[f'/seg/{kind}/compressed'][index][1]
+                assert jpeg.format == 'rgb8; jpeg compressed bgr8'
+                assert bytes(jpeg.data[:3]) == b'\xff\xd8\xff'
+                rgb = cv2.cvtColor(cv2.imdecode(jpeg.data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+                assert rgb.shape == exact.shape
+                assert psnr(rgb, exact) >= (28.0 if bag is compressed else 24.0), kind  # dB
+                sizes.append(len(jpeg.data))
+            assert sizes[1] < sizes[0] < exact.nbytes, (kind, sizes)  # quality 30 < 90 < raw
+
+
+def test_compress_and_jpeg_quality_errors(tiny_model_dir, bags, tmp_path):
+    model = ('--model', tiny_model_dir, '--no-progress', '--output', tmp_path / 'bad')
+    mcap = bags['mcap']['path']
+    assert_one_line_error(run_cli(mcap, '--topic', RAW, *model, '--compress', 'colour'), 2,
+                          "invalid --compress 'colour'", 'labels,color,overlay, or none')
+    assert_one_line_error(run_cli(mcap, '--topic', RAW, *model, '--jpeg-quality', '0'), 2,
+                          '--jpeg-quality must be within [1, 100], got 0')
     assert not (tmp_path / 'bad').exists()
 
 

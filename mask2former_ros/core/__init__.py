@@ -12,4 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""ROS-free core: engine, post-processing, palette, class tables, metrics, frame slot, stats."""
+"""
+The ROS-free ML core: engine, post-processing, palette, class tables, metrics, frame slot, stats.
+
+Modules: ``engine_config``, ``checkpoint``, ``engine``, ``semantic_postprocess``,
+``inference_worker`` (the one torch thread), ``palette``, ``cityscapes``, ``metrics``,
+``frame_slot``, ``stats`` and ``large_buffers``. It imports only numpy, torch, transformers and
+OpenCV (never ROS, :mod:`mask2former_ros.ros`, :mod:`mask2former_ros.offline` or the fixtures);
+every other room, the tests and the benches may import it (see the README, "Architecture").
+"""

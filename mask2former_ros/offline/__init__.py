@@ -19,7 +19,11 @@ Modules: :mod:`.errors` (exit codes, SegmentBagError), :mod:`.options` (the opti
 :mod:`.bag_io` (rosbags reading/writing), :mod:`.ground_truth`, :mod:`.stages` (per-frame work),
 :mod:`.pipeline` (prefetch and writer threads), :mod:`.run` (one bag), :mod:`.fleet` and
 :mod:`.driver` (several bags), :mod:`.ray_workers` (Ray actors), :mod:`.summary`,
-:mod:`.progress`, :mod:`.cli`. Nothing here imports torch until a model is loaded.
+:mod:`.report`, :mod:`.progress`, :mod:`.cli`. It imports :mod:`mask2former_ros.core` and the
+rclpy-free modules of :mod:`mask2former_ros.ros` (``rosbags`` reads and writes the bags; never
+rclpy or the fixtures), and nothing here imports torch until a model is loaded; the
+``segment_bag`` console script, tests and benches may import it (see the README,
+"Architecture").
 """
 
 from mask2former_ros.offline.driver import segment_fleet

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 from mask2former_ros.core.palette import colorize, overlay
 from mask2former_ros.offline.errors import one_line, OUTPUT_KINDS, SegmentBagError
 from mask2former_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
@@ -28,6 +29,13 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 BAG_SUFFIXES = ('.mcap', '.db3')
+JPEG_FORMAT = 'rgb8; jpeg compressed bgr8'  # image_transport's format field for rgb8 as JPEG
+PNG_LEVEL = 1  # zlib level of PNG label images: label maps compress well at the fastest level
+
+
+def output_topic(prefix: str, kind: str, compressed: bool = False) -> str:
+    """Return ``<prefix>/<kind>``, or ``<prefix>/<kind>/compressed`` (image_transport's name)."""
+    return f'{prefix}/{kind}/compressed' if compressed else f'{prefix}/{kind}'
 
 
 def storage_plugin(storage: str) -> StoragePlugin:
@@ -72,6 +80,29 @@ def rgb_message(rgb: np.ndarray, header: Any) -> Any:
     height, width = rgb.shape[:2]
     return image_message(header, height, width, 'rgb8', width * 3,
                          np.ascontiguousarray(rgb).reshape(-1))
+
+
+def _compressed(header: Any, fmt: str, ext: str, image: np.ndarray, params: list[int]) -> Any:
+    ok, data = cv2.imencode(ext, image, params)
+    if not ok:
+        raise ValueError(f'OpenCV failed to encode a {image.shape} {image.dtype} image as {ext}')
+    return typestore().types[COMPRESSED_IMAGE](header=header, format=fmt, data=data.reshape(-1))
+
+
+def jpeg_message(rgb: np.ndarray, header: Any, quality: int = 90) -> Any:
+    """Return a ``CompressedImage`` of an HxWx3 uint8 RGB array as JPEG (as image_transport)."""
+    return _compressed(header, JPEG_FORMAT, '.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                       [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+
+
+def png_labels_message(labels: np.ndarray, header: Any) -> Any:
+    """Return a label map as lossless PNG ``CompressedImage`` (``mono8; png compressed mono8``)."""
+    if labels.ndim != 2 or labels.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f'expected an HxW uint8 or uint16 label map, got {labels.dtype} '
+                         f'{labels.shape}')
+    encoding = 'mono8' if labels.dtype == np.uint8 else 'mono16'
+    return _compressed(header, f'{encoding}; png compressed {encoding}', '.png', labels,
+                       [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
 
 
 def _image_topics(reader: Reader) -> list[str]:
@@ -170,16 +201,28 @@ class OutputBag:
     """The output bag: label, colour and overlay images (and optionally the input topic)."""
 
     def __init__(self, path: Path, storage: str, prefix: str, input_bag: InputBag | None,
-                 custom: dict[str, str], kinds: tuple[str, ...] = OUTPUT_KINDS) -> None:
-        """Create the bag and a connection per output kind (labels, color, overlay)."""
+                 custom: dict[str, str], kinds: tuple[str, ...] = OUTPUT_KINDS,
+                 compress: tuple[str, ...] = (), jpeg_quality: int = 90) -> None:
+        """
+        Create the bag and a connection per output kind (labels, color, overlay).
+
+        Kinds in ``compress`` are written as ``CompressedImage`` on ``<prefix>/<kind>/compressed``:
+        labels as lossless PNG, colour and overlay as JPEG of ``jpeg_quality``.
+        """
         self.path = path
         self.kinds = kinds
+        self.compress = frozenset(compress) & set(kinds)
+        self.jpeg_quality = jpeg_quality
+        self.msgtypes = {kind: COMPRESSED_IMAGE if kind in self.compress else IMAGE
+                         for kind in kinds}
         self.writer = open_writer(path, storage)
         try:
             for key, value in custom.items():
                 self.writer.set_custom_data(key, value)
             self.connections = {
-                kind: self.writer.add_connection(f'{prefix}/{kind}', IMAGE, typestore=typestore())
+                kind: self.writer.add_connection(
+                    output_topic(prefix, kind, kind in self.compress), self.msgtypes[kind],
+                    typestore=typestore())
                 for kind in kinds}
             self.input_connection = None
             if input_bag is not None:
@@ -195,20 +238,27 @@ class OutputBag:
             self.writer.abort()
             raise
 
+    def _rgb(self, kind: str, rgb: np.ndarray, header: Any) -> Any:
+        if kind in self.compress:
+            return jpeg_message(rgb, header, self.jpeg_quality)
+        return rgb_message(rgb, header)
+
     def write_frame(self, log_time: int, header: Any, rgb: np.ndarray, labels: np.ndarray,
                     palette: np.ndarray, alpha: float) -> None:
         """Write the chosen outputs of one frame: labels, colour mask, overlay."""
         messages = {}
         if 'labels' in self.kinds:
-            messages['labels'] = labels_message(labels, header)
+            messages['labels'] = png_labels_message(labels, header) \
+                if 'labels' in self.compress else labels_message(labels, header)
         if 'color' in self.kinds or 'overlay' in self.kinds:
             color = colorize(labels, palette)
             if 'color' in self.kinds:
-                messages['color'] = rgb_message(color, header)
+                messages['color'] = self._rgb('color', color, header)
             if 'overlay' in self.kinds:
-                messages['overlay'] = rgb_message(overlay(rgb, labels, palette, alpha,
-                                                          color=color), header)
-        raws = {kind: typestore().serialize_cdr(msg, IMAGE) for kind, msg in messages.items()}
+                messages['overlay'] = self._rgb(
+                    'overlay', overlay(rgb, labels, palette, alpha, color=color), header)
+        raws = {kind: typestore().serialize_cdr(msg, self.msgtypes[kind])
+                for kind, msg in messages.items()}
         for kind, raw in raws.items():
             self.writer.write(self.connections[kind], log_time, raw)
 

@@ -42,11 +42,13 @@ class FleetRun:
         self.classes: list[str] | None = None
         self.palette: Any = None
         self.progress = progress
+        self.startup_seconds = 0.0  # model loading (Ray: the slowest actor's; they load at once)
 
     def add(self, result: dict) -> None:
         """Take one bag's result (from this process, a Ray actor or a per-bag summary)."""
         row = result['row']
         self.rows[row['bag']] = row
+        self.startup_seconds = max(self.startup_seconds, result.get('load_seconds', 0.0))
         if result.get('classes') and self.classes is None:
             self.classes, self.palette = result['classes'], result['palette']
         for entry in result.get('worst', []):
@@ -114,7 +116,9 @@ def segment_fleet(inputs: list[Path | str], topic: str, *, fleet: dict | None = 
         if todo and f.workers == 1:
             if engine is None:
                 _frame_size_from(todo[0].path, o)
+                loading = time.perf_counter()
                 engine = load_engine(o, say)
+                run.startup_seconds = time.perf_counter() - loading
             if run.classes is None:
                 run.classes, run.palette = list(engine.class_names), engine.palette.tolist()
             complete = run_in_process(todo, o, engine, f.worst_frames, run.add, say)
@@ -145,7 +149,7 @@ def _summary(run: FleetRun, o: Options, f: FleetOptions, seconds: float,
              'output_dir': None if o.output is None else str(o.output),
              'retried_bags': sorted(r['bag'] for r in run.rows.values() if r['attempts'] > 1)}
     summary = fleet_summary(run.sorted_rows(), run.classes or [], run.palette or [], o.model,
-                            seconds, rows, extra)
+                            seconds, rows, extra, startup_seconds=run.startup_seconds)
     if f.report is not None:
         _write_report(summary, Path(f.report))
     return summary

@@ -116,6 +116,7 @@ def bag_row(job: BagJob, segmenter: BagSegmenter | None, summary: dict | None, s
         stages.confusion.matrix.tolist()
     return {'bag': job.name, 'status': status, 'error': error, 'attempts': attempts,
             'frames': frames, 'fps': (summary or {}).get('fps') or 0.0,
+            'seconds': (summary or {}).get('wall_seconds') or 0.0,
             'miou': metrics.get('miou'), 'pixel_accuracy': metrics.get('pixel_accuracy'),
             'confusion': confusion, 'stage_ms': (summary or {}).get('timings_ms', {}),
             'frame_ms': [] if stages is None else list(stages.frame_ms),

@@ -24,10 +24,12 @@ from pathlib import Path
 import re
 from typing import Any
 
-from mask2former_ros.offline.bag_io import BAG_SUFFIXES, STORAGES
+from mask2former_ros.offline.bag_io import BAG_SUFFIXES, output_topic, STORAGES
 from mask2former_ros.offline.errors import OUTPUT_KINDS, SegmentBagError
 
 _NAME_TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+# The default outputs keep >= 0.85x the engine's frames/s (bench/bench_bag.py, README).
+DEFAULT_OUTPUTS = 'labels,overlay'
 
 
 def option(default: Any, help: str, *, group: str, flag: str | None = None,  # noqa: A002
@@ -62,10 +64,16 @@ class Options:
     output_prefix: str = option('/segmentation', 'namespace of the output topics '
                                 '<prefix>/labels|color|overlay (default: /segmentation)',
                                 group='output')
-    outputs: str = option(','.join(OUTPUT_KINDS), 'output topics to write, comma-separated '
-                          'from labels,color,overlay (default: all three; the colour mask and '
-                          'overlay are 6/7 of the bytes and most of the writing time)',
-                          group='output', metavar='KINDS')
+    outputs: str = option(DEFAULT_OUTPUTS, 'output topics to write, comma-separated from '
+                          'labels,color,overlay (default: labels,overlay; the colour mask is '
+                          'the labels in the palette colours)', group='output', metavar='KINDS')
+    compress: str = option(
+        'color,overlay', 'outputs written as sensor_msgs/CompressedImage on '
+        '<prefix>/<kind>/compressed, comma-separated from labels,color,overlay, or none: color '
+        'and overlay as JPEG (--jpeg-quality), labels as lossless PNG (default: color,overlay; '
+        'labels stay raw mono8)', group='output', metavar='KINDS')
+    jpeg_quality: int = option(90, 'JPEG quality of compressed colour masks and overlays, '
+                               '1..100 (default: 90)', group='output', type=int, metavar='Q')
     include_input: bool = option(False, 'copy the input topic into the output bag',
                                  group='output')
     overlay_alpha: float = option(0.5, 'weight of the class colours in the overlay, 0..1 '
@@ -164,14 +172,28 @@ def default_output(input_bag: Path) -> Path:
     return input_bag.with_name(f'{stem}_segmented')
 
 
-def output_kinds(text: str) -> tuple[str, ...]:
+def output_kinds(text: str, flag: str = '--outputs', also: str = '') -> tuple[str, ...]:
     """Return the output kinds named in ``text`` ('labels,overlay'), in the canonical order."""
     names = [t.strip() for t in str(text).split(',') if t.strip()]
     unknown = sorted(set(names) - set(OUTPUT_KINDS))
     if unknown or not names:
-        raise SegmentBagError(f"invalid --outputs '{text}': expected one or more of "
-                              f"{','.join(OUTPUT_KINDS)}")
+        raise SegmentBagError(f"invalid {flag} '{text}': expected one or more of "
+                              f"{','.join(OUTPUT_KINDS)}{also}")
     return tuple(kind for kind in OUTPUT_KINDS if kind in names)
+
+
+def compressed_kinds(text: str) -> tuple[str, ...]:
+    """Return the kinds ``--compress`` names ('color,overlay'); () for 'none'."""
+    if str(text).strip().lower() == 'none':
+        return ()
+    return output_kinds(text, '--compress', ', or none')
+
+
+def output_topics(o: Options) -> list[str]:
+    """Return the output topics of checked options, in the canonical order of the kinds."""
+    compress = compressed_kinds(o.compress)
+    return [output_topic(o.output_prefix, kind, kind in compress)
+            for kind in output_kinds(o.outputs)]
 
 
 def check_options(o: Options) -> None:
@@ -194,11 +216,12 @@ def check_options(o: Options) -> None:
         raise SegmentBagError('--no-output excludes --output and --include-input')
     if o.gt_topic and o.gt_topic == o.topic:
         raise SegmentBagError('--gt-topic must differ from --topic')
+    if not 1 <= o.jpeg_quality <= 100:
+        raise SegmentBagError(f'--jpeg-quality must be within [1, 100], got {o.jpeg_quality}')
     o.output_prefix = normalise_prefix(o.output_prefix)
-    kinds = output_kinds(o.outputs)
-    o.outputs = ','.join(kinds)
-    outputs = {f'{o.output_prefix}/{kind}' for kind in kinds}
-    if o.include_input and o.topic in outputs:
+    o.outputs = ','.join(output_kinds(o.outputs))
+    o.compress = ','.join(compressed_kinds(o.compress)) or 'none'
+    if o.include_input and o.topic in output_topics(o):
         raise SegmentBagError(f"input topic '{o.topic}' collides with an output topic; "
                               'choose another --output-prefix')
 

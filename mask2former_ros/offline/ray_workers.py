@@ -25,6 +25,7 @@ import contextlib
 from dataclasses import replace
 import os
 import sys
+import time
 from typing import Any, Callable
 
 from mask2former_ros.core.large_buffers import keep_large_buffers
@@ -52,15 +53,19 @@ class BagWorker:
 
     def process(self, job: BagJob, attempts: int) -> dict:
         """Segment one bag; a model that cannot be loaded is reported as ``fatal``."""
+        load_seconds = 0.0
         if self.engine is None:
+            started = time.perf_counter()
             try:
                 self.engine = load_engine(self.options, lambda _text: None)
             except SegmentBagError as exc:
                 return {'fatal': str(exc), 'exit_code': exc.exit_code, 'option': exc.option}
+            load_seconds = time.perf_counter() - started
         options = replace(self.options, model=str(self.engine.config.model))
-        return process_bag(job, options, self.engine, self.worst_k, attempts,
-                           lambda text: print(f'{PROG}: {job.name}: {text}', file=sys.stderr,
-                                              flush=True))  # stdout is the summary's
+        result = process_bag(job, options, self.engine, self.worst_k, attempts,
+                             lambda text: print(f'{PROG}: {job.name}: {text}', file=sys.stderr,
+                                                flush=True))  # stdout is the summary's
+        return dict(result, load_seconds=load_seconds)
 
 
 def _init_ray(fleet: FleetOptions) -> bool:

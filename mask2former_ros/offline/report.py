@@ -289,7 +289,10 @@ def build_context(summary: dict, out_dir: Path) -> dict:
             'miou': fmt_percent(miou),
             'pixel_accuracy': fmt_percent(dataset.get('pixel_accuracy')),
             'fw_iou': fmt_percent(dataset.get('fw_iou')), 'fps': fmt_float(dataset.get('fps')),
+            'fps_basis': str(dataset.get('fps_basis') or ''),
             'seconds': fmt_float(dataset.get('seconds')),
+            'startup_seconds': fmt_float(dataset.get('startup_seconds')),
+            'wall_fps': fmt_float(dataset.get('wall_fps')),
         },
         'has_gt': has_gt,
         'iou_chart': (iou_chart(classes, dataset.get('per_class_iou') or {}, palette, miou)

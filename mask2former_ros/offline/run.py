@@ -27,7 +27,8 @@ from mask2former_ros.offline.errors import (
     EXIT_FAILURE, one_line, PROG, SegmentBagError)
 from mask2former_ros.offline.ground_truth import GroundTruth, open_ground_truth
 from mask2former_ros.offline.options import (
-    check_options, default_output, make_options, Options, output_kinds)
+    check_options, compressed_kinds, default_output, make_options, Options, output_kinds,
+    output_topics)
 from mask2former_ros.offline.pipeline import run_pipeline, SigintGuard
 from mask2former_ros.offline.progress import Progress
 from mask2former_ros.offline.stages import FrameStages, size_message
@@ -175,7 +176,9 @@ class BagSegmenter:
             self.output = OutputBag(self.output_path, self.options.output_storage,
                                     self.options.output_prefix,
                                     self.bag if self.options.include_input else None, custom,
-                                    output_kinds(self.options.outputs))
+                                    output_kinds(self.options.outputs),
+                                    compressed_kinds(self.options.compress),
+                                    self.options.jpeg_quality)
         except OSError as exc:
             raise SegmentBagError(f"cannot create output '{self.output_path}': "
                                   f'{one_line(exc)}') from None
@@ -305,8 +308,7 @@ class BagSegmenter:
             'output_bag': None if self.output_path is None else str(self.output_path),
             'output_storage': None if self.output_path is None else o.output_storage,
             'output_topics': None if self.output_path is None else
-            [f'{o.output_prefix}/{kind}' for kind in output_kinds(o.outputs)]
-            + ([o.topic] if o.include_input else []),
+            output_topics(o) + ([o.topic] if o.include_input else []),
             'model': str(engine.config.model), 'backend': engine.backend,
             'device': engine.device_name, 'precision': engine.precision_name,
             'input_size': engine.input_size, 'torch_threads': _torch_threads(engine),

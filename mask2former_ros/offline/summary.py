@@ -31,6 +31,7 @@ import numpy as np
 
 THUMB_SIDE = 320  # longest side of the worst-frame thumbnails, in pixels
 THUMB_KINDS = ('image', 'ground_truth', 'prediction')
+FPS_BASIS = 'per worker: frames / summed seconds on bags'  # the fleet summary's headline fps
 
 
 class StageTimes:
@@ -198,12 +199,16 @@ def metrics_of(matrix: ConfusionMatrix | None, class_names: list[str]) -> dict:
 
 
 def fleet_summary(rows: list[dict], class_names: list[str], palette: np.ndarray, model: str,
-                  seconds: float, worst: list[dict], extra: dict | None = None) -> dict:
+                  seconds: float, worst: list[dict], extra: dict | None = None,
+                  startup_seconds: float = 0.0) -> dict:
     """
     Return the fleet summary: dataset metrics from the sum of the bags' confusion matrices.
 
     ``rows`` are per-bag rows (see :func:`mask2former_ros.offline.fleet.bag_row`); skipped
-    (resumed) bags count with the results of the run that completed them.
+    (resumed) bags count with the results of the run that completed them. The headline ``fps``
+    is the processing rate: frames processed in this run / the summed ``seconds`` the bags took
+    (per worker; with N workers the fleet runs up to N times faster); ``seconds`` is the wall
+    time of the run, ``startup_seconds`` its model loading and ``wall_fps`` frames / ``seconds``.
     """
     total = None
     for row in rows:
@@ -215,8 +220,11 @@ def fleet_summary(rows: list[dict], class_names: list[str], palette: np.ndarray,
     dataset = {'frames': frames, 'bags': len(rows),
                'bags_failed': sum(row['status'] == 'failed' for row in rows)}
     dataset.update(metrics_of(total, class_names))
-    dataset.update({'fps': round(processed_now / seconds, 3) if seconds > 0 else 0.0,
-                    'seconds': round(seconds, 3)})
+    processing = sum(row.get('seconds') or 0.0 for row in rows if row['status'] == 'ok')
+    dataset.update({'fps': round(processed_now / processing, 3) if processing > 0 else 0.0,
+                    'fps_basis': FPS_BASIS, 'processing_seconds': round(processing, 3),
+                    'seconds': round(seconds, 3), 'startup_seconds': round(startup_seconds, 3),
+                    'wall_fps': round(processed_now / seconds, 3) if seconds > 0 else 0.0})
     out = {'classes': list(class_names),
            'palette': np.asarray(palette).astype(int).tolist(),
            'ignore_index': IGNORE_INDEX, 'model': model, 'dataset': dataset, 'bags': rows,
