@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def section_a(rows: list, tiny: str, cuda: bool, no_cuda: Row) -> None:
-    """a) fp16/bf16 vs fp32 label agreement of the tiny model on CUDA, three frame sizes."""
+    """Measure a) fp16/bf16 vs fp32 label agreement of the tiny model on CUDA at three sizes."""
     sizes = ((120, 200), (333, 517), FRAME)
     for precision in ('fp32', 'fp16', 'bf16'):
         if not cuda:
@@ -189,7 +189,7 @@ def section_a(rows: list, tiny: str, cuda: bool, no_cuda: Row) -> None:
 
 def section_c(rows: list, tiny: str, cuda: bool, no_cuda: Row, frames_n: int, work: Path,
               export_graph: Any) -> None:
-    """c) backends on the tiny model at 1024x2048: torch cpu, torch cuda, onnxruntime."""
+    """Measure c) backends on the tiny model at 1024x2048: torch cpu, torch cuda, onnxruntime."""
     tiny_frames = scenes(frames_n)
     cpu_engine = SegmentationEngine(EngineConfig(model=tiny, device='cpu'))
     cpu_row = timed(cpu_engine, tiny_frames)
@@ -213,7 +213,7 @@ def section_c(rows: list, tiny: str, cuda: bool, no_cuda: Row, frames_n: int, wo
 
 def section_b(rows: list, quick: bool, cuda: bool, frames_n: int, work: Path,
               export_graph: Any) -> None:
-    """b) Swin-L (random weights) at 1024x2048 per backend and precision."""
+    """Measure b) Swin-L (random weights) at 1024x2048 per backend and precision."""
     if quick or not cuda:
         reason = 'quick run' if quick else 'no CUDA device'
         for name in ('torch fp32 input 384x384', 'torch fp16 input 384x384',

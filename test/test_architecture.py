@@ -72,6 +72,42 @@ def test_core_is_free_of_ros(name, path):
     assert not bad, f'{name} imports {bad}'
 
 
+# The serving path of the onnxruntime backend: none of these may import torch or transformers
+# at module level (test_node_onnx and test_onnx_backend check the running processes too).
+TORCH_FREE = ('mask2former_ros.core.backends', 'mask2former_ros.core.checkpoint',
+              'mask2former_ros.core.engine_config', 'mask2former_ros.core.inference_worker',
+              'mask2former_ros.core.onnx_cache', 'mask2former_ros.core.onnx_engine',
+              'mask2former_ros.core.results', 'mask2former_ros.ros.node',
+              'mask2former_ros.ros.parameters', 'mask2former_ros.offline.run',
+              'mask2former_ros.offline.driver', 'mask2former_ros.offline.stages')
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """Return the modules a file imports outside any function (what importing it loads)."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize('name', TORCH_FREE)
+def test_serving_modules_import_no_torch_at_load(name):
+    known = modules()
+    seen, todo = set(), [name]
+    while todo:  # follow the package's own module-level imports
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for imported in top_level_imports(known[current]):
+            assert imported.split('.')[0] not in ('torch', 'transformers'), (
+                f'{name} loads {current}, which imports {imported} at module level')
+            todo += [m for m in known if imported == m or imported.startswith(m + '.')]
+
+
 def test_no_import_cycles():
     known = modules()
     graph = {name: {i for i in imports(path) if i in known and i != name}

@@ -40,6 +40,8 @@ class EngineConfig:
     onnx_model: str = ''  # backend onnxruntime: exported file; '' = export into the cache
     onnx_providers: tuple[str, ...] = field(default_factory=tuple)  # (), ('auto',): best first
     frame_size: str = ''  # 'HxW' of the frames; needed to export on configure
+    onnx_threads: int = 0  # ONNX Runtime intra-op threads; 0: one per core
+    onnx_spinning: bool = True  # ONNX Runtime worker threads spin between operators
 
 
 def parse_device(device: str) -> str:

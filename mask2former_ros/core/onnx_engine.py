@@ -113,6 +113,9 @@ class OnnxSegmentationEngine:
         available = ort.get_available_providers()
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only; provider problems are reported here
+        options.intra_op_num_threads = max(int(config.onnx_threads), 0)
+        options.add_session_config_entry('session.intra_op.allow_spinning',
+                                         '1' if config.onnx_spinning else '0')
         skipped = []
         for name in providers:
             if name not in available:

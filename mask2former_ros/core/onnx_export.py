@@ -26,13 +26,16 @@ file needs numpy and onnxruntime (:mod:`mask2former_ros.core.onnx_engine`).
 """
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 import sys
 import tempfile
 import time
 from typing import Any, Callable
+import warnings
 
 from mask2former_ros.core.checkpoint import first_line, ModelLoadError
 from mask2former_ros.core.engine_config import (
@@ -99,7 +102,7 @@ def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Pa
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f'.{output.name}.') as tmp:
         raw_path = Path(tmp) / 'graph.onnx'
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _quiet_exporter():
                 torch.onnx.export(graph, (example,), str(raw_path), dynamo=True,
                                   opset_version=opset, input_names=[INPUT_NAME],
                                   output_names=list(OUTPUT_NAMES), external_data=False,
@@ -133,6 +136,24 @@ def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Pa
     log(f'wrote {output} ({output.stat().st_size / 1e6:.1f} MB) in '
         f'{time.perf_counter() - started:.1f} s')
     return metadata
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Keep the exporter's progress and optimiser notes off the console (errors still raise)."""
+    names = ('onnxscript', 'onnx_ir', 'torch.onnx', 'torch._dynamo', 'torch.export')
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    with open(os.devnull, 'w') as sink, contextlib.redirect_stdout(sink):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def _validate(path: Path, expected: np.ndarray, sample: np.ndarray) -> float:

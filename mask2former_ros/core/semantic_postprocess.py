@@ -254,7 +254,7 @@ def resample_index(out_size: int, in_size: int) -> tuple[torch.Tensor, torch.Ten
 
 
 def _lerp(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``a + weight * (b - a)``: torch.lerp's value, exported as one Sub, Mul and Add."""
+    """Return ``a + weight * (b - a)``: torch.lerp's value, exported as one Sub, Mul and Add."""
     return a + weight * (b - a)
 
 

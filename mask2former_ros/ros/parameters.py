@@ -115,6 +115,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   f"[{', '.join(PROVIDER_ALIASES)}]; ['auto'] = the best available of "
                   'TensorRT (fp16), CUDA, CPU; one that fails falls back to the next',
                   _parsed(parse_providers)),
+    ParameterSpec('onnx_threads', 0,
+                  'backend onnxruntime: intra-op threads of ONNX Runtime (0: one per core)',
+                  _range(0, 256)),
+    ParameterSpec('onnx_spinning', False,
+                  'backend onnxruntime: worker threads spin between operators (faster alone; '
+                  "false leaves the cores to the node's other threads between operators)"),
     ParameterSpec('frame_size', '',
                   "camera frame size HxW, e.g. '1024x2048'; backend onnxruntime: the size the "
                   'graph is exported for (needed when onnx_model is empty), checked against '
@@ -195,7 +201,9 @@ class Settings:
                                        allow_pickle=p('allow_pickle'), backend=p('backend'),
                                        onnx_model=p('onnx_model'),
                                        onnx_providers=tuple(p('onnx_providers')),
-                                       frame_size=p('frame_size')),
+                                       frame_size=p('frame_size'),
+                                       onnx_threads=p('onnx_threads'),
+                                       onnx_spinning=p('onnx_spinning')),
                    cameras=tuple(p('cameras')), max_batch_size=p('max_batch_size'),
                    compressed=p('image_transport') == 'compressed',
                    qos_reliable=p('qos_reliability') == 'reliable', qos_depth=p('qos_depth'),
