@@ -37,14 +37,16 @@ import sys
 import tempfile
 
 from bench_node import default_model
+from frame_timing import STAGES
 from mask2former_ros.core.engine_config import parse_frame_size
 from mask2former_ros.core.onnx_export import export_graph
 import numpy as np
 
-STAGES = ('preprocess', 'model', 'postprocess')
 SERVE = """
-import json, sys, time
+import json, sys
 import numpy as np
+sys.path.insert(0, sys.argv[5])
+from frame_timing import segment_timed
 from mask2former_ros.core.backends import create_engine
 from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros_fixtures.synthetic import make_scene
@@ -53,17 +55,10 @@ count, out = int(sys.argv[3]), sys.argv[4]
 frames = [make_scene(np.random.default_rng(300 + i), *size)[0] for i in range(count)]
 engine = create_engine(EngineConfig(**config))
 engine.segment(frames[0])
-stages, labels = {}, []
-started = time.perf_counter()
-for frame in frames:
-    result = engine.segment(frame)
-    labels.append(result.labels)
-    for stage in ('preprocess', 'model', 'postprocess'):
-        stages.setdefault(stage, []).append(result.timings_ms[stage])
-seconds = time.perf_counter() - started
+fps, stages, labels = segment_timed(engine, frames)
 np.save(out, np.stack(labels))
 status = dict(line.split(':', 1) for line in open('/proc/self/status') if ':' in line)
-print(json.dumps({'fps': count / seconds, 'stages': stages,
+print(json.dumps({'fps': fps, 'stages': stages,
                   'rss_mb': int(status['VmRSS'].split()[0]) / 1024,
                   'peak_rss_mb': int(status['VmHWM'].split()[0]) / 1024,
                   'torch_imported': 'torch' in sys.modules,
@@ -74,7 +69,8 @@ print(json.dumps({'fps': count / seconds, 'stages': stages,
 def serve(config: dict, size: tuple[int, int], frames: int, labels: Path) -> dict:
     """Run one backend in a fresh process; return its measurements."""
     done = subprocess.run([sys.executable, '-c', SERVE, json.dumps(config),
-                           json.dumps(list(size)), str(frames), str(labels)],
+                           json.dumps(list(size)), str(frames), str(labels),
+                           str(Path(__file__).resolve().parent)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])

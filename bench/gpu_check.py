@@ -45,6 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from frame_timing import segment_timed  # noqa: E402
 from mask2former_ros.core.engine import EngineConfig, SegmentationEngine  # noqa: E402
 from mask2former_ros_fixtures.synthetic import make_scene  # noqa: E402
 import numpy as np  # noqa: E402
@@ -89,15 +90,8 @@ def timed(engine: Any, frames: list[np.ndarray], warmup: int = 2) -> Row:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    stages: dict[str, list[float]] = {}
-    labels, started = [], time.perf_counter()
-    for frame in frames:
-        result = engine.segment(frame)
-        labels.append(result.labels)
-        for stage in ('preprocess', 'model', 'postprocess'):
-            stages.setdefault(stage, []).append(result.timings_ms[stage])
-    seconds = time.perf_counter() - started
-    row: Row = {'fps': len(frames) / seconds,
+    fps, stages, labels = segment_timed(engine, frames)
+    row: Row = {'fps': fps,
                 **{f'{k}_ms': statistics.median(v) for k, v in stages.items()}}
     if torch.cuda.is_available():
         row['peak_gpu_mb'] = torch.cuda.max_memory_allocated() / 2**20

@@ -37,8 +37,8 @@ from mask2former_ros.core.engine_config import (
     DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_input_size, PRECISION_CHOICES)
 from mask2former_ros.core.palette import palette_for
 from mask2former_ros.core.results import (
-    check_rgb, InferenceOutOfMemoryError, NON_FINITE, OwnerThread, SegmentationResult,
-    WrongThreadError)
+    check_rgb, InferenceOutOfMemoryError, NON_FINITE, only_result, OwnerThread,
+    SegmentationResult, WrongThreadError)
 from mask2former_ros.core.semantic_postprocess import class_probabilities, semantic_inference
 from mask2former_ros.core.torch_device import dtype_name, resolve_device, resolve_precision
 import numpy as np
@@ -149,10 +149,7 @@ class SegmentationEngine:
 
     def segment(self, image: np.ndarray) -> SegmentationResult:
         """Segment one RGB uint8 HxWx3 frame; raise RuntimeError if it failed (e.g. NaN)."""
-        result = self.segment_batch([image])[0]
-        if result.error is not None:
-            raise RuntimeError(result.error)
-        return result
+        return only_result(self.segment_batch([image]))
 
     def segment_batch(self, images: Sequence[np.ndarray]) -> list[SegmentationResult]:
         """

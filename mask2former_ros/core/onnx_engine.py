@@ -35,7 +35,8 @@ from mask2former_ros.core.engine_config import (
     EngineConfig, parse_device, parse_frame_size, parse_providers)
 from mask2former_ros.core.onnx_cache import cache_root, cached_graph, METADATA_PREFIX
 from mask2former_ros.core.results import (
-    check_rgb, InferenceOutOfMemoryError, NON_FINITE, OwnerThread, SegmentationResult)
+    check_rgb, InferenceOutOfMemoryError, NON_FINITE, only_result, OwnerThread,
+    SegmentationResult)
 import numpy as np
 import onnxruntime as ort
 
@@ -213,10 +214,7 @@ class OnnxSegmentationEngine:
 
     def segment(self, image: np.ndarray) -> SegmentationResult:
         """Segment one RGB uint8 HxWx3 frame; raise RuntimeError if it failed."""
-        result = self.segment_batch([image])[0]
-        if result.error is not None:
-            raise RuntimeError(result.error)
-        return result
+        return only_result(self.segment_batch([image]))
 
     def segment_batch(self, images: Sequence[np.ndarray]) -> list[SegmentationResult]:
         """

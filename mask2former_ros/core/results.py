@@ -80,6 +80,14 @@ class Segmenter(Protocol):
     def close(self) -> None: ...  # noqa: D102
 
 
+def only_result(results: list[SegmentationResult]) -> SegmentationResult:
+    """Return the result of a one-frame batch; raise RuntimeError if that frame failed."""
+    result = results[0]
+    if result.error is not None:
+        raise RuntimeError(result.error)
+    return result
+
+
 def check_rgb(image: np.ndarray) -> None:
     """Raise ValueError unless ``image`` is a non-empty HxWx3 uint8 array."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
