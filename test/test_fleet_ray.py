@@ -94,7 +94,9 @@ def test_a_killed_worker_costs_only_a_retry_of_its_bag(engine, tiny_model_dir, t
     out = tmp_path / 'out'
     proc = subprocess.Popen(
         [SCRIPT, tmp_path / 'in', '--topic', RAW, '--model', tiny_model_dir, '--gt-topic', GT,
-         '--output', out, '--workers', '2', '--no-progress'],
+         '--output', out, '--workers', '2', '--no-progress',
+         # raw outputs: the partial bag grows from the first frame on (the mid-bag signal)
+         '--outputs', 'labels,color,overlay', '--compress', 'none'],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300

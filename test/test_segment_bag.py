@@ -461,7 +461,8 @@ def test_sigint_closes_a_readable_bag_and_reports_interrupted(tiny_model_dir, tm
                             compressed_topic=None, gt_topic=None)
     out = tmp_path / 'out'
     proc = subprocess.Popen([SCRIPT, info['path'], '--topic', RAW, '--model',
-                             str(tiny_model_dir), '--output', str(out), '--include-input'],
+                             str(tiny_model_dir), '--output', str(out), '--include-input',
+                             '--outputs', 'labels,color,overlay', '--compress', 'none'],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # With stderr not a terminal, a progress line follows the first processed frame.
