@@ -28,7 +28,7 @@ import sys
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, Executor
+from rclpy.executors import Executor, ExternalShutdownException
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
