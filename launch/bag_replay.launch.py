@@ -46,17 +46,15 @@ import shlex
 
 from launch import LaunchDescription
 from launch.actions import (
-    DeclareLaunchArgument, EmitEvent, ExecuteProcess, IncludeLaunchDescription, LogInfo,
-    OpaqueFunction, RegisterEventHandler, TimerAction)
+    DeclareLaunchArgument, EmitEvent, ExecuteProcess, LogInfo, OpaqueFunction,
+    RegisterEventHandler, TimerAction)
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
-from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from mask2former_ros.ros.launch_support import (
-    as_bool, BACKEND_ARGUMENTS, backend_arguments, find_rviz2, large_image_env,
-    PROFILE_VARIABLE, share_directory)
+    as_bool, find_rviz2, input_remappings, large_image_setup, node_arguments, PROFILE_VARIABLE,
+    rviz_actions, segmentation_node, share_directory)
 
-PACKAGE = 'mask2former_ros'
 CLOCK_HZ = '100'  # /clock rate of the player: 10 ms steps of simulated time
 
 
@@ -112,16 +110,13 @@ def launch_setup(context, *args, **kwargs) -> list:
     rviz = as_bool('rviz', arg('rviz'))
     if rviz:
         find_rviz2()  # before anything starts: one clear error, nothing left running
-    share = share_directory()
     bag = os.path.expanduser(arg('bag'))
     if not os.path.exists(bag):
         raise FileNotFoundError(f"launch argument bag:='{bag}' does not exist")
     rate = positive_float('rate', arg('rate'))
     delay = positive_float('delay', arg('delay'), allow_zero=True)
-    large_images = as_bool('large_image_profile', arg('large_image_profile'))
 
-    env, note = large_image_env(large_images)
-    actions: list = [LogInfo(msg=note)] if note else []
+    env, actions = large_image_setup(arg)
     if env:
         actions.append(LogInfo(msg=f'{PROFILE_VARIABLE}={env[PROFILE_VARIABLE]} for the player, '
                                    'the node and RViz2; export it for other tools too'))
@@ -137,22 +132,14 @@ def launch_setup(context, *args, **kwargs) -> list:
         target_action=player, on_exit=_shut_down_after_the_player)))
     actions.append(TimerAction(period=delay, actions=[player]) if delay > 0 else player)
 
-    actions.append(IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'segmentation.launch.py')),
-        launch_arguments=[
-            ('image', arg('image')),
-            ('image_transport', arg('image_transport')),
-            ('model', arg('model')),
-            ('device', arg('device')),
-            *[(name, arg(name)) for name in BACKEND_ARGUMENTS],
-            ('params_file', arg('params_file')),
-            ('namespace', arg('namespace')),
-            ('node_name', arg('node_name')),
-            ('autostart', arg('autostart')),
-            ('use_sim_time', 'true'),
-            ('large_image_profile', 'true' if large_images else 'false'),
-            ('rviz', 'true' if rviz else 'false'),
-        ]))
+    # The node of segmentation.launch.py, on the bag's time.
+    namespace, image = arg('namespace').strip('/'), arg('image')
+    actions.append(segmentation_node(
+        arg, name=arg('node_name'), namespace=namespace,
+        remappings=input_remappings('', image) if image else [],
+        parameters={'use_sim_time': True}, env=env))
+    if rviz:
+        actions += rviz_actions(namespace, image, env, use_sim_time=True)
     return actions
 
 
@@ -160,7 +147,8 @@ def generate_launch_description() -> LaunchDescription:
     """Declare the launch arguments; the actions are built once they are known."""
     default_params = os.path.join(share_directory(), 'config', 'segmentation.yaml')
     return LaunchDescription([
-        *backend_arguments(),
+        *node_arguments(default_params,
+                        'node parameter file (model and device arguments override it)'),
         DeclareLaunchArgument(
             'bag', description='rosbag2 recording to play: a bag directory or a .mcap/.db3 '
                                'file'),
@@ -184,24 +172,6 @@ def generate_launch_description() -> LaunchDescription:
             'delay', default_value='0.0',
             description='seconds to wait before playing, e.g. while a large model loads '
                         '(frames published before the node is active are not segmented)'),
-        DeclareLaunchArgument(
-            'model', default_value='',
-            description="Mask2Former checkpoint; empty: the params_file's model"),
-        DeclareLaunchArgument(
-            'device', default_value='',
-            description="auto, cpu, cuda or cuda:N; empty: the params_file's device"),
-        DeclareLaunchArgument(
-            'params_file', default_value=default_params,
-            description='node parameter file (model and device arguments override it)'),
-        DeclareLaunchArgument(
-            'namespace', default_value='',
-            description='node namespace; the segmentation/* outputs are published in it'),
-        DeclareLaunchArgument(
-            'node_name', default_value='segmentation_node', description='node name'),
-        DeclareLaunchArgument(
-            'autostart', default_value='true', choices=['true', 'false'],
-            description='true: the node configures and activates itself; false: it waits '
-                        'for lifecycle transitions'),
         DeclareLaunchArgument(
             'player', default_value='ros2 bag play',
             description='bag player command; it is given <bag> --clock 100 --rate <rate> '

@@ -46,13 +46,11 @@ from typing import List
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode
 from launch_ros.parameter_descriptions import ParameterValue
 from mask2former_ros.ros.launch_support import (
-    as_bool, backend_arguments, input_remappings, large_image_env, node_parameters,
-    PROFILE_VARIABLE, share_directory)
+    input_remappings, large_image_setup, node_arguments, PROFILE_VARIABLE, segmentation_node,
+    share_directory)
 
-PACKAGE = 'mask2former_ros'
 MODES = ['batched', 'one_node_per_camera']
 _NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*')
 
@@ -90,20 +88,13 @@ def launch_setup(context, *args, **kwargs) -> list:
     suffix = arg('image_suffix').strip('/')
     if not suffix:
         raise ValueError('launch argument image_suffix must not be empty')
-    files, overrides = node_parameters(arg)
-    overrides['autostart'] = as_bool('autostart', arg('autostart'))
+    env, notes = large_image_setup(arg)
 
-    env, note = large_image_env(as_bool('large_image_profile', arg('large_image_profile')))
-    notes = [LogInfo(msg=note)] if note else []
-
-    def node(name: str, namespace: str, cameras_param: list[str],
-             remappings: list[tuple[str, str]]) -> LifecycleNode:
+    def node(namespace: str, cameras_param: list[str], remappings: list[tuple[str, str]]):
         # launch only accepts typing.List[str] (not list[str]) as a list value type.
         cameras_value = ParameterValue(cameras_param, value_type=List[str])  # noqa: UP006
-        parameters = files + [{**overrides, 'cameras': cameras_value}]
-        return LifecycleNode(package=PACKAGE, executable='segmentation_node', name=name,
-                             namespace=namespace, parameters=parameters, remappings=remappings,
-                             additional_env=env or None, output='screen', emulate_tty=True)
+        return segmentation_node(arg, namespace=namespace, remappings=remappings,
+                                 parameters={'cameras': cameras_value}, env=env)
 
     # Relative remapping targets: /<camera>/<image_suffix> at the root namespace, and still
     # right when this file is included under a pushed namespace.
@@ -111,10 +102,9 @@ def launch_setup(context, *args, **kwargs) -> list:
         remappings = []
         for camera in cameras:
             remappings += input_remappings(f'{camera}/', f'{camera}/{suffix}')
-        nodes = [node('segmentation_node', '', cameras, remappings)]
+        nodes = [node('', cameras, remappings)]
     elif mode == 'one_node_per_camera':
-        nodes = [node('segmentation_node', camera, [''], input_remappings('', suffix))
-                 for camera in cameras]
+        nodes = [node(camera, [''], input_remappings('', suffix)) for camera in cameras]
     else:
         raise ValueError(f"launch argument mode:='{mode}' must be one of {', '.join(MODES)}")
     summary = ', '.join(f'{camera}/{suffix}' for camera in cameras)
@@ -126,7 +116,9 @@ def generate_launch_description() -> LaunchDescription:
     """Declare the launch arguments; the nodes are built once the camera list is known."""
     default_params = os.path.join(share_directory(), 'config', 'multi_camera.yaml')
     return LaunchDescription([
-        *backend_arguments(),
+        *node_arguments(default_params, 'node parameter file; its cameras list is replaced by '
+                        'the cameras argument, and model, device, image_transport, use_sim_time '
+                        'given here override it', named=False),
         DeclareLaunchArgument(
             'cameras', default_value='[front,left,right]',
             description="camera namespaces: '[front,left,right]' or 'front,left,right'"),
@@ -142,22 +134,7 @@ def generate_launch_description() -> LaunchDescription:
             description='raw: <camera>/<image_suffix>; compressed: '
                         '<camera>/<image_suffix>/compressed'),
         DeclareLaunchArgument(
-            'model', default_value='',
-            description="Mask2Former checkpoint; empty: the params_file's model"),
-        DeclareLaunchArgument(
-            'device', default_value='',
-            description="auto, cpu, cuda or cuda:N; empty: the params_file's device"),
-        DeclareLaunchArgument(
-            'params_file', default_value=default_params,
-            description='node parameter file; its cameras list is replaced by the cameras '
-                        'argument, and model, device, image_transport, use_sim_time given '
-                        'here override it'),
-        DeclareLaunchArgument(
             'use_sim_time', default_value='false', description='use the /clock topic'),
-        DeclareLaunchArgument(
-            'autostart', default_value='true', choices=['true', 'false'],
-            description='true: the node(s) configure and activate themselves; false: they '
-                        'wait for lifecycle transitions (a lifecycle manager)'),
         DeclareLaunchArgument(
             'large_image_profile', default_value='false',
             description=f'true: run the node(s) with {PROFILE_VARIABLE} set to the '

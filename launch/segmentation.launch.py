@@ -43,79 +43,42 @@ this node, namespace and remapping included.
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, RegisterEventHandler
-from launch.event_handlers import OnShutdown
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node
 from mask2former_ros.ros.launch_support import (
-    as_bool, backend_arguments, find_rviz2, input_remappings, large_image_env, node_parameters,
-    PROFILE_VARIABLE, resolve_topic, rviz_config, RVIZ_TEMPLATE, share_directory)
+    as_bool, find_rviz2, input_remappings, large_image_setup, node_arguments, PROFILE_VARIABLE,
+    rviz_actions, segmentation_node, share_directory)
 
-PACKAGE = 'mask2former_ros'
 LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal']
 
 
 def launch_setup(context, *args, **kwargs) -> list:
-    """Build the node from the evaluated launch arguments."""
+    """Build the node (and RViz2) from the evaluated launch arguments."""
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context).strip()
 
     rviz = as_bool('rviz', arg('rviz'))
     if rviz:
         find_rviz2()  # before anything starts: one clear error, nothing left running
-    files, overrides = node_parameters(arg)
-    overrides['autostart'] = as_bool('autostart', arg('autostart'))
-    node_name = arg('node_name')
-    if not node_name:
-        raise ValueError('launch argument node_name must not be empty')
     namespace = arg('namespace').strip('/')
     image = arg('image')
-    remappings = input_remappings('', image) if image else []
-
-    env, note = large_image_env(as_bool('large_image_profile', arg('large_image_profile')))
-    notes = [LogInfo(msg=note)] if note else []
-    node = LifecycleNode(
-        package=PACKAGE,
-        executable='segmentation_node',
-        name=node_name,
-        namespace=namespace,
-        parameters=files + [overrides],
-        remappings=remappings,
-        arguments=['--ros-args', '--log-level', arg('log_level')],
-        additional_env=env or None,
-        output='screen',
-        emulate_tty=True,
-    )
-    actions = notes + [node]
+    env, actions = large_image_setup(arg)
+    actions.append(segmentation_node(
+        arg, name=arg('node_name'), namespace=namespace,
+        remappings=input_remappings('', image) if image else [], env=env,
+        log_level=arg('log_level')))
     if rviz:
-        # The displays follow the node: its namespace and its remapped input.
-        config = rviz_config(os.path.join(share_directory(), RVIZ_TEMPLATE), {
-            'image': resolve_topic(namespace, image or 'image'),
-            'overlay': resolve_topic(namespace, 'segmentation/overlay'),
-            'color': resolve_topic(namespace, 'segmentation/color')})
-        actions += [
-            LogInfo(msg=f'RViz2 config: {config}'),
-            Node(package='rviz2', executable='rviz2', name='rviz2', namespace=namespace,
-                 arguments=['-d', config],
-                 parameters=[{'use_sim_time': overrides['use_sim_time']}],
-                 additional_env=env or None, output='screen'),
-            RegisterEventHandler(OnShutdown(on_shutdown=lambda event, context: _remove(config))),
-        ]
+        use_sim_time = as_bool('use_sim_time', arg('use_sim_time'))
+        actions += rviz_actions(namespace, image, env, use_sim_time)
     return actions
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
 
 
 def generate_launch_description() -> LaunchDescription:
     """Declare the launch arguments; the node is built once they are known."""
     default_params = os.path.join(share_directory(), 'config', 'segmentation.yaml')
     return LaunchDescription([
-        *backend_arguments(),
+        *node_arguments(default_params, 'node parameter file; model, device, image_transport '
+                        'and use_sim_time given here override it'),
         DeclareLaunchArgument(
             'image', default_value='/camera/image_raw',
             description="input image topic: the node's 'image' is remapped to it and "
@@ -124,22 +87,6 @@ def generate_launch_description() -> LaunchDescription:
             'image_transport', default_value='raw', choices=['raw', 'compressed'],
             description='raw: subscribe <image> (sensor_msgs/Image); compressed: subscribe '
                         '<image>/compressed (sensor_msgs/CompressedImage)'),
-        DeclareLaunchArgument(
-            'model', default_value='',
-            description='Mask2Former checkpoint (Hugging Face hub id or local directory); '
-                        "empty: the params_file's model"),
-        DeclareLaunchArgument(
-            'device', default_value='',
-            description="auto, cpu, cuda or cuda:N; empty: the params_file's device"),
-        DeclareLaunchArgument(
-            'params_file', default_value=default_params,
-            description='node parameter file; model, device, image_transport and '
-                        'use_sim_time given here override it'),
-        DeclareLaunchArgument(
-            'namespace', default_value='',
-            description='node namespace; the segmentation/* outputs are published in it'),
-        DeclareLaunchArgument(
-            'node_name', default_value='segmentation_node', description='node name'),
         DeclareLaunchArgument(
             'use_sim_time', default_value='false',
             description='use the /clock topic (true when replaying a bag with --clock)'),
@@ -152,11 +99,6 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'log_level', default_value='info', choices=LOG_LEVELS,
             description='node log level'),
-        DeclareLaunchArgument(
-            'autostart', default_value='true', choices=['true', 'false'],
-            description='true: the node configures and activates itself; false: it waits '
-                        'for lifecycle transitions (ros2 lifecycle set, a lifecycle manager, '
-                        'launch ChangeState events)'),
         DeclareLaunchArgument(
             'rviz', default_value='false', choices=['true', 'false'],
             description="true: also start RViz2 showing this node's input, overlay and "

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any, Callable, Mapping
 
 import psutil
 
@@ -245,3 +246,55 @@ class RosLaunch:
                 pass
         self.proc.wait(10)
         self._log.close()
+
+
+class LabelsProbe:
+    """
+    Camera frames in, labels out: what every launch test checks of a launched node.
+
+    ``inputs`` maps each input topic to the labels topic of the node serving it. The probe
+    subscribes to the labels (reliable, depth 10) and publishes on the inputs (depth 1, reliable
+    unless ``reliable_input`` is false, as many camera drivers); ``received`` collects the
+    labels of each input topic.
+    """
+
+    def __init__(self, node: Any, executor: Any, inputs: Mapping[str, str], *,
+                 reliable_input: bool = True) -> None:
+        """Subscribe and advertise now, so discovery runs while the node starts."""
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        self.executor = executor
+        self.received: dict[str, list] = {}
+        self.publishers: dict[str, Any] = {}
+        input_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE if reliable_input
+                               else ReliabilityPolicy.BEST_EFFORT)
+        for input_topic, labels_topic in inputs.items():
+            self.received[input_topic] = []
+            node.create_subscription(
+                Image, labels_topic, self.received[input_topic].append,
+                QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+            self.publishers[input_topic] = node.create_publisher(Image, input_topic, input_qos)
+
+    def all_received(self) -> bool:
+        """Return whether labels arrived for every input."""
+        return all(self.received.values())
+
+    def exchange(self, make_frame: Callable[[str, int], Any], done: Callable[[], bool] | None,
+                 timeout: float, period: float = 0.5) -> int:
+        """
+        Publish ``make_frame(input_topic, n)`` on every input each ``period`` s until ``done()``.
+
+        ``n`` counts from 1; the executor spins in between. Returns the last ``n`` sent (when
+        ``done()`` holds, or ``timeout`` s passed). ``done`` None: :meth:`all_received`.
+        """
+        done = done or self.all_received
+        deadline = time.monotonic() + timeout
+        frame = 0
+        while not done() and time.monotonic() < deadline:
+            frame += 1
+            for topic, publisher in self.publishers.items():
+                publisher.publish(make_frame(topic, frame))
+            end = time.monotonic() + period
+            while not done() and time.monotonic() < end:
+                self.executor.spin_once(timeout_sec=0.05)
+        return frame

@@ -39,8 +39,6 @@ import numpy as np
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
 
 REASON = launch_harness.missing_launch_stack()
 pytest.importorskip('launch_testing', reason=str(REASON))
@@ -137,20 +135,11 @@ class TestLifecycle(unittest.TestCase):
         return self.call(ChangeState, f'{node}/change_state', request).success
 
     def assert_segments(self, namespace: str) -> None:
-        received = []
-        self.node.create_subscription(
-            Image, f'/{namespace}/segmentation/labels', received.append,
-            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-        publisher = self.node.create_publisher(
-            Image, f'/{namespace}/image_raw',
-            QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-        deadline = time.monotonic() + 60.0
-        while not received and time.monotonic() < deadline:
-            publisher.publish(make_image_msg(np.zeros((32, 48, 3), np.uint8), 'rgb8'))
-            end = time.monotonic() + 0.5
-            while time.monotonic() < end:
-                self.executor.spin_once(timeout_sec=0.05)
-        self.assertTrue(received, f'no labels on /{namespace}/segmentation/labels')
+        probe = launch_harness.LabelsProbe(self.node, self.executor, {
+            f'/{namespace}/image_raw': f'/{namespace}/segmentation/labels'})
+        probe.exchange(lambda topic, n: make_image_msg(np.zeros((32, 48, 3), np.uint8), 'rgb8'),
+                       None, 60.0)
+        self.assertTrue(probe.all_received(), f'no labels on /{namespace}/segmentation/labels')
 
     def test_external_manager_drives_the_transitions(self):
         self.assertEqual(self.state(BY_MANAGER), 'unconfigured')

@@ -25,7 +25,6 @@ launched process exited cleanly. Runs under pytest (the launch_testing plugin) o
 ``launch_test``; skipped, saying why, where the launch stack or colcon is missing.
 """
 
-import time
 import unittest
 
 import launch_harness
@@ -35,8 +34,6 @@ import numpy as np
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
 
 # Without launch_testing (then its pytest plugin is not loaded) this module is skipped here;
 # with it, generate_test_description skips when the rest of the stack or colcon is missing.
@@ -109,40 +106,33 @@ class TestLiveCamera(unittest.TestCase):
         return future.result().current_state.label
 
     def test_labels_arrive_with_the_frame_header(self, proc_output, model_dir):
-        received = []
-        self.node.create_subscription(
-            Image, LABELS_TOPIC, received.append,
-            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         # Best effort, depth 1: what a camera driver typically offers.
-        publisher = self.node.create_publisher(
-            Image, CAMERA_TOPIC,
-            QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        probe = launch_harness.LabelsProbe(self.node, self.executor, {CAMERA_TOPIC: LABELS_TOPIC},
+                                           reliable_input=False)
         proc_output.assertWaitFor('active:', timeout=TIMEOUT)
         self.assertEqual(self.lifecycle_state('/segmentation_node'), 'active')
 
         rng = np.random.default_rng(7)
         sent = {}  # (sec, nanosec) -> (frame_id, ground-truth labels)
-        match = None
-        deadline = time.monotonic() + TIMEOUT
-        frame = 0
-        while match is None and time.monotonic() < deadline:
-            frame += 1
+
+        def frame(topic: str, n: int):
             rgb, truth = make_scene(rng, HEIGHT, WIDTH)
             msg = make_image_msg(rgb, 'rgb8')
-            msg.header.stamp.sec, msg.header.stamp.nanosec = 1_000 + frame, 500_000_000
-            msg.header.frame_id = f'test_camera_optical_{frame}'
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 1_000 + n, 500_000_000
+            msg.header.frame_id = f'test_camera_optical_{n}'
             sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (
                 msg.header.frame_id, truth)
-            publisher.publish(msg)
-            end = time.monotonic() + 0.5
-            while match is None and time.monotonic() < end:
-                self.executor.spin_once(timeout_sec=0.05)
-                for labels in received:
-                    key = (labels.header.stamp.sec, labels.header.stamp.nanosec)
-                    if key in sent:
-                        match = labels, sent[key]
-                        break
-        self.assertIsNotNone(match, f'no labels for any of {frame} frames on {LABELS_TOPIC} '
+            return msg
+
+        def first_match():
+            for labels in probe.received[CAMERA_TOPIC]:
+                key = (labels.header.stamp.sec, labels.header.stamp.nanosec)
+                if key in sent:
+                    return labels, sent[key]
+            return None
+        frames = probe.exchange(frame, lambda: first_match() is not None, TIMEOUT)
+        match = first_match()
+        self.assertIsNotNone(match, f'no labels for any of {frames} frames on {LABELS_TOPIC} '
                                     f'(model {model_dir})')
         labels, (frame_id, truth) = match
         self.assertEqual(labels.header.frame_id, frame_id)

@@ -22,7 +22,6 @@ arrive on /front/segmentation/labels and /rear/segmentation/labels; after shutdo
 node exited cleanly.
 """
 
-import time
 import unittest
 
 import launch_harness
@@ -31,8 +30,6 @@ import numpy as np
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
 
 REASON = launch_harness.missing_launch_stack()
 pytest.importorskip('launch_testing', reason=str(REASON))
@@ -86,39 +83,28 @@ class TestMultiCamera(unittest.TestCase):
         rclpy.try_shutdown(context=cls.context)
 
     def test_both_cameras_are_served(self, proc_output):
-        received = {camera: [] for camera in CAMERAS}
-        publishers = {}
-        for camera in CAMERAS:
-            self.node.create_subscription(
-                Image, f'/{camera}/segmentation/labels', received[camera].append,
-                QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-            publishers[camera] = self.node.create_publisher(
-                Image, f'/{camera}/image_raw',
-                QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        inputs = {f'/{camera}/image_raw': camera for camera in CAMERAS}
+        probe = launch_harness.LabelsProbe(self.node, self.executor, {
+            topic: f'/{camera}/segmentation/labels' for topic, camera in inputs.items()})
         proc_output.assertWaitFor('active:', timeout=TIMEOUT)
 
         sent = {camera: set() for camera in CAMERAS}
+        rng = np.random.default_rng(3)
+
+        def frame(topic: str, n: int):
+            msg = make_image_msg(rng.integers(0, 255, (HEIGHT, WIDTH, 3), np.uint8), 'rgb8')
+            msg.header.stamp.sec = n
+            msg.header.frame_id = f'{inputs[topic]}_optical'
+            sent[inputs[topic]].add((n, msg.header.frame_id))
+            return msg
 
         def matched(camera):
             return any((m.header.stamp.sec, m.header.frame_id) in sent[camera]
-                       for m in received[camera])
-        rng = np.random.default_rng(3)
-        deadline = time.monotonic() + TIMEOUT
-        frame = 0
-        while not all(map(matched, CAMERAS)) and time.monotonic() < deadline:
-            frame += 1
-            for camera in CAMERAS:
-                msg = make_image_msg(rng.integers(0, 255, (HEIGHT, WIDTH, 3), np.uint8), 'rgb8')
-                msg.header.stamp.sec = frame
-                msg.header.frame_id = f'{camera}_optical'
-                sent[camera].add((frame, msg.header.frame_id))
-                publishers[camera].publish(msg)
-            end = time.monotonic() + 0.5
-            while time.monotonic() < end:
-                self.executor.spin_once(timeout_sec=0.05)
+                       for m in probe.received[f'/{camera}/image_raw'])
+        frames = probe.exchange(frame, lambda: all(map(matched, CAMERAS)), TIMEOUT)
         for camera in CAMERAS:
-            self.assertTrue(matched(camera), f'no labels for {camera} after {frame} frames')
-            labels = received[camera][-1]
+            self.assertTrue(matched(camera), f'no labels for {camera} after {frames} frames')
+            labels = probe.received[f'/{camera}/image_raw'][-1]
             self.assertEqual((labels.height, labels.width), (HEIGHT, WIDTH))
 
 

@@ -13,17 +13,19 @@
 # limitations under the License.
 
 """
-Helpers shared by the package's launch files: share directory, arguments, DDS profile, RViz.
+Helpers shared by the package's launch files: the node's action, arguments, DDS profile, RViz.
 
-Few ``launch`` imports (only where a launch object is built), so the launch files stay thin
-and this module is testable anywhere; ``ament_index_python`` is imported only when a package
-is looked up.
+:func:`segmentation_node` builds the ``LifecycleNode`` action of ``segmentation_node`` with its
+parameters and remappings, :func:`node_arguments` declares the arguments it reads, so a launch
+file says only what differs. Few ``launch`` imports (only where a launch object is built), so
+the launch files stay thin and this module is testable anywhere; ``ament_index_python`` is
+imported only when a package is looked up.
 """
 
 import os
 from pathlib import Path
 import tempfile
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 PACKAGE = 'mask2former_ros'
 PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
@@ -135,31 +137,133 @@ def input_remappings(prefix: str, target: str) -> list[tuple[str, str]]:
     return [(f'{prefix}image', target), (f'{prefix}image/compressed', f'{target}/compressed')]
 
 
-def node_parameters(arg: Callable[[str], str]) -> tuple[list[str], dict[str, Any]]:
+def node_parameters(arg: Callable[[str], str], fixed: Mapping[str, Any] | None = None,
+                    ) -> tuple[list[str], dict[str, Any]]:
     """
     Return the node's parameter file (checked to exist; none if empty) and the overrides.
 
     ``arg`` evaluates a launch argument. Parameters given later take precedence, so the
     overrides go after the file; model and device are only overridden when given, so that the
     file's values apply otherwise. ``ParameterValue(..., value_type=str)`` keeps e.g. a model
-    directory named '2024' a string.
+    directory named '2024' a string. ``fixed`` are parameters the launch file sets itself
+    (e.g. ``use_sim_time`` of a bag replay): they win, and their arguments are not read.
     """
     from launch_ros.parameter_descriptions import ParameterValue
+    fixed = dict(fixed or {})
     params_file = os.path.expanduser(arg('params_file'))
     if params_file and not os.path.isfile(params_file):
         raise FileNotFoundError(f"launch argument params_file:='{params_file}' does not exist")
-    overrides: dict[str, Any] = {
-        'image_transport': ParameterValue(arg('image_transport'), value_type=str),
-        'use_sim_time': as_bool('use_sim_time', arg('use_sim_time')),
-    }
+    overrides: dict[str, Any] = {}
+    if 'image_transport' not in fixed:
+        overrides['image_transport'] = ParameterValue(arg('image_transport'), value_type=str)
+    if 'use_sim_time' not in fixed:
+        overrides['use_sim_time'] = as_bool('use_sim_time', arg('use_sim_time'))
     for name in ('model', 'device') + BACKEND_ARGUMENTS:
-        if arg(name):
+        if name not in fixed and arg(name):
             overrides[name] = ParameterValue(arg(name), value_type=str)
-    return ([params_file] if params_file else []), overrides
+    if 'autostart' not in fixed:
+        overrides['autostart'] = as_bool('autostart', arg('autostart'))
+    return ([params_file] if params_file else []), {**overrides, **fixed}
+
+
+def segmentation_node(arg: Callable[[str], str], *, name: str = 'segmentation_node',
+                      namespace: str = '', remappings: Iterable[tuple[str, str]] = (),
+                      parameters: Mapping[str, Any] | None = None,
+                      env: Mapping[str, str] | None = None, log_level: str | None = None,
+                      ) -> Any:
+    """
+    Return the ``launch_ros`` ``LifecycleNode`` action that runs ``segmentation_node``.
+
+    Its parameters are the params file and overrides of :func:`node_parameters` (``autostart``
+    included), then ``parameters``, which the launch file sets itself (e.g. ``cameras``).
+    ``env`` is added to the node's environment (e.g. :func:`large_image_env`'s).
+    """
+    from launch_ros.actions import LifecycleNode
+    if not name:
+        raise ValueError('launch argument node_name must not be empty')
+    files, overrides = node_parameters(arg, parameters)
+    return LifecycleNode(
+        package=PACKAGE, executable='segmentation_node', name=name, namespace=namespace,
+        parameters=files + [overrides], remappings=list(remappings),
+        arguments=['--ros-args', '--log-level', log_level] if log_level else None,
+        additional_env=dict(env) if env else None, output='screen', emulate_tty=True)
+
+
+def large_image_setup(arg: Callable[[str], str]) -> tuple[dict[str, str], list[Any]]:
+    """Return :func:`large_image_env` of the ``large_image_profile`` argument and its note."""
+    from launch.actions import LogInfo
+    env, note = large_image_env(as_bool('large_image_profile', arg('large_image_profile')))
+    return env, [LogInfo(msg=note)] if note else []
+
+
+def rviz_actions(namespace: str, image: str, env: Mapping[str, str] | None,
+                 use_sim_time: bool) -> list[Any]:
+    """
+    Return RViz2 showing a node's input, overlay and colour topics, and its config's removal.
+
+    The displays follow the node: its ``namespace`` and its remapped input ``image`` (empty:
+    the node's own ``image``). The config is a temporary copy, removed at shutdown.
+    """
+    from launch.actions import LogInfo, RegisterEventHandler
+    from launch.event_handlers import OnShutdown
+    from launch_ros.actions import Node
+    config = rviz_config(os.path.join(share_directory(), RVIZ_TEMPLATE), {
+        'image': resolve_topic(namespace, image or 'image'),
+        'overlay': resolve_topic(namespace, 'segmentation/overlay'),
+        'color': resolve_topic(namespace, 'segmentation/color')})
+    return [
+        LogInfo(msg=f'RViz2 config: {config}'),
+        Node(package='rviz2', executable='rviz2', name='rviz2', namespace=namespace,
+             arguments=['-d', config], parameters=[{'use_sim_time': use_sim_time}],
+             additional_env=dict(env) if env else None, output='screen'),
+        RegisterEventHandler(OnShutdown(on_shutdown=lambda event, context: _remove(config))),
+    ]
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 # Launch arguments of the inference backend, passed to the node only when given.
 BACKEND_ARGUMENTS = ('backend', 'onnx_model', 'frame_size')
+
+
+def node_arguments(params_file: str, params_help: str, *, named: bool = True) -> list[Any]:
+    """
+    Declare the launch arguments that :func:`segmentation_node` reads in every launch file.
+
+    The backend's, ``model``, ``device``, ``params_file`` (default ``params_file``, described by
+    ``params_help``), ``autostart`` and, when ``named``, ``namespace`` and ``node_name``.
+    """
+    from launch.actions import DeclareLaunchArgument
+    arguments = [
+        *backend_arguments(),
+        DeclareLaunchArgument(
+            'model', default_value='',
+            description='Mask2Former checkpoint (Hugging Face hub id or local directory); '
+                        "empty: the params_file's model"),
+        DeclareLaunchArgument(
+            'device', default_value='',
+            description="auto, cpu, cuda or cuda:N; empty: the params_file's device"),
+        DeclareLaunchArgument('params_file', default_value=params_file, description=params_help),
+        DeclareLaunchArgument(
+            'autostart', default_value='true', choices=['true', 'false'],
+            description='true: the node(s) configure and activate themselves; false: they '
+                        'wait for lifecycle transitions (ros2 lifecycle set, a lifecycle '
+                        'manager, launch ChangeState events)'),
+    ]
+    if named:
+        arguments += [
+            DeclareLaunchArgument(
+                'namespace', default_value='',
+                description='node namespace; the segmentation/* outputs are published in it'),
+            DeclareLaunchArgument(
+                'node_name', default_value='segmentation_node', description='node name'),
+        ]
+    return arguments
 
 
 def backend_arguments() -> list[Any]:

@@ -23,16 +23,14 @@ Wiring only. Three threads carry a frame:
 2. the inference thread (:class:`~mask2former_ros.core.inference_worker.InferenceWorker`, the
    only thread that ever runs the model; it loads the engine of the configured backend at
    configure): takes the newest frame of every camera, deserialises and decodes it, segments
-   them as one batch;
-3. the output thread: builds and publishes labels (and colour / overlay only while subscribed)
-   with each input's header, in the order the inference thread produced them.
+   them as one batch (:class:`~mask2former_ros.ros.inference_stage.InferenceStage`);
+3. the output thread (:class:`~mask2former_ros.ros.output_stage.OutputStage`): builds and
+   publishes labels (and colour / overlay only while subscribed) with each input's header, in
+   the order the inference thread produced them.
+
+How the process ends after SIGINT/SIGTERM is :mod:`~mask2former_ros.ros.signal_exit`'s job.
 """
 
-import ctypes
-from dataclasses import dataclass, field
-import os
-import queue
-import signal
 import sys
 import threading
 import time
@@ -43,25 +41,22 @@ from mask2former_ros.core.checkpoint import ModelLoadError
 from mask2former_ros.core.frame_slot import LatestFrameSlots
 from mask2former_ros.core.inference_worker import InferenceWorker
 from mask2former_ros.core.large_buffers import keep_large_buffers
-from mask2former_ros.core.palette import colorize, overlay
 from mask2former_ros.core.results import Segmenter
 from mask2former_ros.core.stats import CameraStats, WindowStats
 from mask2former_ros.ros.diagnostics import BatchStats, camera_status, model_status, ModelInfo
-from mask2former_ros.ros.image_conversion import (
-    compressed_to_rgb, image_to_rgb, ImageConversionError, labels_to_image, rgb_to_image,
-    stamp_ns)
+from mask2former_ros.ros.inference_stage import Camera, InferenceStage
 from mask2former_ros.ros.label_info import LabelInfo, legend_string, vision_label_info
+from mask2former_ros.ros.output_stage import OutputStage
 from mask2former_ros.ros.parameters import PARAMETERS, Settings, SPECS, validate
-from mask2former_ros.ros.serialized_image import read_image, ros_header
-import numpy as np
+from mask2former_ros.ros.signal_exit import exit_after_signal, note_signals, spin
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header, String
+from std_msgs.msg import String
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
@@ -72,28 +67,6 @@ STUCK_AFTER_S = 30.0  # a batch running longer than this marks the inference thr
 
 def _join(*parts: str) -> str:
     return '/'.join(p.strip('/') for p in parts if p and p.strip('/'))
-
-
-@dataclass
-class Camera:
-    """ROS handles of one camera input and its statistics."""
-
-    name: str
-    input_topic: str
-    publishers: dict[str, Any] = field(default_factory=dict)
-    subscription: Any = None
-    stats: CameraStats = field(default_factory=CameraStats)
-
-
-@dataclass
-class Output:
-    """One segmented frame on its way to the output thread."""
-
-    camera: Camera
-    header: Any
-    rgb: np.ndarray
-    labels: np.ndarray
-    arrival: float  # monotonic time the message arrived
 
 
 class SegmentationNode(LifecycleNode):
@@ -114,9 +87,8 @@ class SegmentationNode(LifecycleNode):
         self._worker_restarts = 0
         self._worker_problem = ''
         self._slots: LatestFrameSlots = LatestFrameSlots()
-        self._streaming = threading.Event()
-        self._outputs: queue.Queue[Output | None] = queue.Queue(maxsize=4)
-        self._output_thread: threading.Thread | None = None
+        self._output = OutputStage(self.param, self.get_clock(), self._warn)
+        self._inference: InferenceStage | None = None
         self._diag_pub = None
         self._diag_timer = None
         self._batches = BatchStats({}, WindowStats(), WindowStats(),
@@ -174,6 +146,8 @@ class SegmentationNode(LifecycleNode):
         self.settings, self._worker = settings, worker
         self._worker_restarts, self._worker_problem = 0, ''
         self._pending_reconfigure.clear()
+        self._inference = InferenceStage(self.cameras, settings.compressed, self._batches,
+                                         self._output, self._warn, self.resolve_topic_name)
         output_qos = QoSProfile(
             depth=1, history=HistoryPolicy.KEEP_LAST,
             reliability=ReliabilityPolicy.RELIABLE if settings.output_reliable
@@ -207,10 +181,7 @@ class SegmentationNode(LifecycleNode):
                          else ReliabilityPolicy.BEST_EFFORT)
         msg_type = CompressedImage if settings.compressed else Image
         self._slots.reopen()
-        self._streaming.set()
-        self._output_thread = threading.Thread(target=self._output_loop, name='output',
-                                               daemon=True)
-        self._output_thread.start()
+        self._output.start()
         self._serve()
         for camera in self.cameras.values():
             camera.subscription = self.create_subscription(
@@ -249,10 +220,11 @@ class SegmentationNode(LifecycleNode):
 
     def _serve(self) -> None:
         max_items = self.settings.max_batch_size or None
-        self._worker.serve(lambda timeout: self._slots.take(timeout, max_items), self._process)
+        self._worker.serve(lambda timeout: self._slots.take(timeout, max_items),
+                           self._inference.process)
 
     def _stop_streaming(self, timeout: float = 4.0) -> None:
-        self._streaming.clear()
+        self._output.halt()
         for camera in self.cameras.values():
             if camera.subscription is not None:
                 self.destroy_subscription(camera.subscription)
@@ -263,10 +235,7 @@ class SegmentationNode(LifecycleNode):
             while self._worker.busy_since is not None and time.monotonic() < deadline:
                 time.sleep(0.01)
         self._slots.clear()
-        thread, self._output_thread = self._output_thread, None
-        if thread is not None:
-            self._outputs.put(None)
-            thread.join(timeout)
+        self._output.stop(timeout)
 
     def destroy_node(self) -> None:
         """
@@ -296,7 +265,7 @@ class SegmentationNode(LifecycleNode):
         worker, self._worker = self._worker, None
         if worker is not None and not worker.stop():
             self.get_logger().warning('the inference thread did not end within 5 s')
-        self.settings = None
+        self.settings, self._inference = None, None
 
     # --- data path -----------------------------------------------------------------------
 
@@ -308,109 +277,10 @@ class SegmentationNode(LifecycleNode):
         cam.stats.arrivals.add()
         self._slots.put(camera, (raw, time.monotonic(), self.get_clock().now().nanoseconds))
 
-    def _decode(self, camera: Camera, raw: bytes) -> tuple[Header, np.ndarray] | None:
-        """Return the header and RGB pixels of one serialized message, or count a bad frame."""
-        compressed = self.settings.compressed
-        try:
-            msg = read_image(raw, compressed)
-            rgb = compressed_to_rgb(msg) if compressed else image_to_rgb(msg)
-            header = ros_header(msg.header)
-        except ImageConversionError as exc:
-            reason = str(exc)
-        except Exception as exc:  # undecodable CDR from a foreign publisher
-            reason = f'cannot deserialise: {type(exc).__name__}: {exc}'
-        else:
-            return header, rgb
-        camera.stats.bad_frames += 1
-        self._warn(camera, f'bad frame on {self.resolve_topic_name(camera.input_topic)}: '
-                           f'{reason}')
-        return None
-
-    def _warn(self, camera: Camera, text: str) -> None:
-        camera.stats.last_problem = text
-        if camera.stats.warn_due(self.param('warning_throttle')):
+    def _warn(self, stats: CameraStats, text: str) -> None:
+        stats.last_problem = text
+        if stats.warn_due(self.param('warning_throttle')):
             self.get_logger().warning(text)
-
-    def _process(self, engine: Segmenter, items: dict[str, tuple]) -> None:
-        """On the inference thread: decode, segment as one batch, hand results to output."""
-        frames = []
-        for name, (raw, arrival, arrival_ns) in items.items():
-            camera = self.cameras.get(name)
-            if camera is None:
-                continue
-            started = time.perf_counter()
-            decoded = self._decode(camera, raw)
-            if decoded is None:
-                continue
-            camera.stats.decode_ms.add((time.perf_counter() - started) * 1e3)
-            stamp = stamp_ns(decoded[0])
-            if stamp:
-                camera.stats.transport_ms.add((arrival_ns - stamp) / 1e6)
-            frames.append((camera, decoded[0], decoded[1], arrival))
-        if not frames:
-            return
-        started = time.perf_counter()
-        try:
-            results = engine.segment_batch([rgb for _, _, rgb, _ in frames])
-        except Exception as exc:  # e.g. out of memory: drop this batch, keep running
-            self._batches.failed_batches += 1
-            for camera, *_ in frames:
-                camera.stats.failed_frames += 1
-                self._warn(camera, f'inference failed, frame dropped: '
-                                   f'{type(exc).__name__}: {exc}')
-            return
-        batch_ms = (time.perf_counter() - started) * 1e3
-        self._batches.sizes[len(frames)] = self._batches.sizes.get(len(frames), 0) + 1
-        self._batches.batch_ms.add(batch_ms)
-        self._batches.frame_ms.add(batch_ms / len(frames))
-        for stage, stats in self._batches.stage_ms.items():
-            stats.add(results[0].timings_ms[stage])
-        for (camera, header, rgb, arrival), result in zip(frames, results, strict=True):
-            if not result.ok:
-                camera.stats.failed_frames += 1
-                self._warn(camera, f'frame {stamp_ns(header)} dropped: {result.error}')
-                continue
-            if self._streaming.is_set():
-                self._outputs.put(Output(camera, header, rgb, result.labels, arrival))
-
-    def _output_loop(self) -> None:
-        """On the output thread: publish results in the order they were produced."""
-        while True:
-            out = self._outputs.get()
-            if out is None:
-                return
-            if not self._streaming.is_set():
-                continue
-            started = time.perf_counter()
-            try:
-                self._publish(out)
-            except Exception as exc:  # a publisher destroyed during shutdown
-                self._warn(out.camera, f'publish failed: {type(exc).__name__}: {exc}')
-                continue
-            stats = out.camera.stats
-            stats.publish_ms.add((time.perf_counter() - started) * 1e3)
-            stamp = stamp_ns(out.header)
-            now = self.get_clock().now().nanoseconds
-            stats.latency_ms.add((now - stamp) / 1e6 if stamp
-                                 else (time.monotonic() - out.arrival) * 1e3)
-            stats.outputs.add()
-
-    def _publish(self, out: Output) -> None:
-        pubs, header, labels = out.camera.publishers, out.header, out.labels
-        if self.param('publish_labels'):
-            pubs['labels'].publish(labels_to_image(labels, header))
-        want_color = self.param('publish_color') and pubs['color'].get_subscription_count() > 0
-        want_overlay = (self.param('publish_overlay')
-                        and pubs['overlay'].get_subscription_count() > 0)
-        if want_color or want_overlay:
-            palette = self.engine.palette
-            color = colorize(labels, palette)
-            if want_color:
-                pubs['color'].publish(rgb_to_image(color, header))
-            if want_overlay:
-                pubs['overlay'].publish(rgb_to_image(
-                    overlay(out.rgb, labels, palette, self.param('overlay_alpha'), color=color),
-                    header))
 
     # --- watchdog and diagnostics ----------------------------------------------------------
 
@@ -445,7 +315,7 @@ class SegmentationNode(LifecycleNode):
             self.get_logger().error(f'restarting the inference thread failed: {exc}')
             return
         self._worker = replacement
-        if self._streaming.is_set():
+        if self._output.publishing:
             self._serve()
         self.get_logger().warning(
             f'inference thread restarted ({self._worker_restarts}/{MAX_WORKER_RESTARTS})')
@@ -476,26 +346,10 @@ class SegmentationNode(LifecycleNode):
         return array
 
 
-def _spin(executor: SingleThreadedExecutor, node: SegmentationNode) -> None:
-    """Spin until shutdown; a take racing a shutdown by signal ends the spin quietly."""
-    try:
-        executor.spin()
-    except ExternalShutdownException:
-        pass
-    except Exception:
-        if rclpy.ok(context=node.context):
-            raise  # a real error, not a take interrupted by the context shutting down
-
-
 def main(args: list[str] | None = None) -> int:
     """Run the node: ``ros2 run mask2former_ros segmentation_node [--ros-args ...]``."""
     keep_large_buffers()  # every frame passes through buffers of its size: reuse them
-    # rclpy's own handlers (installed by init) shut the context down on SIGINT/SIGTERM, which
-    # ends the spin with ExternalShutdownException, and then call these: they only note the
-    # signal, so a second signal (launch forwards one) never interrupts the cleanup.
-    signals: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, _frame: signals.append(signum))
+    signals = note_signals()  # before init: rclpy's handlers then call these after shutdown
     rclpy.init(args=args)
     try:
         node = SegmentationNode()
@@ -514,7 +368,7 @@ def main(args: list[str] | None = None) -> int:
                     node.get_logger().fatal(f'could not {name}; exiting')
                     return 1
         executor.add_node(node)
-        _spin(executor, node)
+        spin(executor, node.context)
         return 0
     finally:
         node.teardown()
@@ -522,26 +376,7 @@ def main(args: list[str] | None = None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
         if signals:
-            _exit_after_signal()
-
-
-def _exit_after_signal() -> None:
-    """
-    End the process now, exit code 0, once everything is released after SIGINT/SIGTERM.
-
-    Further signals are ignored first: ros2 launch forwards Ctrl-C a second time, and Python's
-    finalisation would reset our handler to SIG_DFL, so a late second SIGINT killed the exiting
-    process (exit -2). And the interpreter's own finalisation (tearing down torch, transformers
-    and rclpy modules) took over 4 s of the 6 s from signal to exit on a loaded 2-core machine,
-    against the 5 s a stop may take: nothing is left to finalise, so the process exits directly
-    after flushing Python's and C's output streams.
-    """
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    ctypes.CDLL(None).fflush(None)
-    os._exit(0)
+            exit_after_signal()
 
 
 if __name__ == '__main__':

@@ -1,0 +1,138 @@
+# Copyright 2026 mask2former_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The node's output stage: one thread that publishes segmented frames in the order produced.
+
+For each :class:`Output` the thread publishes the label image (``publish_labels``) and, only
+while they have subscribers, the colour mask and the overlay (``publish_color``,
+``publish_overlay``, ``overlay_alpha``), all with the input's header. The parameters are read
+for every frame, so a live change applies to the next one. Per camera it counts
+``publish_ms``, ``latency_ms`` (from the header stamp, else from arrival) and ``outputs``.
+"""
+
+from dataclasses import dataclass
+import queue
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+from mask2former_ros.core.palette import colorize, overlay
+from mask2former_ros.core.stats import CameraStats
+from mask2former_ros.ros.image_conversion import labels_to_image, rgb_to_image, stamp_ns
+import numpy as np
+from rclpy.clock import Clock
+from std_msgs.msg import Header
+
+
+@dataclass
+class Output:
+    """One segmented frame on its way to the output thread."""
+
+    publishers: Mapping[str, Any]  # its camera's 'labels', 'color' and 'overlay' publishers
+    stats: CameraStats  # its camera's statistics
+    header: Header
+    rgb: np.ndarray
+    labels: np.ndarray
+    palette: np.ndarray  # of the engine that produced the labels
+    arrival: float  # monotonic time the message arrived
+
+
+class OutputStage:
+    """
+    The output thread: publishes each submitted :class:`Output`, first in, first out.
+
+    ``param`` returns a parameter's current value, ``clock`` gives the time latencies end at,
+    ``warn(stats, text)`` reports a failed publish. :meth:`halt` stops publishing at once
+    while the thread goes on draining the queue, so a producer never blocks on it;
+    :meth:`stop` then ends the thread.
+    """
+
+    def __init__(self, param: Callable[[str], Any], clock: Clock,
+                 warn: Callable[[CameraStats, str], None], maxsize: int = 4) -> None:
+        """Create a stopped stage whose queue holds up to ``maxsize`` outputs."""
+        self._param, self._clock, self._warn = param, clock, warn
+        self._queue: queue.Queue[Output | None] = queue.Queue(maxsize=maxsize)
+        self._publishing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def publishing(self) -> bool:
+        """Return whether submitted outputs are published (between start and halt)."""
+        return self._publishing.is_set()
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """Return the output thread while the stage runs."""
+        return self._thread
+
+    def start(self) -> None:
+        """Start the output thread; outputs submitted from now on are published."""
+        self._publishing.set()
+        self._thread = threading.Thread(target=self._loop, name='output', daemon=True)
+        self._thread.start()
+
+    def submit(self, out: Output) -> None:
+        """Queue ``out`` (waiting while the queue is full); dropped unless publishing."""
+        if self._publishing.is_set():
+            self._queue.put(out)
+
+    def halt(self) -> None:
+        """Publish nothing more; what is queued or submitted later is drained unpublished."""
+        self._publishing.clear()
+
+    def stop(self, timeout: float = 4.0) -> None:
+        """Halt, then end the thread once it has drained the queue (waits up to ``timeout``)."""
+        self.halt()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            out = self._queue.get()
+            if out is None:
+                return
+            if not self._publishing.is_set():
+                continue
+            started = time.perf_counter()
+            try:
+                self._publish(out)
+            except Exception as exc:  # a publisher destroyed during shutdown
+                self._warn(out.stats, f'publish failed: {type(exc).__name__}: {exc}')
+                continue
+            stats = out.stats
+            stats.publish_ms.add((time.perf_counter() - started) * 1e3)
+            stamp = stamp_ns(out.header)
+            now = self._clock.now().nanoseconds
+            stats.latency_ms.add((now - stamp) / 1e6 if stamp
+                                 else (time.monotonic() - out.arrival) * 1e3)
+            stats.outputs.add()
+
+    def _publish(self, out: Output) -> None:
+        pubs, header, labels = out.publishers, out.header, out.labels
+        if self._param('publish_labels'):
+            pubs['labels'].publish(labels_to_image(labels, header))
+        want_color = self._param('publish_color') and pubs['color'].get_subscription_count() > 0
+        want_overlay = (self._param('publish_overlay')
+                        and pubs['overlay'].get_subscription_count() > 0)
+        if want_color or want_overlay:
+            color = colorize(labels, out.palette)
+            if want_color:
+                pubs['color'].publish(rgb_to_image(color, header))
+            if want_overlay:
+                pubs['overlay'].publish(rgb_to_image(
+                    overlay(out.rgb, labels, out.palette, self._param('overlay_alpha'),
+                            color=color), header))
