@@ -68,7 +68,8 @@ def test_every_argument_is_described(share, name):
     description = PythonLaunchDescriptionSource(str(share / 'launch' / name)).\
         get_launch_description(LaunchContext())
     arguments = description.get_launch_arguments()
-    assert {'model', 'device', 'params_file', 'autostart'} <= {a.name for a in arguments}
+    assert {'model', 'device', 'params_file', 'autostart', 'backend', 'onnx_model',
+            'frame_size'} <= {a.name for a in arguments}
     for argument in arguments:
         assert argument.description and 'no description' not in argument.description, (
             argument.name)
