@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                 break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise  # a real error, not a publish cut off by a signal that took the context
     finally:
         stop.set()
         if clock_thread is not None:  # never destroy the publisher under a publish
