@@ -170,7 +170,7 @@ def test_export_cache_reuses_and_follows_the_checkpoint(tiny_model_dir, tmp_path
     assert not any('exporting' in line for line in logs)
     assert any('using the cached ONNX export' in line for line in logs)
     # Another frame size or a changed checkpoint is another graph.
-    assert cache_key(str(tiny_model_dir), (240, 320), 'checkpoint', 'fp32', 18) \
+    assert cache_key(str(tiny_model_dir), (240, 320), 'checkpoint', 18) \
         != first.stem
     changed = tmp_path / 'changed'
     shutil.copytree(tiny_model_dir, changed)

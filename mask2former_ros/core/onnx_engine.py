@@ -102,8 +102,7 @@ class OnnxSegmentationEngine:
                 'backend onnxruntime without onnx_model exports a graph for one frame size: '
                 'set frame_size (e.g. 1024x2048), or export one with mask2former_export and '
                 'set onnx_model')
-        precision = config.precision if config.precision in ('fp16', 'bf16') else 'fp32'
-        return cached_graph(config.model, wanted, config.input_size, precision,
+        return cached_graph(config.model, wanted, config.input_size,
                             allow_pickle=config.allow_pickle, log=self._log)
 
     def _open(self, path: Path, config: EngineConfig) -> tuple[Any, str]:

@@ -20,7 +20,9 @@ Export a Mask2Former checkpoint as one ONNX graph: uint8 frame in, labels out (t
 semantic post-processing) with torch's ``torch.export``-based ONNX exporter, opset 18 by
 default, then validates it: ``onnx.checker``, and one run with ONNX Runtime against the torch
 engine on a sample frame. The graph carries its metadata (:data:`METADATA_PREFIX` keys): the
-checkpoint and its content hash, frame and model input size, class names, palette, precision,
+checkpoint and its content hash, frame and model input size, class names, palette, precision
+(fp32: TensorRT builds its fp16 engines from it; an autocast-traced fp16 graph failed ONNX
+Runtime's type check, LayerNormalization bound to float16 and float),
 opset and the versions that made it. Only export needs torch and transformers; serving the
 file needs numpy and onnxruntime (:mod:`mask2former_ros.core.onnx_engine`).
 """
@@ -39,7 +41,7 @@ import warnings
 
 from mask2former_ros.core.checkpoint import first_line, ModelLoadError
 from mask2former_ros.core.engine_config import (
-    EngineConfig, parse_frame_size, parse_input_size, parse_precision)
+    EngineConfig, parse_frame_size, parse_input_size)
 from mask2former_ros.core.onnx_cache import (
     checkpoint_digest, FORMAT_VERSION, METADATA_PREFIX, package_versions)
 import numpy as np
@@ -65,8 +67,8 @@ def sample_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Path,
-                 input_size: str | int = 'checkpoint', precision: str = 'fp32',
-                 opset: int = DEFAULT_OPSET, allow_pickle: bool = False,
+                 input_size: str | int = 'checkpoint', opset: int = DEFAULT_OPSET,
+                 allow_pickle: bool = False,
                  log: Callable[[str], Any] = print) -> dict[str, str]:
     """
     Export, validate and atomically write the graph; return its metadata.
@@ -82,8 +84,6 @@ def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Pa
     size = frame_size if isinstance(frame_size, tuple) else parse_frame_size(frame_size)
     if size is None:
         raise ExportError('a frame size is needed (HEIGHTxWIDTH, e.g. 1024x2048)')
-    precision = parse_precision(precision)
-    precision = 'fp32' if precision == 'auto' else precision
     input_size = parse_input_size(input_size)
     output = Path(output)
     started = time.perf_counter()
@@ -93,11 +93,10 @@ def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Pa
     # The fused SDPA attention of the Swin backbone does not decompose for export.
     net.set_attn_implementation('eager')
     sample = sample_frame(*size)
-    autocast = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}[precision]
-    graph = ServingGraph(net, engine.preprocessing, size, input_size, autocast).eval()
+    graph = ServingGraph(net, engine.preprocessing, size, input_size).eval()
     example = torch.from_numpy(sample[None].copy())
     log(f"exporting '{model}' for {size[0]}x{size[1]} frames (model input "
-        f'{graph.input_hw[0]}x{graph.input_hw[1]}, {precision}, opset {opset})')
+        f'{graph.input_hw[0]}x{graph.input_hw[1]}, opset {opset})')
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f'.{output.name}.') as tmp:
         raw_path = Path(tmp) / 'graph.onnx'
@@ -116,7 +115,7 @@ def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Pa
             'checkpoint_sha256': checkpoint_digest(model),
             'frame_size': f'{size[0]}x{size[1]}',
             'model_input_size': f'{graph.input_hw[0]}x{graph.input_hw[1]}',
-            'input_size': str(input_size), 'precision': precision, 'opset': str(opset),
+            'input_size': str(input_size), 'precision': 'fp32', 'opset': str(opset),
             'class_names': json.dumps(engine.class_names),
             'palette': json.dumps(np.asarray(engine.palette).tolist()),
             'versions': json.dumps(package_versions()),
@@ -160,8 +159,12 @@ def _validate(path: Path, expected: np.ndarray, sample: np.ndarray) -> float:
     """Run the graph once on the CPU and compare its labels with the torch engine's."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-    labels, finite = session.run(None, {session.get_inputs()[0].name: sample[None]})
+    try:
+        session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+        labels, finite = session.run(None, {session.get_inputs()[0].name: sample[None]})
+    except Exception as exc:  # noqa: BLE001 - any refusal of ONNX Runtime is the graph's
+        raise ExportError(f'validation: ONNX Runtime cannot run the graph: '
+                          f'{first_line(exc)}') from exc
     if not bool(finite[0]):
         raise ExportError('validation: the graph gave non-finite model outputs on the sample')
     agreement = float((labels[0] == expected).mean())
@@ -183,9 +186,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--output', required=True, type=Path, help='the .onnx file to write')
     parser.add_argument('--input-size', default='checkpoint',
                         help="model input: 'checkpoint', 'native' or a short side (as the node)")
-    parser.add_argument('--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'),
-                        help='autocast of the model forward inside the graph (default fp32; '
-                             'the TensorRT provider runs fp16 from an fp32 graph by itself)')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset (>= 18)')
     parser.add_argument('--allow-pickle', action='store_true',
                         help='allow pickle (*.bin) weights; they can run code when loaded')
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.opset < 18:
             raise ExportError('--opset must be 18 or later (antialiased Resize)')
-        export_graph(args.model, args.size, args.output, args.input_size, args.precision,
+        export_graph(args.model, args.size, args.output, args.input_size,
                      args.opset, args.allow_pickle, log=log)
     except ModelLoadError as exc:
         log(f'error: {exc}')

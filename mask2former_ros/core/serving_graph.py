@@ -37,13 +37,12 @@ class ServingGraph(torch.nn.Module):
     """
     uint8 RGB (1, H, W, 3) -> labels (1, H, W) and a finite flag (1,), for one frame size.
 
-    ``autocast`` (a torch dtype or None) runs the model forward under ``torch.autocast`` as
-    the torch engine does; the graph's outputs are the same either way.
+    The forward runs in fp32: reduced precision on a GPU comes from the provider (TensorRT's
+    fp16 engines), not from the graph.
     """
 
     def __init__(self, model: torch.nn.Module, preprocessing: Preprocessing,
-                 frame_size: tuple[int, int], input_size: str | int = 'checkpoint',
-                 autocast: torch.dtype | None = None) -> None:
+                 frame_size: tuple[int, int], input_size: str | int = 'checkpoint') -> None:
         """Fix the sizes: frame, model input (from the preprocessing) and score grid."""
         super().__init__()
         self.model = model
@@ -59,7 +58,6 @@ class ServingGraph(torch.nn.Module):
         scale, bias = preprocessing.normalisation()
         self.register_buffer('scale', torch.tensor(scale).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('bias', torch.tensor(bias).view(1, 3, 1, 1), persistent=False)
-        self.autocast = autocast
 
     def _index(self, name: str) -> tuple[torch.Tensor, ...]:
         return tuple(getattr(self, f'{name}_{i}') for i in range(3))
@@ -79,10 +77,7 @@ class ServingGraph(torch.nn.Module):
                                   align_corners=False,
                                   antialias=self.input_hw[0] < height or self.input_hw[1] < width)
         x = x.float() * self.scale + self.bias
-        with torch.autocast('cpu' if x.device.type == 'cpu' else 'cuda',
-                            dtype=self.autocast or torch.float32,
-                            enabled=self.autocast is not None):
-            outputs = self.model(pixel_values=x)
+        outputs = self.model(pixel_values=x)
         class_logits = outputs.class_queries_logits.float()
         masks = outputs.masks_queries_logits.float()
         finite = (torch.isfinite(class_logits).flatten(1).all(1)
