@@ -17,9 +17,8 @@
 import time
 from typing import Any
 
+from mask2former_ros.core.results import STAGES
 import numpy as np
-
-STAGES = ('preprocess', 'model', 'postprocess')
 
 
 def segment_timed(engine: Any, frames: list[np.ndarray]) -> tuple[float, dict, list]:

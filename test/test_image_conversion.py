@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import types
+from typing import Callable
 import zlib
 
 import cv2
@@ -96,9 +97,11 @@ def raw_msg(encoding: str, width: int, height: int, step: int, data: bytes,
     return msg
 
 
-def encoding_cases():
+def encoding_cases(extra_padding: Callable[[str], int] | None = None):
+    """Yield (encoding, row padding, big endian) for every encoding; ``extra_padding`` adds one."""
     for encoding in SUPPORTED_ENCODINGS:
-        for padding in (0, 1, 3, 64):
+        paddings = {0, 1, 3, 64} | ({extra_padding(encoding)} if extra_padding else set())
+        for padding in sorted(paddings):
             for big_endian in ((False, True) if encoding in WIDE else (False,)):
                 yield pytest.param(encoding, padding, big_endian,
                                    id=f'{encoding}-pad{padding}{"-be" if big_endian else ""}')

@@ -34,7 +34,7 @@ import numpy as np
 import PIL.Image
 import pytest
 from std_msgs.msg import Header
-from test_image_conversion import make_test_image, WIDE
+from test_image_conversion import encoding_cases, make_test_image, WIDE
 
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 
@@ -46,12 +46,8 @@ def bytes_per_pixel(encoding: str) -> int:
 
 
 def raw_cases():
-    for encoding in SUPPORTED_ENCODINGS:
-        aligned = 5 * bytes_per_pixel(encoding)
-        for padding in sorted({0, 1, 3, 64, aligned}):
-            for big_endian in ((False, True) if encoding in WIDE else (False,)):
-                yield pytest.param(encoding, padding, big_endian,
-                                   id=f'{encoding}-pad{padding}{"-be" if big_endian else ""}')
+    """Every encoding, padding and byte order of the round trip, plus whole-pixel padding."""
+    return encoding_cases(lambda encoding: 5 * bytes_per_pixel(encoding))
 
 
 @pytest.mark.parametrize(('encoding', 'padding', 'big_endian'), list(raw_cases()))

@@ -41,7 +41,7 @@ from mask2former_ros.core.checkpoint import ModelLoadError
 from mask2former_ros.core.frame_slot import LatestFrameSlots
 from mask2former_ros.core.inference_worker import InferenceWorker
 from mask2former_ros.core.large_buffers import keep_large_buffers
-from mask2former_ros.core.results import Segmenter
+from mask2former_ros.core.results import Segmenter, STAGES
 from mask2former_ros.core.stats import CameraStats, WindowStats
 from mask2former_ros.ros.diagnostics import BatchStats, camera_status, model_status, ModelInfo
 from mask2former_ros.ros.inference_stage import Camera, InferenceStage
@@ -60,7 +60,6 @@ from std_msgs.msg import String
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
-STAGES = ('preprocess', 'model', 'postprocess')
 MAX_WORKER_RESTARTS = 3
 STUCK_AFTER_S = 30.0  # a batch running longer than this marks the inference thread stuck
 
