@@ -20,6 +20,12 @@ BACKEND_CHOICES = ('torch', 'onnxruntime')
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
 PRECISION_CHOICES = ('auto', 'fp32', 'fp16', 'bf16')
 INPUT_SIZE_CHOICES = ('checkpoint', 'native', '<short side in pixels, e.g. 1024>')
+TASK_CHOICES = ('auto', 'semantic', 'panoptic', 'instance')
+# transformers' post_process_panoptic/instance_segmentation defaults (threshold,
+# mask_threshold, overlap_mask_area_threshold).
+DEFAULT_SCORE_THRESHOLD = 0.5
+DEFAULT_MASK_THRESHOLD = 0.5
+DEFAULT_OVERLAP_THRESHOLD = 0.8
 # ONNX Runtime execution providers, best first; short names are accepted too.
 PROVIDER_ALIASES = {'tensorrt': 'TensorrtExecutionProvider', 'cuda': 'CUDAExecutionProvider',
                     'cpu': 'CPUExecutionProvider'}
@@ -42,6 +48,10 @@ class EngineConfig:
     frame_size: str = ''  # 'HxW' of the frames; needed to export on configure
     onnx_threads: int = 0  # ONNX Runtime intra-op threads; 0: one per core
     onnx_spinning: bool = True  # ONNX Runtime worker threads spin between operators
+    task: str = 'auto'  # semantic | panoptic | instance | auto (read from the checkpoint)
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD  # keep a query above this class score
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD  # a query's mask: sigmoid >= this
+    overlap_threshold: float = DEFAULT_OVERLAP_THRESHOLD  # keep a segment > this share of mask
 
 
 def parse_device(device: str) -> str:
@@ -119,3 +129,21 @@ def parse_input_size(value: str | int) -> str | int:
     if text in ('checkpoint', 'native'):
         return text
     raise ValueError(f'invalid input_size {value!r}: allowed {", ".join(INPUT_SIZE_CHOICES)}')
+
+
+def parse_task(task: str) -> str:
+    """Validate ``auto | semantic | panoptic | instance``; return it normalised."""
+    text = str(task).strip().lower()
+    if text not in TASK_CHOICES:
+        raise ValueError(f"invalid task '{task}': allowed {', '.join(TASK_CHOICES)}")
+    return text
+
+
+def parse_threshold(name: str, value: float) -> float:
+    """Validate a threshold in [0, 1] (``name`` for the message); return it as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f'invalid {name} {value!r}: a number in [0, 1]')
+    number = float(value)
+    if not 0.0 <= number <= 1.0:  # also refuses NaN
+        raise ValueError(f'invalid {name} {value!r}: must be in [0, 1]')
+    return number

@@ -33,14 +33,43 @@ class InferenceOutOfMemoryError(RuntimeError):
     """The device ran out of memory for a batch; the cache was freed and the engine goes on."""
 
 
+# Label of pixels that no segment covers (panoptic and instance tasks).
+NO_SEGMENT = 255
+
+
+@dataclass(frozen=True)
+class Segment:
+    """
+    One thing instance of a panoptic or instance result.
+
+    ``id`` is its value in the instance image (1..65535, 1 = the highest score); ``box`` its
+    pixel bounds in the input frame, ``(x_min, y_min, x_max, y_max)`` inclusive; ``area`` its
+    pixel count in the instance image.
+    """
+
+    id: int
+    class_id: int
+    score: float
+    box: tuple[int, int, int, int]
+    area: int
+
+
 @dataclass
 class SegmentationResult:
-    """Output of one frame: label map at the input resolution and optional confidence."""
+    """
+    Output of one frame: label map at the input resolution and optional confidence.
+
+    Panoptic and instance tasks add ``instances`` (H, W) uint16, 0 = no instance, and their
+    ``segments`` in id order; ``labels`` stay the semantic label map (:data:`NO_SEGMENT` where
+    no segment covers a pixel).
+    """
 
     labels: np.ndarray | None
     confidence: np.ndarray | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None  # set (and labels None) when this frame failed, e.g. NaN logits
+    instances: np.ndarray | None = None
+    segments: tuple[Segment, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -64,6 +93,8 @@ class Segmenter(Protocol):
     device_name: str  # e.g. 'cpu', 'cuda:0', or the ONNX Runtime provider that runs
     precision_name: str  # 'fp32', 'fp16', 'bf16'
     input_size: str | int
+    task: str  # the task served: 'semantic', 'panoptic' or 'instance'
+    thing_ids: frozenset[int]  # classes counted as instances (empty for semantic)
 
     @property
     def num_classes(self) -> int: ...  # noqa: D102
