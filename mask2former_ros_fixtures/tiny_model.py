@@ -89,8 +89,8 @@ PANOPTIC_STEPS = 1000
 PANOPTIC_EVAL_SIZES: tuple[tuple[int, int], ...] = ((256, 512), (480, 640))
 PANOPTIC_THRESHOLDS: dict[str, float] = {
     'threshold': 0.5, 'mask_threshold': 0.5, 'overlap_mask_area_threshold': 0.8}
-MIN_PQ_THINGS = 0.5
-MIN_PQ = 0.6
+MIN_PQ_THINGS = 0.3
+MIN_PQ = 0.75
 STUFF_IDS = tuple(i for i in range(len(CITYSCAPES_CLASSES)) if i not in CITYSCAPES_THING_IDS)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
