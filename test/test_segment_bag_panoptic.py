@@ -161,8 +161,8 @@ def test_bad_panoptic_options_give_one_clear_error(tiny_panoptic_model_dir, pano
     assert_one_line_error(result, 2, needle)
 
 
-def test_panoptic_ground_truth_with_a_semantic_model_is_one_clear_error(tiny_model_dir,
-                                                                         panoptic_bags):
+def test_panoptic_ground_truth_with_a_semantic_model_is_one_clear_error(
+        tiny_model_dir, panoptic_bags):
     # task auto on a checkpoint that declares no task serves semantic: no PQ to measure.
     # The task is known once the model is loaded: its loading lines come first.
     result = run_cli(panoptic_bags['a'], '--topic', RAW, '--model', tiny_model_dir,
