@@ -28,7 +28,7 @@ from mask2former_ros.offline.options import (
     check_fleet_options, check_options, FleetOptions, make_options, Options)
 from mask2former_ros.offline.progress import FleetProgress
 from mask2former_ros.offline.run import bag_frame_size, load_engine
-from mask2former_ros.offline.summary import fleet_summary, WorstFrames, write_thumbs
+from mask2former_ros.offline.summary import entry_row, fleet_summary, WorstFrames, write_thumbs
 
 
 class FleetRun:
@@ -39,6 +39,7 @@ class FleetRun:
         self.order = {job.name: i for i, job in enumerate(jobs)}
         self.rows: dict[str, dict] = {}
         self.worst = WorstFrames(worst_k)
+        self.worst_pq = WorstFrames(worst_k, 'pq')
         self.classes: list[str] | None = None
         self.palette: Any = None
         self.progress = progress
@@ -53,6 +54,8 @@ class FleetRun:
             self.classes, self.palette = result['classes'], result['palette']
         for entry in result.get('worst', []):
             self.worst.add(entry)
+        for entry in result.get('worst_pq', []):
+            self.worst_pq.add(entry)
         self.progress.bag_done(bag_line(row), row['frames']['processed']
                                if row['status'] == 'ok' else 0)
 
@@ -139,15 +142,19 @@ def segment_fleet(inputs: list[Path | str], topic: str, *, fleet: dict | None = 
 
 def _summary(run: FleetRun, o: Options, f: FleetOptions, seconds: float,
              complete: bool) -> dict:
-    worst = run.worst.entries()
+    worst, worst_pq = run.worst.entries(), run.worst_pq.entries()
     if f.report is not None:
         rows = write_thumbs(worst, f.report)
+        pq_rows = write_thumbs(worst_pq, f.report, 'pq')
     else:
-        rows = [{k: e[k] for k in ('bag', 'stamp_ns', 'index', 'miou')} for e in worst]
+        rows = [entry_row(e) for e in worst]
+        pq_rows = [entry_row(e, 'pq') for e in worst_pq]
     extra = {'topic': o.topic, 'mode': 'realtime' if o.realtime else 'sequential',
              'workers': f.workers, 'interrupted': not complete,
              'output_dir': None if o.output is None else str(o.output),
              'retried_bags': sorted(r['bag'] for r in run.rows.values() if r['attempts'] > 1)}
+    if any(row.get('panoptic') is not None for row in run.rows.values()):
+        extra['worst_pq_frames'] = pq_rows
     summary = fleet_summary(run.sorted_rows(), run.classes or [], run.palette or [], o.model,
                             seconds, rows, extra, startup_seconds=run.startup_seconds)
     if f.report is not None:

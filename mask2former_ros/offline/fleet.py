@@ -16,7 +16,8 @@
 Several bags (a fleet): planning the outputs, one bag's job, resume, and the in-process loop.
 
 Each bag's output is written as ``<output>.partial/<name>`` and moved to ``<output>`` when
-complete; its per-bag summary (row, confusion matrix, worst-frame thumbnails) then goes to
+complete; its per-bag summary (row, confusion matrix, panoptic counts, worst-frame thumbnails
+by mIoU and by PQ) then goes to
 ``<output>.summary.json``. ``--resume`` skips bags whose two files are complete.
 """
 
@@ -114,11 +115,15 @@ def bag_row(job: BagJob, segmenter: BagSegmenter | None, summary: dict | None, s
     metrics = (summary or {}).get('metrics') or {}
     confusion = None if stages is None or stages.confusion is None else \
         stages.confusion.matrix.tolist()
+    panoptic = None if stages is None or stages.panoptic is None else \
+        stages.panoptic.to_dict()  # summed over the fleet (per-class TP, FP, FN, IoU sums)
     return {'bag': job.name, 'status': status, 'error': error, 'attempts': attempts,
             'frames': frames, 'fps': (summary or {}).get('fps') or 0.0,
             'seconds': (summary or {}).get('wall_seconds') or 0.0,
             'miou': metrics.get('miou'), 'pixel_accuracy': metrics.get('pixel_accuracy'),
-            'confusion': confusion, 'stage_ms': (summary or {}).get('timings_ms', {}),
+            'confusion': confusion,
+            'pq': ((metrics.get('panoptic') or {}).get('all') or {}).get('pq'),
+            'panoptic': panoptic, 'stage_ms': (summary or {}).get('timings_ms', {}),
             'frame_ms': [] if stages is None else list(stages.frame_ms),
             'frames_evaluated': metrics.get('frames_evaluated', 0),
             'output_bag': None if job.output is None or status != 'ok' else str(job.output),
@@ -145,7 +150,8 @@ def load_complete(job: BagJob, options: Options) -> dict | None:
             return None
         return {'row': dict(row, status='skipped'), 'classes': stored['classes'],
                 'palette': stored['palette'],
-                'worst': [decode_entry(e) for e in stored['worst']]}
+                'worst': [decode_entry(e) for e in stored['worst']],
+                'worst_pq': [decode_entry(e) for e in stored.get('worst_pq', [])]}
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -184,11 +190,11 @@ def process_bag(job: BagJob, options: Options, engine: Any, worst_k: int, attemp
     if summary['interrupted']:
         return {'row': bag_row(job, segmenter, summary, 'failed', 'interrupted', attempts),
                 'worst': []}
-    worst = segmenter.stages.worst.entries()
+    worst, worst_pq = segmenter.stages.worst.entries(), segmenter.stages.worst_pq.entries()
     row = bag_row(job, segmenter, summary, 'ok', None, attempts)
     model = segmenter.engine
-    result = {'row': row, 'worst': worst, 'classes': list(model.class_names),
-              'palette': model.palette.tolist()}
+    result = {'row': row, 'worst': worst, 'worst_pq': worst_pq,
+              'classes': list(model.class_names), 'palette': model.palette.tolist()}
     if job.output is not None:
         if job.output.exists():
             shutil.rmtree(job.output)
@@ -196,7 +202,8 @@ def process_bag(job: BagJob, options: Options, engine: Any, worst_k: int, attemp
         job.partial.parent.rmdir()
         _write_json(job.summary_file, dict(result, topic=options.topic,
                                            model=str(model.config.model),
-                                           worst=[encode_entry(e) for e in worst]))
+                                           worst=[encode_entry(e) for e in worst],
+                                           worst_pq=[encode_entry(e) for e in worst_pq]))
     return result
 
 

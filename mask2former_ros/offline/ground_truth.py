@@ -12,7 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Ground-truth label images: a topic of the input bag or a directory of PNGs (no torch)."""
+"""
+Ground-truth label images: a topic of the input bag or a directory of PNGs (no torch).
+
+Panoptic ground truth adds a topic of instance ids (mono16, 0: no instance) beside the label
+topic, matched by the same stamps.
+"""
 
 from pathlib import Path
 import re
@@ -49,29 +54,30 @@ def label_array(msg: Any, what: str) -> np.ndarray:
 
 
 class TopicGroundTruth:
-    """Ground-truth label images from a topic of the input bag, matched by header stamp."""
+    """Ground-truth label (or instance-id) images from a topic of the bag, matched by stamp."""
 
-    def __init__(self, path: Path, topic: str) -> None:
+    def __init__(self, path: Path, topic: str, kind: str = 'ground-truth') -> None:
         """Index the topic's messages by header stamp (the pixels are read on demand)."""
         self.path = Path(path)
         self.topic = topic
+        self.kind = kind
         self.description = f'topic {topic}'
         self.reader = open_reader(self.path)
         try:
             topics = self.reader.topics
             if topic not in topics:
-                raise SegmentBagError(f"ground-truth topic '{topic}' is not in '{self.path}'; "
+                raise SegmentBagError(f"{kind} topic '{topic}' is not in '{self.path}'; "
                                       f'{topic_list(self.reader)}')
             info = topics[topic]
             if info.msgtype != IMAGE:
                 types = ', '.join(sorted({c.msgtype for c in info.connections}))
-                raise SegmentBagError(f"ground-truth topic '{topic}' has type {types}; "
-                                      f'expected {IMAGE} (mono8 label ids)')
+                raise SegmentBagError(f"{kind} topic '{topic}' has type {types}; "
+                                      f'expected {IMAGE} (mono8/mono16 ids)')
             self.connections = list(info.connections)
             self.log_times: dict[int, int] = {}
             for log_time, raw in iterate(self.reader, self.connections, self.path, topic):
                 msg = self._deserialize(raw)
-                label_array(msg, f"ground-truth message on '{topic}'")  # validate once
+                label_array(msg, f"{kind} message on '{topic}'")  # validate once
                 self.log_times.setdefault(stamp_ns(msg.header), log_time)
         except BaseException:
             self.close()
@@ -81,7 +87,7 @@ class TopicGroundTruth:
         try:
             return typestore().deserialize_cdr(raw, IMAGE)
         except Exception as exc:  # noqa: BLE001
-            raise SegmentBagError(f"corrupt ground-truth message on '{self.topic}': "
+            raise SegmentBagError(f"corrupt {self.kind} message on '{self.topic}': "
                                   f'{one_line(exc)}') from None
 
     def lookup(self, index: int, stamp: int) -> np.ndarray | None:
@@ -93,7 +99,7 @@ class TopicGroundTruth:
                               start=log_time, stop=log_time + 1):
             msg = self._deserialize(raw)
             if stamp_ns(msg.header) == stamp:
-                return label_array(msg, f"ground-truth message on '{self.topic}'")
+                return label_array(msg, f"{self.kind} message on '{self.topic}'")
         return None
 
     def close(self) -> None:
@@ -162,11 +168,14 @@ class DirGroundTruth:
 class GroundTruth:
     """Either source, looked up by (index, stamp), with labelIds mapped to train ids."""
 
-    def __init__(self, source: TopicGroundTruth | DirGroundTruth, labelids: bool) -> None:
-        """Wrap ``source``."""
+    def __init__(self, source: TopicGroundTruth | DirGroundTruth, labelids: bool,
+                 instances: TopicGroundTruth | None = None) -> None:
+        """Wrap ``source`` and, for panoptic ground truth, its ``instances`` topic."""
         self.source = source
         self.labelids = labelids
+        self.instances = instances
         self.description = source.description
+        self.instances_description = None if instances is None else instances.description
 
     def lookup(self, index: int, stamp: int) -> np.ndarray | None:
         """Return the train ids of a frame, or None when it has no ground truth."""
@@ -175,16 +184,32 @@ class GroundTruth:
             truth = labelids_to_trainids(truth)
         return truth
 
+    def lookup_instances(self, index: int, stamp: int) -> np.ndarray | None:
+        """Return the uint16 instance ids of a frame, or None (no instance topic or message)."""
+        if self.instances is None:
+            return None
+        ids = self.instances.lookup(index, stamp)
+        return None if ids is None else ids.astype(np.uint16, copy=False)
+
     def close(self) -> None:
-        """Release the source."""
+        """Release the sources."""
         self.source.close()
+        if self.instances is not None:
+            self.instances.close()
 
 
 def open_ground_truth(bag: Path, topic: str | None, directory: Path | None,
-                      labelids: bool) -> GroundTruth | None:
+                      labelids: bool, instances_topic: str | None = None) -> GroundTruth | None:
     """Open the ground truth the options name (a topic of ``bag`` or a directory), or None."""
     if topic:
-        return GroundTruth(TopicGroundTruth(bag, topic), labelids)
+        labels = TopicGroundTruth(bag, topic)
+        try:
+            instances = None if not instances_topic else \
+                TopicGroundTruth(bag, instances_topic, 'instance ground-truth')
+        except BaseException:
+            labels.close()
+            raise
+        return GroundTruth(labels, labelids, instances)
     if directory:
         return GroundTruth(DirGroundTruth(directory), labelids)
     return None

@@ -24,6 +24,8 @@ from pathlib import Path
 import re
 from typing import Any
 
+from mask2former_ros.core.engine_config import (
+    DEFAULT_MASK_THRESHOLD, DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD, TASK_CHOICES)
 from mask2former_ros.offline.bag_io import BAG_SUFFIXES, output_topic, STORAGES
 from mask2former_ros.offline.errors import OUTPUT_KINDS, SegmentBagError
 
@@ -100,6 +102,21 @@ class Options:
                                  metavar='LIST')
     frame_size: str = option('', 'frame size HxW the graph is exported for (default: the '
                              "first bag's)", group='model', param='frame_size', metavar='HxW')
+    task: str = option('auto', 'auto (read from the checkpoint), semantic, panoptic or instance '
+                       '(panoptic and instance: backend torch)', group='model', param='task',
+                       choices=TASK_CHOICES)
+    score_threshold: float = option(
+        DEFAULT_SCORE_THRESHOLD, 'panoptic/instance: keep a query whose class score is above '
+        f'this, 0..1 (default: {DEFAULT_SCORE_THRESHOLD})', group='model',
+        param='score_threshold', type=float, metavar='T')
+    mask_threshold: float = option(
+        DEFAULT_MASK_THRESHOLD, "panoptic/instance: a query's mask is where its sigmoid is at "
+        f'least this, 0..1 (default: {DEFAULT_MASK_THRESHOLD})', group='model',
+        param='mask_threshold', type=float, metavar='T')
+    overlap_threshold: float = option(
+        DEFAULT_OVERLAP_THRESHOLD, 'panoptic/instance: keep a segment that keeps more than this '
+        f'share of its mask, 0..1 (default: {DEFAULT_OVERLAP_THRESHOLD})', group='model',
+        param='overlap_threshold', type=float, metavar='T')
     torch_threads: int | None = option(None, "torch intra-op threads (default: torch's choice, "
                                        'one per core); fewer leave cores to the helper threads',
                                        group='model', type=int, metavar='N')
@@ -114,6 +131,10 @@ class Options:
     progress: bool = option(True, 'no progress display', group='run', flag='--no-progress')
     gt_topic: str | None = option(None, 'mono8/mono16 label Image topic in the same bag, '
                                   'matched by stamp', group='evaluation')
+    gt_instances_topic: str | None = option(
+        None, 'mono16 instance-id Image topic beside --gt-topic (0: no instance; thing pixels '
+        'with id 0 are crowd), matched by stamp: panoptic quality (PQ, SQ, RQ) of a panoptic '
+        'or instance model', group='evaluation', metavar='TOPIC')
     gt_dir: Path | None = option(None, 'directory of label PNGs (see below for their names)',
                                  group='evaluation', type=Path, metavar='DIR')
     gt_labelids: bool = option(False, 'ground truth holds Cityscapes labelIds (mapped to train '
@@ -202,6 +223,7 @@ def check_options(o: Options) -> None:
         raise SegmentBagError('--gt-topic and --gt-dir are mutually exclusive')
     if o.gt_labelids and not (o.gt_topic or o.gt_dir):
         raise SegmentBagError('--gt-labelids needs --gt-topic or --gt-dir')
+    _check_panoptic(o)
     if o.max_frames is not None and o.max_frames < 1:
         raise SegmentBagError(f'--max-frames must be >= 1, got {o.max_frames}')
     if o.torch_threads is not None and o.torch_threads < 1:
@@ -224,6 +246,43 @@ def check_options(o: Options) -> None:
     if o.include_input and o.topic in output_topics(o):
         raise SegmentBagError(f"input topic '{o.topic}' collides with an output topic; "
                               'choose another --output-prefix')
+
+
+def _check_panoptic(o: Options) -> None:
+    """Validate --task, the thresholds and --gt-instances-topic (normalises the task)."""
+    task = str(o.task).strip().lower()
+    if task not in TASK_CHOICES:
+        raise SegmentBagError(f"invalid --task '{o.task}': expected one of "
+                              f"{', '.join(TASK_CHOICES)}")
+    o.task = task
+    for name in ('score_threshold', 'mask_threshold', 'overlap_threshold'):
+        value = getattr(o, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not 0.0 <= value <= 1.0:
+            raise SegmentBagError(f'{flag_of(name)} must be within [0, 1], got {value}')
+    if task in ('panoptic', 'instance') and o.backend != 'torch':
+        raise SegmentBagError(f'--task {task} runs on --backend torch only (exported graphs hold '
+                              'the semantic post-processing)')
+    if o.gt_instances_topic is None:
+        return
+    if not o.gt_topic:
+        raise SegmentBagError('--gt-instances-topic needs --gt-topic (the semantic labels the '
+                              'instance ids belong to)')
+    if o.gt_instances_topic in (o.topic, o.gt_topic):
+        raise SegmentBagError('--gt-instances-topic must differ from --topic and --gt-topic')
+    if task == 'semantic':
+        raise SegmentBagError('--gt-instances-topic measures panoptic quality: it needs --task '
+                              'panoptic or instance (or auto with a panoptic checkpoint), not '
+                              'semantic')
+
+
+def check_engine_task(o: Options, engine: Any) -> None:
+    """Refuse panoptic ground truth for an engine that serves semantic segmentation."""
+    if o.gt_instances_topic and getattr(engine, 'task', 'semantic') == 'semantic':
+        raise SegmentBagError(
+            f"--gt-instances-topic measures panoptic quality, but '{engine.config.model}' "
+            'serves task semantic; pass --task panoptic (or instance) with a panoptic or '
+            'instance checkpoint')
 
 
 def check_fleet_options(f: FleetOptions) -> None:

@@ -101,24 +101,43 @@ def _svg_uri(fig: Figure) -> str:
 def iou_chart(classes: Sequence[str], per_class_iou: dict, palette: Sequence,
               miou: float | None) -> str:
     """Return a horizontal bar chart of per-class IoU as an SVG data URI (no bar: ``n/a``)."""
-    names = list(classes)
+    return _bar_chart(list(classes), per_class_iou, palette, miou, 'IoU', 'mIoU')
+
+
+def pq_chart(classes: Sequence[str], per_class: dict, palette: Sequence, pq: float | None,
+             thing_classes: Sequence[str]) -> str:
+    """
+    Return a horizontal bar chart of per-class PQ as an SVG data URI.
+
+    Things are marked ``(thing)``; classes without a segment in ground truth or prediction
+    show ``n/a``.
+    """
+    things = set(thing_classes)
+    names = [f'{name} (thing)' if name in things else name for name in classes]
+    values = {label: (per_class.get(name) or {}).get('pq')
+              for label, name in zip(names, classes, strict=True)}
+    return _bar_chart(names, values, palette, pq, 'PQ', 'PQ')
+
+
+def _bar_chart(names: list[str], values: dict, palette: Sequence, mean: float | None,
+               xlabel: str, mean_label: str) -> str:
     fig = Figure(figsize=(7.0, 0.26 * len(names) + 1.3), layout='constrained')
     ax = fig.add_subplot()
     for y, name in enumerate(names):
-        value = number(per_class_iou.get(name))
+        value = number(values.get(name))
         if value is None:
             ax.text(0.01, y, NA, va='center', fontsize=8, color='#777777', style='italic')
             continue
         ax.barh(y, value, color=_colour(palette, y), edgecolor='#333333', linewidth=0.5)
         ax.text(value + 0.01, y, f'{100 * value:.1f}', va='center', fontsize=8)
-    if miou is not None:
-        ax.axvline(miou, color='#c0392b', linestyle='--', linewidth=1,
-                   label=f'mIoU {100 * miou:.1f} %')
+    if mean is not None:
+        ax.axvline(mean, color='#c0392b', linestyle='--', linewidth=1,
+                   label=f'{mean_label} {100 * mean:.1f} %')
         ax.legend(loc='lower right', fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=9)
     ax.set_ylim(len(names) - 0.5, -0.5)
     ax.set_xlim(0.0, 1.1)
-    ax.set_xlabel('IoU')
+    ax.set_xlabel(xlabel)
     ax.grid(axis='x', alpha=0.3)
     return _svg_uri(fig)
 
@@ -218,6 +237,17 @@ def _has_ground_truth(dataset: dict) -> bool:
     return any(number(v) is not None for v in values)
 
 
+def _panoptic_rows(panoptic: dict) -> list[dict]:
+    """Return PQ, SQ, RQ and the class count of all classes, things and stuff."""
+    rows = []
+    for part in ('all', 'things', 'stuff'):
+        values = panoptic.get(part) or {}
+        rows.append({'part': part, 'pq': fmt_percent(values.get('pq')),
+                     'sq': fmt_percent(values.get('sq')), 'rq': fmt_percent(values.get('rq')),
+                     'n': fmt_int(values.get('n'))})
+    return rows
+
+
 def _bag_rows(bags: Sequence[dict]) -> list[dict]:
     rows = []
     for bag in sorted(bags, key=bag_sort_key):
@@ -228,6 +258,7 @@ def _bag_rows(bags: Sequence[dict]) -> list[dict]:
             'dropped': fmt_int(frames.get('dropped')), 'bad': fmt_int(frames.get('bad')),
             'fps': fmt_float(bag.get('fps')), 'miou': fmt_percent(bag.get('miou')),
             'pixel_accuracy': fmt_percent(bag.get('pixel_accuracy')),
+            'pq': fmt_percent(bag.get('pq')),
             'attempts': fmt_int(bag.get('attempts')), 'error': bag.get('error') or '',
         })
     return rows
@@ -250,7 +281,7 @@ def _stage_rows(bags: Sequence[dict]) -> list[dict]:
              'bags': len(s['p50'])} for stage, s in stages.items()]
 
 
-def _worst_frames(entries: Sequence[dict], out_dir: Path) -> list[dict]:
+def _worst_frames(entries: Sequence[dict], out_dir: Path, key: str = 'miou') -> list[dict]:
     frames = []
     for entry in entries:
         images = [{'label': label, 'kind': key, 'path': str(entry.get(key) or ''),
@@ -261,7 +292,8 @@ def _worst_frames(entries: Sequence[dict], out_dir: Path) -> list[dict]:
                        'stamp_ns': fmt_int(entry.get('stamp_ns')),
                        'stamp_utc': _stamp_utc(entry.get('stamp_ns')),
                        'index': fmt_int(entry.get('index')),
-                       'miou': fmt_percent(entry.get('miou')), 'images': images})
+                       'miou': fmt_percent(entry.get('miou')),
+                       'score': fmt_percent(entry.get(key)), 'images': images})
     return frames
 
 
@@ -274,6 +306,8 @@ def build_context(summary: dict, out_dir: Path) -> dict:
     statuses = [b.get('status') for b in bags]
     has_gt = _has_ground_truth(dataset)
     miou = number(dataset.get('miou'))
+    panoptic = dataset.get('panoptic') if isinstance(dataset.get('panoptic'), dict) else None
+    pq = number(dataset.get('pq'))
     frame_ms = [v for b in bags for v in (b.get('frame_ms') or [])]
     bag_fps = [b.get('fps') for b in bags if b.get('status') == 'ok'
                and (number((b.get('frames') or {}).get('processed')) or 0) > 0]
@@ -295,6 +329,13 @@ def build_context(summary: dict, out_dir: Path) -> dict:
             'wall_fps': fmt_float(dataset.get('wall_fps')),
         },
         'has_gt': has_gt,
+        'has_pq': panoptic is not None,
+        'pq': fmt_percent(pq),
+        'panoptic_rows': _panoptic_rows(panoptic) if panoptic else [],
+        'pq_chart': (pq_chart(classes, panoptic.get('per_class') or {}, palette, pq,
+                              panoptic.get('thing_classes') or [])
+                     if panoptic and classes else None),
+        'worst_pq_frames': _worst_frames(summary.get('worst_pq_frames') or [], out_dir, 'pq'),
         'iou_chart': (iou_chart(classes, dataset.get('per_class_iou') or {}, palette, miou)
                       if has_gt and classes else None),
         'confusion_chart': confusion_chart(classes, dataset.get('confusion')) if has_gt else None,

@@ -27,12 +27,12 @@ from mask2former_ros.offline.errors import (
     EXIT_FAILURE, one_line, PROG, SegmentBagError)
 from mask2former_ros.offline.ground_truth import GroundTruth, open_ground_truth
 from mask2former_ros.offline.options import (
-    check_options, compressed_kinds, default_output, make_options, Options, output_kinds,
-    output_topics)
+    check_engine_task, check_options, compressed_kinds, default_output, make_options, Options,
+    output_kinds, output_topics)
 from mask2former_ros.offline.pipeline import run_pipeline, SigintGuard
 from mask2former_ros.offline.progress import Progress
 from mask2former_ros.offline.stages import FrameStages, size_message
-from mask2former_ros.offline.summary import json_safe
+from mask2former_ros.offline.summary import json_safe, panoptic_metrics
 from mask2former_ros.ros.image_conversion import stamp_ns
 
 
@@ -51,6 +51,7 @@ def load_engine(o: Options, log: Callable[[str], None]) -> Any:
     from mask2former_ros.core.engine_config import (
         EngineConfig, parse_backend, parse_device, parse_frame_size, parse_input_size,
         parse_precision, parse_providers)
+    from mask2former_ros.core.segmentation_task import TaskMismatchError
     from mask2former_ros.ros.parameters import DEFAULT_MODEL
     o.model = o.model or DEFAULT_MODEL
     providers = tuple(o.onnx_providers.split(','))
@@ -72,14 +73,24 @@ def load_engine(o: Options, log: Callable[[str], None]) -> Any:
     config = EngineConfig(model=o.model, device=o.device, precision=o.precision,
                           input_size=o.input_size, allow_pickle=o.allow_pickle,
                           backend=o.backend, onnx_model=o.onnx_model,
-                          onnx_providers=providers, frame_size=o.frame_size)
+                          onnx_providers=providers, frame_size=o.frame_size, task=o.task,
+                          score_threshold=o.score_threshold, mask_threshold=o.mask_threshold,
+                          overlap_threshold=o.overlap_threshold)
     try:
-        return create_engine(config, log=log, warn=log)
+        engine = create_engine(config, log=log, warn=log)
     except ModelLoadError as exc:
         raise SegmentBagError(str(exc), EXIT_FAILURE,
                               option='onnx_model' if o.onnx_model else 'model') from None
+    except TaskMismatchError as exc:  # e.g. task panoptic on a semantic checkpoint
+        raise SegmentBagError(str(exc), option='task') from None
     except ValueError as exc:  # e.g. device cuda without CUDA
         raise SegmentBagError(str(exc), option='device') from None
+    try:
+        check_engine_task(o, engine)
+    except SegmentBagError:
+        engine.close()
+        raise
+    return engine
 
 
 def bag_frame_size(path: Path, topic: str) -> str:
@@ -159,10 +170,12 @@ class BagSegmenter:
                         else (int(msg.height), int(msg.width)))
             except Exception:  # noqa: BLE001 - a bad first frame is reported while running
                 return
-            truth = self.gt.lookup(index, stamp_ns(msg.header))
-            if truth is not None and truth.shape != tuple(size):
-                raise SegmentBagError(size_message(self.gt.description, index, truth.shape,
-                                                   size))
+            stamp = stamp_ns(msg.header)
+            for truth, description in ((self.gt.lookup(index, stamp), self.gt.description),
+                                       (self.gt.lookup_instances(index, stamp),
+                                        self.gt.instances_description)):
+                if truth is not None and truth.shape != tuple(size):
+                    raise SegmentBagError(size_message(description, index, truth.shape, size))
 
     def _open_output(self) -> None:
         if self.output_path is None or self.output is not None:
@@ -249,13 +262,15 @@ class BagSegmenter:
         check_options(o)
         self.bag = InputBag(o.input_bag, o.topic)
         try:
-            self.gt = open_ground_truth(o.input_bag, o.gt_topic, o.gt_dir, o.gt_labelids)
+            self.gt = open_ground_truth(o.input_bag, o.gt_topic, o.gt_dir, o.gt_labelids,
+                                        o.gt_instances_topic)
             self._resolve_output()
             if self.gt is not None:
                 self._check_gt_size()
             if self.engine is None:
                 self.engine = load_engine(o, self.log)
                 self.load_seconds = self.engine.load_seconds
+            check_engine_task(o, self.engine)
             return self._process()
         finally:
             if self.gt is not None:
@@ -310,6 +325,7 @@ class BagSegmenter:
             'output_topics': None if self.output_path is None else
             output_topics(o) + ([o.topic] if o.include_input else []),
             'model': str(engine.config.model), 'backend': engine.backend,
+            'task': getattr(engine, 'task', 'semantic'),
             'device': engine.device_name, 'precision': engine.precision_name,
             'input_size': engine.input_size, 'torch_threads': _torch_threads(engine),
             'mode': 'realtime' if o.realtime else 'sequential',
@@ -332,6 +348,12 @@ class BagSegmenter:
             metrics.update({'frames_evaluated': s.frames_evaluated,
                             'frames_without_gt': s.frames_without_gt,
                             'ground_truth': self.gt.description, 'labelids': o.gt_labelids})
+            if s.panoptic is not None:
+                metrics['panoptic'] = dict(
+                    panoptic_metrics(s.panoptic, engine.class_names),
+                    frames_evaluated=s.frames_panoptic,
+                    frames_without_instances=s.frames_without_instances,
+                    ground_truth=self.gt.instances_description, task=engine.task)
             out['metrics'] = metrics
         return json_safe(out)
 

@@ -15,7 +15,8 @@
 """
 The per-frame stages of a run: decode (numpy/cv2), infer (torch), finish (write, evaluate).
 
-:class:`FrameStages` also keeps the counters, stage times, confusion matrix and worst frames.
+:class:`FrameStages` also keeps the counters, stage times, confusion matrix, panoptic quality
+(with instance ground truth) and worst frames.
 ``decode`` and ``finish`` never touch torch, so they may run on helper threads; ``infer`` must
 run on the thread that loaded the engine.
 """
@@ -26,11 +27,14 @@ import time
 from typing import Any, Callable
 
 from mask2former_ros.core.metrics import ConfusionMatrix
+from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.segmentation_task import thing_class_ids
 from mask2former_ros.offline.bag_io import InputBag, OutputBag
 from mask2former_ros.offline.errors import (
     EXIT_FAILURE, format_stamp, IGNORE_INDEX, MAX_BAD_FRAME_WARNINGS, one_line, SegmentBagError)
 from mask2former_ros.offline.ground_truth import GroundTruth
-from mask2former_ros.offline.summary import frame_entry, frame_miou, StageTimes, WorstFrames
+from mask2former_ros.offline.summary import (
+    frame_entry, frame_miou, panoptic_frame_entry, StageTimes, WorstFrames)
 from mask2former_ros.ros.image_conversion import stamp_ns
 import numpy as np
 
@@ -46,7 +50,9 @@ class Frame:
     stamp: int | None = None
     rgb: np.ndarray | None = None
     truth: np.ndarray | None = None
+    truth_instances: np.ndarray | None = None  # with --gt-instances-topic
     labels: np.ndarray | None = None
+    instances: np.ndarray | None = None  # panoptic and instance tasks
     error: str | None = None  # a bad frame: why it was skipped
     dropped: bool = False  # replaced by a newer frame (--realtime): only copied
     ms: dict[str, float] = field(default_factory=dict)
@@ -71,6 +77,14 @@ class FrameStages:
         self.confusion = None if gt is None else ConfusionMatrix(engine.num_classes,
                                                                  IGNORE_INDEX)
         self.worst = WorstFrames(worst_k if gt is not None else 0)
+        self.panoptic: PanopticQuality | None = None
+        self.frames_panoptic = self.frames_without_instances = 0
+        if gt is not None and gt.instances is not None:
+            # Things of the dataset: an instance model's stuff classes stay stuff.
+            self.panoptic = PanopticQuality(engine.num_classes,
+                                            thing_class_ids(engine.class_names, 'panoptic'),
+                                            IGNORE_INDEX)
+        self.worst_pq = WorstFrames(worst_k if self.panoptic is not None else 0, 'pq')
         self._bad_warnings = 0
 
     def done(self) -> int:
@@ -104,6 +118,13 @@ class FrameStages:
             if frame.truth is not None and frame.truth.shape != frame.rgb.shape[:2]:
                 raise SegmentBagError(size_message(self.gt.description, frame.index,
                                                    frame.truth.shape, frame.rgb.shape))
+            if frame.truth is not None and self.panoptic is not None:
+                frame.truth_instances = self.gt.lookup_instances(frame.index, frame.stamp)
+                if frame.truth_instances is not None and \
+                        frame.truth_instances.shape != frame.rgb.shape[:2]:
+                    raise SegmentBagError(size_message(
+                        self.gt.instances_description, frame.index,
+                        frame.truth_instances.shape, frame.rgb.shape))
             frame.ms['evaluate'] = (time.perf_counter() - t1) * 1e3
         return frame
 
@@ -125,6 +146,7 @@ class FrameStages:
             frame.error = str(result.error)
             return frame
         frame.labels = result.labels
+        frame.instances = result.instances
         for stage in ('preprocess', 'model', 'postprocess'):
             frame.ms[stage] = result.timings_ms.get(stage, math.nan)
         return frame
@@ -166,6 +188,23 @@ class FrameStages:
         self.worst.offer(miou, lambda: frame_entry(
             self.bag_name, frame.index, frame.stamp, miou, frame.rgb, frame.truth,
             frame.labels, self.engine.palette))
+        if self.panoptic is not None:
+            self._evaluate_panoptic(frame)
+
+    def _evaluate_panoptic(self, frame: Frame) -> None:
+        if frame.truth_instances is None:
+            self.frames_without_instances += 1
+            return
+        try:
+            pq = self.panoptic.add(frame.labels, frame.instances, frame.truth,
+                                   frame.truth_instances).pq()
+        except ValueError as exc:  # e.g. ground-truth labels beyond the model's classes
+            raise SegmentBagError(f'panoptic quality of frame {frame.index}: {exc}') from None
+        self.frames_panoptic += 1
+        self.worst_pq.offer(pq, lambda: panoptic_frame_entry(
+            self.bag_name, frame.index, frame.stamp, pq, frame.rgb,
+            (frame.truth, frame.truth_instances), (frame.labels, frame.instances),
+            self.engine.palette, self.panoptic.thing_ids))
 
     def _warn_bad(self, frame: Frame) -> None:
         self._bad_warnings += 1

@@ -24,8 +24,10 @@ import re
 from typing import Any, Callable
 
 import cv2
+from mask2former_ros.core.instance_render import colorize_instances
 from mask2former_ros.core.metrics import ConfusionMatrix
 from mask2former_ros.core.palette import colorize
+from mask2former_ros.core.panoptic_quality import PanopticQuality
 from mask2former_ros.offline.errors import IGNORE_INDEX, STAGES
 import numpy as np
 
@@ -99,11 +101,12 @@ def thumbnail(array: np.ndarray, labels: bool) -> np.ndarray:
 
 
 class WorstFrames:
-    """The ``k`` frames of lowest frame mIoU seen so far (a bounded heap of thumbnails)."""
+    """The ``k`` frames of lowest frame mIoU (or PQ: ``key``) so far, a bounded heap."""
 
-    def __init__(self, k: int) -> None:
-        """Keep at most ``k`` frames."""
+    def __init__(self, k: int, key: str = 'miou') -> None:
+        """Keep at most ``k`` frames, ranked by their entries' ``key``."""
         self.k = k
+        self.key = key
         self._heap: list[tuple[float, int, dict]] = []  # (-miou, seq, entry): root = best
         self._seq = itertools.count()
 
@@ -124,8 +127,8 @@ class WorstFrames:
             heapq.heapreplace(self._heap, item)
 
     def add(self, entry: dict) -> None:
-        """Offer a finished entry (with its ``miou``), e.g. from another bag."""
-        self.offer(entry['miou'], lambda: entry)
+        """Offer a finished entry (with its ``miou`` or ``key``), e.g. from another bag."""
+        self.offer(entry[self.key], lambda: entry)
 
     def entries(self) -> list[dict]:
         """Return the kept entries, worst first."""
@@ -140,14 +143,40 @@ def frame_entry(bag: str, index: int, stamp: int, miou: float, rgb: np.ndarray,
                                            cv2.COLOR_RGB2BGR),
               'prediction': cv2.cvtColor(colorize(thumbnail(labels, True), palette),
                                          cv2.COLOR_RGB2BGR)}
+    return {'bag': bag, 'index': int(index), 'stamp_ns': int(stamp), 'miou': float(miou),
+            'png': _png(arrays)}
+
+
+def panoptic_frame_entry(bag: str, index: int, stamp: int, pq: float, rgb: np.ndarray,
+                         truth: tuple[np.ndarray, np.ndarray],
+                         prediction: tuple[np.ndarray, np.ndarray | None], palette: np.ndarray,
+                         thing_ids: tuple[int, ...]) -> dict:
+    """
+    Return a worst-PQ entry: thumbnails of the image and of the ground-truth and predicted labels.
+
+    ``truth`` and ``prediction`` are (labels, instance ids); instances are drawn in shades of
+    their class colour with white outlines, ids on stuff pixels left out.
+    """
+    def draw(labels: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+        small = thumbnail(labels, True)
+        if ids is not None:
+            ids = np.where(np.isin(small, thing_ids), thumbnail(ids, True), 0)
+        return cv2.cvtColor(colorize_instances(small, ids, palette), cv2.COLOR_RGB2BGR)
+
+    arrays = {'image': cv2.cvtColor(thumbnail(rgb, False), cv2.COLOR_RGB2BGR),
+              'ground_truth': draw(*truth), 'prediction': draw(*prediction)}
+    return {'bag': bag, 'index': int(index), 'stamp_ns': int(stamp), 'pq': float(pq),
+            'png': _png(arrays)}
+
+
+def _png(arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
     png = {}
     for kind, array in arrays.items():
         ok, data = cv2.imencode('.png', array)
         if not ok:
             raise RuntimeError(f'OpenCV failed to encode the {kind} thumbnail')
         png[kind] = data.tobytes()
-    return {'bag': bag, 'index': int(index), 'stamp_ns': int(stamp), 'miou': float(miou),
-            'png': png}
+    return png
 
 
 def frame_miou(truth: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple:
@@ -168,16 +197,26 @@ def decode_entry(entry: dict) -> dict:
     return dict(entry, png={k: base64.b64decode(v) for k, v in entry['png'].items()})
 
 
-def write_thumbs(entries: list[dict], report_dir: Path) -> list[dict]:
-    """Write the PNGs of worst-frame entries into ``<report_dir>/thumbs``; return schema rows."""
+def entry_row(entry: dict, key: str = 'miou') -> dict:
+    """Return the summary row of a worst-frame entry (without its thumbnails)."""
+    return {k: entry[k] for k in ('bag', 'stamp_ns', 'index', key)}
+
+
+def write_thumbs(entries: list[dict], report_dir: Path, key: str = 'miou') -> list[dict]:
+    """
+    Write the PNGs of worst-frame entries into ``<report_dir>/thumbs``; return schema rows.
+
+    Entries ranked by another ``key`` than mIoU (``pq``) get file names that start with it.
+    """
     thumbs = Path(report_dir) / 'thumbs'
     thumbs.mkdir(parents=True, exist_ok=True)
+    tag = '' if key == 'miou' else f'{key}_'
     rows = []
     for rank, entry in enumerate(entries):
         slug = re.sub(r'[^A-Za-z0-9_.-]+', '_', entry['bag']).strip('_') or 'bag'
-        row = {k: entry[k] for k in ('bag', 'stamp_ns', 'index', 'miou')}
+        row = entry_row(entry, key)
         for kind in THUMB_KINDS:
-            name = f'{rank:02d}_{slug}_{entry["index"]:06d}_{kind}.png'
+            name = f'{tag}{rank:02d}_{slug}_{entry["index"]:06d}_{kind}.png'
             (thumbs / name).write_bytes(entry['png'][kind])
             row[kind] = f'thumbs/{name}'
         rows.append(row)
@@ -198,11 +237,29 @@ def metrics_of(matrix: ConfusionMatrix | None, class_names: list[str]) -> dict:
                       'confusion': matrix.matrix.tolist()})
 
 
+def panoptic_metrics(pq: PanopticQuality | None, class_names: list[str]) -> dict | None:
+    """Return PQ, SQ, RQ (all, things, stuff, per class) and the counts; None without any."""
+    if pq is None:
+        return None
+    names = _class_names(class_names, pq.num_classes)
+    out = pq.summary(names)
+    out['thing_classes'] = [names[i] for i in pq.thing_ids]
+    out['counts'] = pq.to_dict()
+    return json_safe(out)
+
+
+def _class_names(class_names: list[str], count: int) -> list[str]:
+    return [str(class_names[i]) if i < len(class_names) else str(i) for i in range(count)]
+
+
 def fleet_summary(rows: list[dict], class_names: list[str], palette: np.ndarray, model: str,
                   seconds: float, worst: list[dict], extra: dict | None = None,
                   startup_seconds: float = 0.0) -> dict:
     """
     Return the fleet summary: dataset metrics from the sum of the bags' confusion matrices.
+
+    Panoptic quality likewise sums the bags' per-class TP, FP, FN and IoU sums (``panoptic``
+    of the rows), the result of one bag holding every frame, never a mean of per-bag PQs.
 
     ``rows`` are per-bag rows (see :func:`mask2former_ros.offline.fleet.bag_row`); skipped
     (resumed) bags count with the results of the run that completed them. The headline ``fps``
@@ -210,16 +267,22 @@ def fleet_summary(rows: list[dict], class_names: list[str], palette: np.ndarray,
     (per worker; with N workers the fleet runs up to N times faster); ``seconds`` is the wall
     time of the run, ``startup_seconds`` its model loading and ``wall_fps`` frames / ``seconds``.
     """
-    total = None
+    total, panoptic = None, None
     for row in rows:
         if row.get('confusion') is not None and row['status'] in ('ok', 'skipped'):
             matrix = ConfusionMatrix.from_matrix(row['confusion'])
             total = matrix if total is None else total + matrix
+        if row.get('panoptic') is not None and row['status'] in ('ok', 'skipped'):
+            counts = PanopticQuality.from_dict(row['panoptic'])
+            panoptic = counts if panoptic is None else panoptic.merge(counts)
     frames = sum(row['frames']['processed'] for row in rows if row['status'] != 'failed')
     processed_now = sum(row['frames']['processed'] for row in rows if row['status'] == 'ok')
     dataset = {'frames': frames, 'bags': len(rows),
                'bags_failed': sum(row['status'] == 'failed' for row in rows)}
     dataset.update(metrics_of(total, class_names))
+    if panoptic is not None:
+        dataset['panoptic'] = panoptic_metrics(panoptic, class_names)
+        dataset['pq'] = dataset['panoptic']['all']['pq']
     processing = sum(row.get('seconds') or 0.0 for row in rows if row['status'] == 'ok')
     dataset.update({'fps': round(processed_now / processing, 3) if processing > 0 else 0.0,
                     'fps_basis': FPS_BASIS, 'processing_seconds': round(processing, 3),
