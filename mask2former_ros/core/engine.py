@@ -34,11 +34,15 @@ import warnings
 from mask2former_ros.core.checkpoint import (
     first_line, load_checkpoint, ModelLoadError, Preprocessing)
 from mask2former_ros.core.engine_config import (
-    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_input_size, PRECISION_CHOICES)
+    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_input_size, parse_threshold,
+    PRECISION_CHOICES)
 from mask2former_ros.core.palette import palette_for
+from mask2former_ros.core.panoptic_postprocess import (
+    instance_inference, InstanceMaps, panoptic_inference, segments_with_boxes, Thresholds)
 from mask2former_ros.core.results import (
     check_rgb, InferenceOutOfMemoryError, NON_FINITE, only_result, OwnerThread,
     SegmentationResult, WrongThreadError)
+from mask2former_ros.core.segmentation_task import resolve_task, thing_class_ids
 from mask2former_ros.core.semantic_postprocess import class_probabilities, semantic_inference
 from mask2former_ros.core.torch_device import dtype_name, resolve_device, resolve_precision
 import numpy as np
@@ -53,7 +57,7 @@ __all__ = ['DEVICE_CHOICES', 'dtype_name', 'EngineConfig', 'INPUT_SIZE_CHOICES',
 
 class SegmentationEngine:
     """
-    Mask2Former semantic segmentation of RGB uint8 frames on one device.
+    Mask2Former semantic, panoptic or instance segmentation of RGB uint8 frames on one device.
 
     All torch work runs on the thread that loaded the model (a torch call from any other thread
     raises :class:`WrongThreadError`): OpenMP thread teams are per calling thread, and a second
@@ -66,9 +70,14 @@ class SegmentationEngine:
         self.dtype = resolve_precision(config.precision, self.device)
         self.input_size = parse_input_size(config.input_size)
         self._log = log or (lambda _msg: None)
+        self.thresholds = Thresholds(
+            score=parse_threshold('score_threshold', config.score_threshold),
+            mask=parse_threshold('mask_threshold', config.mask_threshold),
+            overlap=parse_threshold('overlap_threshold', config.overlap_threshold))
         started = time.perf_counter()
         self._owner = OwnerThread('torch')
         model, processor = load_checkpoint(config.model, config.allow_pickle)
+        self.task = resolve_task(config.task, config.model, model.config, self._log)
         self.preprocessing = Preprocessing.from_processor(processor)
         # Weights stay fp32: reduced precision is autocast around the forward only (a whole-model
         # cast agreed with fp32 on only 30-55 % of pixels of a trained model).
@@ -77,13 +86,14 @@ class SegmentationEngine:
         self.class_names: list[str] = [id2label[i] for i in sorted(id2label)]
         self.palette = palette_for(id2label)
         self.label_dtype = np.uint8 if len(self.class_names) <= 256 else np.uint16
+        self.thing_ids = thing_class_ids(self.class_names, self.task)
         scale, bias = self.preprocessing.normalisation()
         self._scale = torch.tensor(scale).view(1, 3, 1, 1).to(self.device)
         self._bias = torch.tensor(bias).view(1, 3, 1, 1).to(self.device)
         self._lock = threading.Lock()
         self.load_seconds = time.perf_counter() - started
-        self._log(f"loaded '{config.model}' ({len(self.class_names)} classes) on {self.device} "
-                  f'as {dtype_name(self.dtype)} in {self.load_seconds:.1f} s')
+        self._log(f"loaded '{config.model}' ({len(self.class_names)} classes, task {self.task}) "
+                  f'on {self.device} as {dtype_name(self.dtype)} in {self.load_seconds:.1f} s')
         if self.dtype == torch.float16 and self.device.type == 'cpu':
             self._log('precision fp16 on the CPU: correct but slower than fp32 (meant for '
                       'checking the GPU numerics)')
@@ -187,6 +197,62 @@ class SegmentationEngine:
                 f'{[tuple(i.shape[:2]) for i in images]}: {first_line(exc)}') from None
         return results  # type: ignore[return-value]
 
+    def _semantic(self, class_logits: torch.Tensor, masks: torch.Tensor, finite: list[bool],
+                  images: Sequence[np.ndarray],
+                  grid: tuple[int, int]) -> list[SegmentationResult]:
+        """Semantic label maps (and confidences) of a batch, on the host."""
+        probs = class_probabilities(class_logits)
+        device_labels, confidences = [], []
+        for index, image in enumerate(images):
+            if not finite[index]:
+                device_labels.append(None)
+                confidences.append(None)
+                continue
+            labels, confidence = semantic_inference(
+                probs[index], masks[index], image.shape[0], image.shape[1], score_grid=grid,
+                with_confidence=self.config.with_confidence)
+            device_labels.append(labels)
+            confidences.append(confidence)
+        host_labels = _to_host(device_labels)
+        results = []
+        for labels, confidence in zip(host_labels, confidences, strict=True):
+            if labels is None:
+                results.append(SegmentationResult(None, error=NON_FINITE))
+                continue
+            conf_array = None if confidence is None else confidence.cpu().numpy()
+            results.append(SegmentationResult(labels.astype(self.label_dtype, copy=False),
+                                              conf_array))
+        return results
+
+    def _instances(self, class_logits: torch.Tensor, masks: torch.Tensor, finite: list[bool],
+                   images: Sequence[np.ndarray],
+                   grid: tuple[int, int]) -> list[SegmentationResult]:
+        """Panoptic or instance results of a batch: labels, instance ids and segments."""
+        maps: list[InstanceMaps | None] = []
+        for index, image in enumerate(images):
+            if not finite[index]:
+                maps.append(None)
+            elif self.task == 'panoptic':
+                maps.append(panoptic_inference(class_logits[index], masks[index], image.shape[0],
+                                               image.shape[1], grid, self.thing_ids,
+                                               self.thresholds))
+            else:
+                maps.append(instance_inference(class_logits[index], masks[index], image.shape[0],
+                                               image.shape[1], grid, self.thresholds))
+        host = _to_host([t for m in maps for t in ((None, None) if m is None
+                                                   else (m.labels, m.instances))])
+        results = []
+        for index, item in enumerate(maps):
+            labels, instances = host[2 * index], host[2 * index + 1]
+            if item is None or labels is None or instances is None:
+                results.append(SegmentationResult(None, error=NON_FINITE))
+                continue
+            ids = instances.astype(np.uint16)
+            results.append(SegmentationResult(labels.astype(self.label_dtype, copy=False),
+                                              instances=ids,
+                                              segments=segments_with_boxes(ids, item.records)))
+        return results
+
     def forward(self, model: torch.nn.Module, pixel_values: torch.Tensor):
         """Run the model forward under autocast in the engine's precision (fp32: plain)."""
         with torch.autocast(self.device.type, dtype=self.dtype,
@@ -205,29 +271,13 @@ class SegmentationEngine:
         masks = outputs.masks_queries_logits.float()
         finite = (torch.isfinite(class_logits).flatten(1).all(1)
                   & torch.isfinite(masks).flatten(1).all(1)).tolist()
-        probs = class_probabilities(class_logits)
-        device_labels, confidences = [], []
-        for index, image in enumerate(images):
-            if not finite[index]:
-                device_labels.append(None)
-                confidences.append(None)
-                continue
-            labels, confidence = semantic_inference(
-                probs[index], masks[index], image.shape[0], image.shape[1],
-                score_grid=tuple(pixel_values.shape[-2:]),
-                with_confidence=self.config.with_confidence)
-            device_labels.append(labels)
-            confidences.append(confidence)
-        host_labels = _to_host(device_labels)
+        if self.task == 'semantic':
+            results = self._semantic(class_logits, masks, finite, images,
+                                     tuple(pixel_values.shape[-2:]))
+        else:
+            results = self._instances(class_logits, masks, finite, images,
+                                       tuple(pixel_values.shape[-2:]))
         clock.mark('postprocess')
-        results = []
-        for labels, confidence in zip(host_labels, confidences, strict=True):
-            if labels is None:
-                results.append(SegmentationResult(None, error=NON_FINITE))
-                continue
-            conf_array = None if confidence is None else confidence.cpu().numpy()
-            results.append(SegmentationResult(labels.astype(self.label_dtype, copy=False),
-                                              conf_array))
         n = len(images)
         timings = {stage: ms / n for stage, ms in clock.elapsed_ms().items()}
         timings['batch_size'] = float(n)

@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 from mask2former_ros.core.checkpoint import ModelLoadError
 from mask2former_ros.core.engine_config import (
-    EngineConfig, parse_device, parse_frame_size, parse_providers)
+    EngineConfig, parse_device, parse_frame_size, parse_providers, parse_task)
 from mask2former_ros.core.onnx_cache import cache_root, cached_graph, METADATA_PREFIX
 from mask2former_ros.core.results import (
     check_rgb, InferenceOutOfMemoryError, NON_FINITE, only_result, OwnerThread,
@@ -48,10 +48,16 @@ class OnnxSegmentationEngine:
     """Mask2Former semantic segmentation of RGB uint8 frames through an exported ONNX graph."""
 
     backend = 'onnxruntime'
+    task = 'semantic'  # exported graphs hold the semantic post-processing
+    thing_ids: frozenset[int] = frozenset()
 
     def __init__(self, config: EngineConfig, log: Callable[[str], None] | None = None,
                  warn: Callable[[str], None] | None = None) -> None:
         """Open the graph (exporting it into the cache if ``config.onnx_model`` is empty)."""
+        if parse_task(config.task) in ('panoptic', 'instance'):
+            raise ValueError(f"task '{config.task}' runs on backend torch only: exported graphs "
+                             "hold the semantic post-processing; use backend 'torch', or task "
+                             "'semantic' (or 'auto')")
         self.config = config
         self._log = log or (lambda _msg: None)
         self._warn = warn or self._log
