@@ -18,8 +18,10 @@ Write rosbag2 bags of synthetic street scenes with ground truth (no ROS installa
 The bags hold, per frame and with identical headers, a ``sensor_msgs/msg/Image`` of the scene
 (any encoding :func:`~mask2former_ros.ros.image_conversion.encode_rgb` supports), optionally its
 ``sensor_msgs/msg/CompressedImage`` (JPEG) and a mono8 ground-truth label image in Cityscapes
-train ids (or labelIds). Scenes come from
-:func:`mask2former_ros_fixtures.synthetic.make_scene` with a
+train ids (or labelIds), and with ``instances`` a mono16 instance-id image (0 = stuff, cars and
+persons 1..N within a frame). Scenes come from
+:func:`mask2former_ros_fixtures.synthetic.make_scene` (with ``instances``:
+:func:`~mask2former_ros_fixtures.synthetic.make_panoptic_scene`) with a
 generator seeded by ``seed``, so a bag and :func:`write_gt_dir` agree frame by frame.
 """
 
@@ -32,10 +34,11 @@ from mask2former_ros.offline.bag_io import (  # noqa: F401 - re-exported for the
     COMPRESSED_IMAGE, IMAGE, image_message, labels_message, open_writer, rgb_message,
     storage_plugin, STORAGES, typestore)
 from mask2former_ros.ros.image_conversion import encode_rgb
-from mask2former_ros_fixtures.synthetic import make_scene
+from mask2former_ros_fixtures.synthetic import make_panoptic_scene, make_scene
 import numpy as np
 
 STRING = 'std_msgs/msg/String'
+INSTANCES_GT_TOPIC = '/camera/instances_gt'
 DEFAULT_START_NS = 1_700_000_000_000_000_000
 GT_DIR_NAMINGS = ('index', 'stamp', 'stamp_ns')
 
@@ -65,6 +68,15 @@ def sample_stamps(frames: int, rate_hz: float, start_ns: int = DEFAULT_START_NS)
     return [int(start_ns) + round(i * 1e9 / rate_hz) for i in range(frames)]
 
 
+def _scene(rng: np.random.Generator, height: int, width: int,
+           instances: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Return ``(rgb, labels, instance ids or None)`` of the next scene of a sample bag."""
+    if instances:
+        return make_panoptic_scene(rng, height, width)
+    rgb, labels = make_scene(rng, height, width)
+    return rgb, labels, None
+
+
 def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int = 320,
                      rate_hz: float = 10.0, storage: str = 'mcap',
                      image_topic: str | None = '/camera/image_raw', encoding: str = 'rgb8',
@@ -73,16 +85,21 @@ def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int
                      frame_id: str = 'camera_optical_frame',
                      start_ns: int = DEFAULT_START_NS, log_delay_ns: int = 2_000_000,
                      gt_labelids: bool = False, corrupt_frames: Sequence[int] = (),
-                     string_topic: str | None = None, jpeg_quality: int = 95) -> dict:
+                     string_topic: str | None = None, jpeg_quality: int = 95,
+                     instances: bool = False,
+                     instances_topic: str = INSTANCES_GT_TOPIC) -> dict:
     """
     Write a rosbag2 bag of ``frames`` synthetic scenes and return a description of it.
 
     Every frame's messages share one header (stamp ``start_ns + i / rate_hz``, ``frame_id``)
     and are logged at ``stamp + log_delay_ns`` (a recorder receives after the capture).
     ``gt_topic`` holds mono8 train ids (Cityscapes labelIds with ``gt_labelids``).
+    ``instances`` draws panoptic scenes and adds ``instances_topic``: mono16 instance ids
+    (0 = stuff, 1..N the frame's cars and persons), same header as the image and labels.
     ``corrupt_frames`` lists frame indices whose image data is truncated (raw) or cut in half
     (JPEG). ``string_topic`` adds a ``std_msgs/msg/String`` per frame. The returned dict has
     ``path``, ``storage``, ``frames``, ``height``, ``width``, ``seed``, ``frame_id``,
+    ``instances`` (whether the scenes are panoptic),
     ``topics`` (name -> type), ``counts`` (name -> messages), ``stamps`` and ``log_times`` (ns).
     """
     encode_rgb(np.zeros((2, 2, 3), np.uint8), encoding)  # fail before writing anything
@@ -91,7 +108,7 @@ def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int
     stamps = sample_stamps(frames, rate_hz, start_ns)
     log_times = [stamp + int(log_delay_ns) for stamp in stamps]
     wanted = [(image_topic, IMAGE), (compressed_topic, COMPRESSED_IMAGE), (gt_topic, IMAGE),
-              (string_topic, STRING)]
+              (instances_topic if instances else None, IMAGE), (string_topic, STRING)]
     topics = {name: msgtype for name, msgtype in wanted if name}
     if len(topics) != sum(1 for name, _ in wanted if name):
         raise ValueError('topic names must be distinct')
@@ -103,7 +120,7 @@ def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int
         conns = {name: writer.add_connection(name, msgtype, typestore=typestore())
                  for name, msgtype in topics.items()}
         for index, (stamp, log_time) in enumerate(zip(stamps, log_times, strict=True)):
-            rgb, labels = make_scene(rng, height, width)
+            rgb, labels, ids = _scene(rng, height, width, instances)
             header = make_header(stamp, frame_id)
             out: list[tuple[str, Any]] = []
             if image_topic:
@@ -120,6 +137,8 @@ def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int
             if gt_topic:
                 gt = trainids_to_labelids(labels) if gt_labelids else labels
                 out.append((gt_topic, labels_message(gt, header)))
+            if ids is not None:
+                out.append((instances_topic, labels_message(ids, header)))
             if string_topic:
                 out.append((string_topic, types[STRING](data=f'frame {index}')))
             for name, msg in out:
@@ -132,6 +151,7 @@ def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int
     writer.close()
     return {'path': str(path), 'storage': storage, 'frames': frames, 'height': height,
             'width': width, 'seed': seed, 'frame_id': frame_id, 'encoding': encoding,
+            'instances': bool(instances),
             'topics': topics, 'counts': counts, 'stamps': stamps, 'log_times': log_times}
 
 
@@ -143,6 +163,7 @@ def write_gt_dir(directory: Path, info: dict, naming: str = 'index',
     ``naming``: ``index`` -> ``000012.png`` (frame index in the bag), ``stamp`` ->
     ``<sec>_<nanosec>.png`` (nanosec zero-padded to 9 digits), ``stamp_ns`` ->
     ``<stamp in ns>.png``. Values are train ids, or Cityscapes labelIds with ``labelids``.
+    For a bag written with ``instances`` the scenes are its panoptic ones.
     """
     if naming not in GT_DIR_NAMINGS:
         raise ValueError(f'naming must be one of {", ".join(GT_DIR_NAMINGS)}, got {naming!r}')
@@ -151,7 +172,7 @@ def write_gt_dir(directory: Path, info: dict, naming: str = 'index',
     rng = np.random.default_rng(info['seed'])
     paths = []
     for index, stamp in enumerate(info['stamps']):
-        _, labels = make_scene(rng, info['height'], info['width'])
+        _, labels, _ = _scene(rng, info['height'], info['width'], info.get('instances', False))
         if naming == 'index':
             name = f'{index:06d}.png'
         elif naming == 'stamp':

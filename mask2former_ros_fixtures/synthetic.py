@@ -29,6 +29,10 @@ pipeline which transposes, flips upside down or swaps the colour channels of the
 visibly loses accuracy.  The scenes are left-right symmetric in distribution, so a horizontal
 flip is *not* detectable with them.
 
+Panoptic scenes (:func:`make_panoptic_scene`) add instance ground truth: every car and every
+person is its own instance, and some of them stand right next to or partly in front of another
+one of the same kind, so that instance separation is needed (not only class pixels).
+
 Only numpy is needed; everything is vectorised and deterministic for a given generator.
 """
 
@@ -44,6 +48,13 @@ VEGETATION = 8
 SKY = 10
 PERSON = 11
 CAR = 13
+
+# The thing classes of the scenes (Cityscapes' instance classes that occur in them).
+THING_CLASSES: frozenset[int] = frozenset({PERSON, CAR})
+# Probability that a car or person of a panoptic scene gets a neighbour of the same kind
+# touching or overlapping it, and the most instances a panoptic scene places.
+COMPANION_PROBABILITY = 0.4
+MAX_INSTANCES = 14
 
 TINY_CLASSES: dict[int, str] = {
     ROAD: 'road',
@@ -78,13 +89,20 @@ _SKIN_COLOURS = np.array([
 
 
 class _Canvas:
-    """An RGB uint8 canvas with its label map; shapes are painted inside bounding boxes."""
+    """
+    An RGB uint8 canvas with its label map; shapes are painted inside bounding boxes.
 
-    def __init__(self, height: int, width: int) -> None:
+    With ``instances``, an (H, W) uint16 map receives :attr:`instance` wherever a shape is
+    painted (0 for stuff), so a nearer object hides a farther one in it as in the image.
+    """
+
+    def __init__(self, height: int, width: int, instances: bool = False) -> None:
         self.h = height
         self.w = width
         self.rgb = np.zeros((height, width, 3), dtype=np.uint8)
         self.labels = np.zeros((height, width), dtype=np.uint8)
+        self.instances = np.zeros((height, width), dtype=np.uint16) if instances else None
+        self.instance = 0
 
     def box(self, y0: float, y1: float, x0: float, x1: float) -> tuple[slice, slice] | None:
         """Return the clipped pixel slices covering [y0, y1) x [x0, x1), or None when empty."""
@@ -103,9 +121,13 @@ class _Canvas:
         if mask is None:
             self.rgb[sl] = colour
             self.labels[sl] = label
+            if self.instances is not None:
+                self.instances[sl] = self.instance
             return
         np.copyto(self.rgb[sl], colour, where=mask[:, :, None])
         np.copyto(self.labels[sl], label, where=mask)
+        if self.instances is not None:
+            np.copyto(self.instances[sl], self.instance, where=mask)
 
     def ellipse(self, cy: float, cx: float, ry: float, rx: float, colour: np.ndarray,
                 label: int) -> None:
@@ -352,10 +374,47 @@ def make_scene(rng: np.random.Generator, height: int,
     :data:`TINY_CLASSES`.
 
     """
+    rgb, labels, _ = _render(rng, height, width, panoptic=False)
+    return rgb, labels
+
+
+def make_panoptic_scene(rng: np.random.Generator, height: int,
+                        width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Generate one street scene with its labels and instance ids.
+
+    Like :func:`make_scene` (a pure function of the state of ``rng``), but each car and person
+    may get a neighbour of the same kind touching or overlapping it (extra random draws, so the
+    scene differs from the one :func:`make_scene` draws from the same state). Returns
+    ``(rgb, labels, instances)``; ``instances`` is an (H, W) uint16 map: 0 for stuff, and
+    ids 1..N for the cars and persons in paint order (far to near), each id present in the
+    image (an object hidden entirely by nearer ones gets no id) and of a single class of
+    :data:`THING_CLASSES`.
+    """
+    rgb, labels, instances = _render(rng, height, width, panoptic=True)
+    assert instances is not None
+    return rgb, labels, instances
+
+
+def _companion(rng: np.random.Generator, obj: tuple[float, int, float], h: int, horizon: float,
+               depth: float) -> tuple[float, int, float]:
+    """Return an object of the same kind beside ``obj``, touching or overlapping it."""
+    base_y, kind, x = obj
+    scale = (base_y - horizon) / depth * 0.85 + 0.15
+    # Typical object widths (see _draw_car and _draw_person) at this depth.
+    width = h * scale * (0.29 if kind == 1 else 0.11)
+    near = rng.uniform(0.55, 1.0) if kind == 1 else rng.uniform(0.4, 1.0)
+    side = rng.choice([-1.0, 1.0])
+    return (base_y + depth * rng.uniform(-0.04, 0.04), kind, x + side * near * width)
+
+
+def _render(rng: np.random.Generator, height: int, width: int,
+            panoptic: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Return ``(rgb, labels, instances)``; ``instances`` and companions only if ``panoptic``."""
     h, w = int(height), int(width)
     if h < 1 or w < 1:
         raise ValueError(f'scene size must be positive, got {h}x{w}')
-    cv = _Canvas(h, w)
+    cv = _Canvas(h, w, instances=panoptic)
     horizon = h * rng.uniform(0.32, 0.55)
     vx = w * rng.uniform(0.3, 0.7)
     half_road = w * rng.uniform(0.45, 0.9)
@@ -381,13 +440,24 @@ def make_scene(rng: np.random.Generator, height: int,
         on_road = rng.random() < 0.25
         off = rng.uniform(0.3, 0.9) if on_road else rng.uniform(1.05, 1.0 + walk * 0.9)
         objects.append((horizon + t * depth, 2, vx + side * off * t * half_road))
+    if panoptic:
+        things = [obj for obj in objects if obj[1] != 0]
+        for obj in things:
+            if len(things) < MAX_INSTANCES and rng.random() < COMPANION_PROBABILITY:
+                things.append(_companion(rng, obj, h, horizon, depth))
+                objects.append(things[-1])
     objects.sort(key=lambda o: o[0])
+    painted = 0
     for base_y, kind, x in objects:
         scale = (base_y - horizon) / depth * 0.85 + 0.15
         if kind == 0:
+            cv.instance = 0
             _draw_tree(rng, cv, min(base_y, float(np.interp(x, np.arange(w) + 0.5, ground))),
                        x, scale)
-        elif kind == 1:
+            continue
+        painted += 1
+        cv.instance = painted
+        if kind == 1:
             _draw_car(rng, cv, base_y, x, scale)
         else:
             _draw_person(rng, cv, base_y, x, scale)
@@ -411,7 +481,15 @@ def make_scene(rng: np.random.Generator, height: int,
         for x in range(0, w, tw):
             block = index[y:y + th, x:x + tw]
             block += tile[:block.shape[0], :block.shape[1]]
-    return np.take(lut, index), cv.labels
+    instances = cv.instances
+    if instances is not None:
+        # Number the visible instances 1..N in paint order (fully hidden ones drop out).
+        present = np.unique(instances)
+        present = present[present != 0]
+        renumber = np.zeros(painted + 1, dtype=np.uint16)
+        renumber[present] = np.arange(1, len(present) + 1, dtype=np.uint16)
+        instances = renumber[instances]
+    return np.take(lut, index), cv.labels, instances
 
 
 def scene_stream(seed: int, n: int, height: int,
@@ -420,3 +498,11 @@ def scene_stream(seed: int, n: int, height: int,
     rng = np.random.default_rng(seed)
     for _ in range(n):
         yield make_scene(rng, height, width)
+
+
+def panoptic_scene_stream(seed: int, n: int, height: int,
+                          width: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ``n`` scenes ``(rgb, labels, instances)`` from a generator seeded with ``seed``."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield make_panoptic_scene(rng, height, width)

@@ -23,9 +23,15 @@ nothing about real images.  It exists so that the segmentation pipeline can be t
 end (pre-processing, inference, post-processing, colour order, orientation) against exact
 ground truth.
 
+A panoptic sibling (``task='panoptic'``, :func:`ensure_tiny_panoptic_model`) has the same
+architecture with more queries and is trained on :func:`~mask2former_ros_fixtures.synthetic.\
+make_panoptic_scene` scenes: each stuff class is one target mask, each car and person its own.
+Both write ``mask2former_ros_task`` (``semantic`` or ``panoptic``) into their ``config.json``.
+
 Command line::
 
-    python -m mask2former_ros_fixtures.tiny_model --out DIR [--steps N] [--seed S]
+    python -m mask2former_ros_fixtures.tiny_model --out DIR [--task panoptic] [--steps N] \
+        [--seed S]
 """
 
 import argparse
@@ -44,7 +50,10 @@ from typing import Any, Sequence
 
 from mask2former_ros.core.metrics import IGNORE_INDEX
 from mask2former_ros.core.palette import CITYSCAPES_CLASSES
-from mask2former_ros_fixtures.synthetic import make_scene, scene_stream, TINY_CLASSES
+from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.segmentation_task import CITYSCAPES_THING_IDS, TASK_CONFIG_KEY
+from mask2former_ros_fixtures.synthetic import (
+    make_panoptic_scene, make_scene, panoptic_scene_stream, scene_stream, TINY_CLASSES)
 import numpy as np
 
 # Bump when the recipe changes in a way the source hash would not see (e.g. dependencies).
@@ -70,6 +79,20 @@ EVAL_IMAGES = 16
 MIN_MIOU = 0.93
 QUALITY_SEEDS = (0, 1, 2)
 
+# The panoptic model: tasks it can be trained for, its queries (up to 5 stuff segments and
+# synthetic.MAX_INSTANCES instances per scene), steps, evaluation sizes and quality bar (the
+# lowest PQ over PANOPTIC_EVAL_SIZES, on things and on all classes, through HF's
+# post_process_panoptic_segmentation with PANOPTIC_THRESHOLDS).
+TASKS = ('semantic', 'panoptic')
+PANOPTIC_NUM_QUERIES = 20
+PANOPTIC_STEPS = 1000
+PANOPTIC_EVAL_SIZES: tuple[tuple[int, int], ...] = ((256, 512), (480, 640))
+PANOPTIC_THRESHOLDS: dict[str, float] = {
+    'threshold': 0.5, 'mask_threshold': 0.5, 'overlap_mask_area_threshold': 0.8}
+MIN_PQ_THINGS = 0.5
+MIN_PQ = 0.6
+STUFF_IDS = tuple(i for i in range(len(CITYSCAPES_CLASSES)) if i not in CITYSCAPES_THING_IDS)
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -91,20 +114,42 @@ _INFO_FILE = 'training_info.json'
 _REQUIRED_FILES = ('config.json', 'model.safetensors', 'preprocessor_config.json', _INFO_FILE)
 
 
-def _recipe() -> dict[str, Any]:
+def _check_task(task: str) -> str:
+    """Return ``task`` if the tiny model can be trained for it, else raise ValueError."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    return task
+
+
+def _head_kwargs(task: str) -> dict[str, Any]:
+    """Return the Mask2Former head settings of the ``task`` model."""
+    if _check_task(task) == 'panoptic':
+        return {**HEAD_KWARGS, 'num_queries': PANOPTIC_NUM_QUERIES}
+    return HEAD_KWARGS
+
+
+def _default_steps(task: str) -> int:
+    """Return the number of training steps of the ``task`` model."""
+    return PANOPTIC_STEPS if _check_task(task) == 'panoptic' else DEFAULT_STEPS
+
+
+def _recipe(task: str = 'semantic') -> dict[str, Any]:
     """Return everything that determines the trained weights, for hashing and the info file."""
-    return {
+    recipe = {
         'recipe_version': RECIPE_VERSION, 'train_size': [TRAIN_HEIGHT, TRAIN_WIDTH],
-        'phases': [list(p) for p in PHASES], 'default_steps': DEFAULT_STEPS,
+        'phases': [list(p) for p in PHASES], 'default_steps': _default_steps(task),
         'lr': LEARNING_RATE,
         'weight_decay': WEIGHT_DECAY, 'warmup_steps': WARMUP_STEPS, 'swin': SWIN_KWARGS,
-        'head': HEAD_KWARGS,
+        'head': _head_kwargs(task),
     }
+    if task != 'semantic':
+        recipe['task'] = task
+    return recipe
 
 
-def recipe_hash() -> str:
+def recipe_hash(task: str = 'semantic') -> str:
     """Return a short hash of the training recipe and of the generator/training source code."""
-    digest = hashlib.sha256(json.dumps(_recipe(), sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(_recipe(task), sort_keys=True).encode())
     here = Path(__file__).resolve().parent
     for name in ('synthetic.py', 'tiny_model.py'):
         with contextlib.suppress(OSError):
@@ -112,16 +157,19 @@ def recipe_hash() -> str:
     return digest.hexdigest()[:12]
 
 
-def default_model_dir() -> Path:
+def default_model_dir(task: str = 'semantic') -> Path:
     """
-    Return where :func:`ensure_tiny_model` keeps the model by default.
+    Return where :func:`ensure_tiny_model` keeps the ``task`` model by default.
 
-    ``$MASK2FORMER_ROS_TINY_MODEL`` names the directory itself; otherwise it is
-    ``tiny_street_<hash>`` inside ``$MASK2FORMER_ROS_CACHE`` (default
-    ``$XDG_CACHE_HOME/mask2former_ros`` or ``~/.cache/mask2former_ros``), where the hash covers
-    the recipe and the source code, so that a changed recipe trains a new model.
+    ``$MASK2FORMER_ROS_TINY_MODEL`` (``$MASK2FORMER_ROS_TINY_PANOPTIC_MODEL`` for panoptic)
+    names the directory itself; otherwise it is ``tiny_street_<hash>`` (``tiny_street_panoptic_
+    <hash>``) inside ``$MASK2FORMER_ROS_CACHE`` (default ``$XDG_CACHE_HOME/mask2former_ros`` or
+    ``~/.cache/mask2former_ros``), where the hash covers the recipe and the source code, so
+    that a changed recipe trains a new model.
     """
-    explicit = os.environ.get('MASK2FORMER_ROS_TINY_MODEL')
+    panoptic = _check_task(task) == 'panoptic'
+    explicit = os.environ.get('MASK2FORMER_ROS_TINY_PANOPTIC_MODEL' if panoptic
+                              else 'MASK2FORMER_ROS_TINY_MODEL')
     if explicit:
         return Path(explicit).expanduser()
     root = os.environ.get('MASK2FORMER_ROS_CACHE')
@@ -130,28 +178,32 @@ def default_model_dir() -> Path:
     else:
         xdg = os.environ.get('XDG_CACHE_HOME')
         base = (Path(xdg) if xdg else Path.home() / '.cache') / 'mask2former_ros'
-    return base / f'tiny_street_{recipe_hash()}'
+    prefix = 'tiny_street_panoptic' if panoptic else 'tiny_street'
+    return base / f'{prefix}_{recipe_hash(task)}'
 
 
-def tiny_config():
-    """Return the ``Mask2FormerConfig`` of the tiny model (19 Cityscapes classes, Swin)."""
+def tiny_config(task: str = 'semantic'):
+    """Return the ``Mask2FormerConfig`` of the tiny ``task`` model (19 Cityscapes classes)."""
     from transformers import Mask2FormerConfig, SwinConfig
 
     backbone = SwinConfig(**SWIN_KWARGS)
-    return Mask2FormerConfig(
+    config = Mask2FormerConfig(
         backbone_config=backbone, num_labels=len(CITYSCAPES_CLASSES),
         id2label=dict(enumerate(CITYSCAPES_CLASSES)),
         label2id={name: i for i, name in enumerate(CITYSCAPES_CLASSES)},
-        ignore_value=IGNORE_INDEX, **HEAD_KWARGS)
+        ignore_value=IGNORE_INDEX, **_head_kwargs(task))
+    # Read by mask2former_ros.core.segmentation_task (task 'auto' and the mismatch check).
+    setattr(config, TASK_CONFIG_KEY, task)
+    return config
 
 
-def build_tiny_model(seed: int = 0):
+def build_tiny_model(seed: int = 0, task: str = 'semantic'):
     """Return a randomly initialised tiny ``Mask2FormerForUniversalSegmentation``."""
     import torch
     from transformers import Mask2FormerForUniversalSegmentation
 
     torch.manual_seed(seed)
-    return Mask2FormerForUniversalSegmentation(tiny_config())
+    return Mask2FormerForUniversalSegmentation(tiny_config(task))
 
 
 def tiny_image_processor():
@@ -173,30 +225,66 @@ def load_tiny_model(model_dir: Path):
     return model, processor
 
 
-def _training_sample(rng: np.random.Generator, height: int,
-                     width: int) -> tuple[np.ndarray, np.ndarray]:
+def _training_sample(rng: np.random.Generator, height: int, width: int,
+                     panoptic: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """
     Return one scene squashed to ``height`` x ``width`` like the preprocessor would do it.
 
     The scene is rendered at a random aspect ratio and a random scale (from half to three times
     the final training size), then resized with PIL (bilinear for the image, nearest for the
-    labels), so that the model learns the squashed, down- or up-sampled look of camera frames
-    of any size.
+    labels and instance ids), so that the model learns the squashed, down- or up-sampled look
+    of camera frames of any size. Returns ``(rgb, labels, instances)``, the instance ids of a
+    :func:`~mask2former_ros_fixtures.synthetic.make_panoptic_scene` with ``panoptic`` (some may
+    vanish in the resize), else None.
     """
     from PIL import Image
 
     aspect = rng.uniform(1.0, 2.4)
     scene_h = max(int(round(TRAIN_HEIGHT * 2.0 ** rng.uniform(-1.0, 1.6))), 1)
     scene_w = max(int(round(scene_h * aspect)), 1)
-    rgb, labels = make_scene(rng, scene_h, scene_w)
+    instances = None
+    if panoptic:
+        rgb, labels, instances = make_panoptic_scene(rng, scene_h, scene_w)
+        if instances.max() > 255:
+            raise ValueError(f'{instances.max()} instances do not fit the uint8 resize')
+        instances = instances.astype(np.uint8)
+    else:
+        rgb, labels = make_scene(rng, scene_h, scene_w)
     if (scene_h, scene_w) != (height, width):
         size = (width, height)
         rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
         labels = np.asarray(Image.fromarray(labels).resize(size, Image.Resampling.NEAREST))
-    return rgb, labels
+        if instances is not None:
+            # The same nearest-neighbour grid as the labels, so both stay consistent.
+            instances = np.asarray(
+                Image.fromarray(instances).resize(size, Image.Resampling.NEAREST))
+    return rgb, labels, instances
 
 
-def _training_batch(rng: np.random.Generator, batch_size: int, height: int, width: int):
+def _target_masks(labels: np.ndarray,
+                  instances: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Return ``(masks, classes)``: one mask per class, or per instance for things with instances.
+
+    Without ``instances`` (semantic) every class present is one mask; with them, each stuff
+    class is one mask and each instance id (> 0) its own mask with its class.
+    """
+    classes = np.unique(labels)
+    classes = classes[classes != IGNORE_INDEX]
+    if instances is None:
+        return (labels[None] == classes[:, None, None]), classes
+    stuff = classes[~np.isin(classes, list(CITYSCAPES_THING_IDS))]
+    ids = np.unique(instances)
+    ids = ids[ids != 0]
+    masks = np.concatenate([labels[None] == stuff[:, None, None],
+                            instances[None] == ids[:, None, None]])
+    # Every pixel of an instance has its class (synthetic.make_panoptic_scene).
+    thing_classes = np.array([labels[instances == i][0] for i in ids], dtype=classes.dtype)
+    return masks, np.concatenate([stuff, thing_classes])
+
+
+def _training_batch(rng: np.random.Generator, batch_size: int, height: int, width: int,
+                    panoptic: bool = False):
     """Return ``(pixel_values, mask_labels, class_labels)`` for the model's own loss."""
     import torch
 
@@ -206,12 +294,10 @@ def _training_batch(rng: np.random.Generator, batch_size: int, height: int, widt
     mean = np.array(IMAGENET_MEAN, dtype=np.float32) * 255.0
     std = np.array(IMAGENET_STD, dtype=np.float32) * 255.0
     for _ in range(batch_size):
-        rgb, labels = _training_sample(rng, height, width)
+        rgb, labels, instances = _training_sample(rng, height, width, panoptic)
         images.append(((rgb.astype(np.float32) - mean) / std).transpose(2, 0, 1))
-        classes = np.unique(labels)
-        classes = classes[classes != IGNORE_INDEX]
-        mask_labels.append(torch.from_numpy(
-            (labels[None] == classes[:, None, None]).astype(np.float32)))
+        masks, classes = _target_masks(labels, instances)
+        mask_labels.append(torch.from_numpy(masks.astype(np.float32)))
         class_labels.append(torch.from_numpy(classes.astype(np.int64)))
     return torch.from_numpy(np.stack(images)), mask_labels, class_labels
 
@@ -279,10 +365,83 @@ def evaluate_miou(model_dir: Path, seed: int = EVAL_SEED_OFFSET, n: int = EVAL_I
     return _evaluate_loaded(model, processor, seed, n, height, width)
 
 
+def panoptic_maps(segmentation: np.ndarray, segments_info: Sequence[dict[str, Any]],
+                  thing_ids: Iterable[int] = CITYSCAPES_THING_IDS
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Return ``(labels, instances)`` of one result of HF's ``post_process_panoptic_segmentation``.
+
+    ``labels`` (uint8) holds each segment's class and 255 where no segment is; ``instances``
+    (uint16) numbers the segments of ``thing_ids`` 1..N in the order of ``segments_info`` and
+    is 0 for stuff and unassigned pixels.
+    """
+    segmentation = np.asarray(segmentation)
+    things = set(thing_ids)
+    labels = np.full(segmentation.shape, IGNORE_INDEX, dtype=np.uint8)
+    instances = np.zeros(segmentation.shape, dtype=np.uint16)
+    seen: set[int] = set()
+    for info in segments_info:
+        segment = int(info['id'])
+        if segment in seen:  # a fused stuff segment is listed once per query
+            continue
+        seen.add(segment)
+        mask = segmentation == segment
+        labels[mask] = int(info['label_id'])
+        if int(info['label_id']) in things:
+            instances[mask] = int(instances.max()) + 1
+    return labels, instances
+
+
+def _evaluate_panoptic_loaded(model, processor, seed: int, n: int, height: int, width: int,
+                              batch_size: int = 4) -> dict[str, Any]:
+    """Return PQ of a loaded model through HF's panoptic post-processing on fresh scenes."""
+    import torch
+
+    quality = PanopticQuality(len(CITYSCAPES_CLASSES), CITYSCAPES_THING_IDS, IGNORE_INDEX)
+    start = time.perf_counter()
+    scenes = list(panoptic_scene_stream(seed, n, height, width))
+    for i in range(0, n, batch_size):
+        chunk = scenes[i:i + batch_size]
+        inputs = processor(images=[rgb for rgb, _, _ in chunk], return_tensors='pt')
+        with torch.no_grad():
+            outputs = model(pixel_values=inputs['pixel_values'],
+                            pixel_mask=inputs.get('pixel_mask'))
+        results = processor.post_process_panoptic_segmentation(
+            outputs, label_ids_to_fuse=set(STUFF_IDS), target_sizes=[(height, width)] * len(chunk),
+            **PANOPTIC_THRESHOLDS)
+        for result, (_, labels, instances) in zip(results, chunk, strict=True):
+            pred_labels, pred_instances = panoptic_maps(result['segmentation'].numpy(),
+                                                        result['segments_info'])
+            quality.add(pred_labels, pred_instances, labels, instances)
+    summary = quality.summary(CITYSCAPES_CLASSES)
+    return {
+        'pq': summary['all']['pq'], 'sq': summary['all']['sq'], 'rq': summary['all']['rq'],
+        'pq_things': summary['things']['pq'], 'sq_things': summary['things']['sq'],
+        'rq_things': summary['things']['rq'], 'pq_stuff': summary['stuff']['pq'],
+        'per_class_pq': {name: c['pq'] for name, c in summary['per_class'].items()},
+        'seed': seed, 'n': n, 'height': height, 'width': width,
+        'seconds': round(time.perf_counter() - start, 2)}
+
+
+def evaluate_pq(model_dir: Path, seed: int = EVAL_SEED_OFFSET, n: int = EVAL_IMAGES,
+                height: int = TRAIN_HEIGHT, width: int = TRAIN_WIDTH) -> dict[str, Any]:
+    """
+    Return the panoptic quality of a saved panoptic model on ``n`` fresh panoptic scenes.
+
+    Frames go through the saved processor, the model and ``post_process_panoptic_segmentation``
+    (:data:`PANOPTIC_THRESHOLDS`, stuff classes fused) at the original size; PQ, SQ and RQ
+    (all, things, stuff) come from :class:`~mask2former_ros.core.panoptic_quality.
+    PanopticQuality` against the scenes' labels and instance ids.
+    """
+    model, processor = load_tiny_model(Path(model_dir))
+    return _evaluate_panoptic_loaded(model, processor, seed, n, height, width)
+
+
 def _write_readme(out_dir: Path, info: dict[str, Any]) -> None:
     """Write a short model card that says plainly what this model is (and is not)."""
+    panoptic = info.get('task') == 'panoptic'
     lines = [
-        '# Tiny synthetic-street Mask2Former (test model)',
+        f"# Tiny synthetic-street {'panoptic ' if panoptic else ''}Mask2Former (test model)",
         '',
         'A few-MB `Mask2FormerForUniversalSegmentation` (Swin backbone) with the 19 Cityscapes',
         'train-id classes, trained from scratch on CPU by',
@@ -302,8 +461,13 @@ def _write_readme(out_dir: Path, info: dict[str, Any]) -> None:
         f"- parameters: {info['parameters']}",
     ]
     for ev in info['evaluation']:
-        lines.append(f"- mIoU on {ev['n']} fresh {ev['height']}x{ev['width']} scenes "
-                     f"(seed {ev['seed']}): {ev['miou']:.4f}")
+        if panoptic:
+            lines.append(f"- PQ on {ev['n']} fresh {ev['height']}x{ev['width']} panoptic scenes "
+                         f"(seed {ev['seed']}): {ev['pq']:.4f} (things {ev['pq_things']:.4f}, "
+                         f"stuff {ev['pq_stuff']:.4f})")
+        else:
+            lines.append(f"- mIoU on {ev['n']} fresh {ev['height']}x{ev['width']} scenes "
+                         f"(seed {ev['seed']}): {ev['miou']:.4f}")
     lines.append('')
     (out_dir / 'README.md').write_text('\n'.join(lines))
 
@@ -318,23 +482,26 @@ def phase_schedule(steps: int) -> list[tuple[int, int, int]]:
     return schedule
 
 
-def train_tiny_model(out_dir: Path, steps: int = DEFAULT_STEPS, seed: int = 0,
-                     log: Callable[[str], Any] = print) -> dict[str, Any]:
+def train_tiny_model(out_dir: Path, steps: int | None = None, seed: int = 0,
+                     log: Callable[[str], Any] = print, task: str = 'semantic') -> dict[str, Any]:
     """
-    Train the tiny model on synthetic scenes, save it to ``out_dir`` and evaluate it.
+    Train the tiny ``task`` model on synthetic scenes, save it to ``out_dir`` and evaluate it.
 
-    Training is deterministic for a given ``seed`` (fixed torch seed and scene stream).  The
-    directory receives ``config.json``, ``model.safetensors``, ``preprocessor_config.json``,
-    ``README.md`` and ``training_info.json``; the returned dict is the content of the latter
-    (seed, steps, timing, losses and the mIoU at several frame sizes, ``miou`` being the
-    lowest of them).
+    Training is deterministic for a given ``seed`` (fixed torch seed and scene stream); steps
+    default to the task's recipe.  The directory receives ``config.json``,
+    ``model.safetensors``, ``preprocessor_config.json``, ``README.md`` and
+    ``training_info.json``; the returned dict is the content of the latter (seed, steps,
+    timing, losses and the quality at several frame sizes: semantic ``miou``, panoptic ``pq``
+    and ``pq_things``, each the lowest over the sizes).
     """
     import torch
     import transformers
 
+    panoptic = _check_task(task) == 'panoptic'
+    steps = _default_steps(task) if steps is None else steps
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    model = build_tiny_model(seed)
+    model = build_tiny_model(seed, task)
     model.train()
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE,
@@ -353,7 +520,7 @@ def train_tiny_model(out_dir: Path, steps: int = DEFAULT_STEPS, seed: int = 0,
     running = None
     for step, (height, width, batch_size) in enumerate(schedule):
         pixel_values, mask_labels, class_labels = _training_batch(rng, batch_size, height,
-                                                                  width)
+                                                                  width, panoptic)
         outputs = model(pixel_values=pixel_values, mask_labels=mask_labels,
                         class_labels=class_labels)
         optimizer.zero_grad(set_to_none=True)
@@ -377,16 +544,28 @@ def train_tiny_model(out_dir: Path, steps: int = DEFAULT_STEPS, seed: int = 0,
 
     model, processor = load_tiny_model(out_dir)
     evaluation = []
-    for height, width in EVAL_SIZES:
-        ev = _evaluate_loaded(model, processor, seed + EVAL_SEED_OFFSET, EVAL_IMAGES,
-                              height, width)
-        log(f"eval {height}x{width}: mIoU {ev['miou']:.4f} " + ' '.join(
-            f'{k} {v:.3f}' for k, v in ev['per_class_iou'].items()))
+    for height, width in PANOPTIC_EVAL_SIZES if panoptic else EVAL_SIZES:
+        if panoptic:
+            ev = _evaluate_panoptic_loaded(model, processor, seed + EVAL_SEED_OFFSET,
+                                           EVAL_IMAGES, height, width)
+            log(f"eval {height}x{width}: PQ {ev['pq']:.4f} things {ev['pq_things']:.4f} "
+                f"(SQ {ev['sq_things']:.3f} RQ {ev['rq_things']:.3f}) stuff "
+                f"{ev['pq_stuff']:.4f} " + ' '.join(
+                    f'{k} {v:.3f}' for k, v in ev['per_class_pq'].items()))
+        else:
+            ev = _evaluate_loaded(model, processor, seed + EVAL_SEED_OFFSET, EVAL_IMAGES,
+                                  height, width)
+            log(f"eval {height}x{width}: mIoU {ev['miou']:.4f} " + ' '.join(
+                f'{k} {v:.3f}' for k, v in ev['per_class_iou'].items()))
         evaluation.append(ev)
+    quality = ({'pq': min(ev['pq'] for ev in evaluation),
+                'pq_things': min(ev['pq_things'] for ev in evaluation)} if panoptic
+               else {'miou': min(ev['miou'] for ev in evaluation)})
     info = {
-        'description': 'Tiny Mask2Former trained only on synthetic street scenes '
-                       '(mask2former_ros_fixtures.synthetic); not a real Cityscapes model.',
-        'seed': seed, 'steps': steps,
+        'description': f"Tiny {'panoptic ' if panoptic else ''}Mask2Former trained only on "
+                       'synthetic street scenes (mask2former_ros_fixtures.synthetic); not a real '
+                       'Cityscapes model.',
+        'task': task, 'seed': seed, 'steps': steps,
         'phases': [{'height': h, 'width': w, 'batch_size': b,
                     'steps': sum(1 for item in schedule if item == (h, w, b))}
                    for _, h, w, b in PHASES],
@@ -396,10 +575,10 @@ def train_tiny_model(out_dir: Path, steps: int = DEFAULT_STEPS, seed: int = 0,
         'torch_threads': torch.get_num_threads(),
         'parameters': int(sum(p.numel() for p in model.parameters())),
         'final_loss': round(float(np.mean(losses[-20:])), 4) if losses else None,
-        'miou': min(ev['miou'] for ev in evaluation),
+        **quality,
         'evaluation': evaluation,
         'classes': {str(k): v for k, v in TINY_CLASSES.items()},
-        'recipe': _recipe(), 'recipe_hash': recipe_hash(),
+        'recipe': _recipe(task), 'recipe_hash': recipe_hash(task),
         'versions': {'torch': torch.__version__, 'transformers': transformers.__version__,
                      'numpy': np.__version__},
     }
@@ -408,10 +587,23 @@ def train_tiny_model(out_dir: Path, steps: int = DEFAULT_STEPS, seed: int = 0,
     return info
 
 
+def _quality_shortfall(info: dict[str, Any], task: str) -> str:
+    """Return why a trained model misses the ``task`` quality bar, or '' when it reaches it."""
+    if task == 'panoptic':
+        if info['pq_things'] < MIN_PQ_THINGS or info['pq'] < MIN_PQ:
+            return (f"PQ things {info['pq_things']:.4f} (bar {MIN_PQ_THINGS}), PQ "
+                    f"{info['pq']:.4f} (bar {MIN_PQ})")
+        return ''
+    return f"mIoU {info['miou']:.4f} < {MIN_MIOU}" if info['miou'] < MIN_MIOU else ''
+
+
 def train_checked(out_dir: Path, log: Callable[[str], Any] = print,
-                  seeds: Sequence[int] = QUALITY_SEEDS) -> dict[str, Any]:
+                  seeds: Sequence[int] = QUALITY_SEEDS, task: str = 'semantic') -> dict[str, Any]:
     """
-    Train with the first seed whose model reaches :data:`MIN_MIOU` at every evaluation size.
+    Train with the first seed whose model reaches the quality bar at every evaluation size.
+
+    The bar is :data:`MIN_MIOU` for the semantic model, :data:`MIN_PQ_THINGS` and
+    :data:`MIN_PQ` for the panoptic one.
 
     Training is seeded (same losses step for step on one machine), but float reductions
     differ between CPUs and thread counts, so a cold cache on another machine can land on
@@ -423,12 +615,15 @@ def train_checked(out_dir: Path, log: Callable[[str], Any] = print,
     """
     results = []
     for seed in seeds:
-        info = train_tiny_model(out_dir, seed=seed, log=log)
-        results.append((seed, info['miou']))
-        if info['miou'] >= MIN_MIOU:
+        info = train_tiny_model(out_dir, seed=seed, log=log, task=task)
+        shortfall = _quality_shortfall(info, task)
+        if not shortfall:
             return info
-        log(f'seed {seed}: mIoU {info["miou"]:.4f} < {MIN_MIOU}; retraining with another seed')
-    raise RuntimeError(f'no tiny model reached mIoU {MIN_MIOU}: {results}')
+        results.append((seed, shortfall))
+        log(f'seed {seed}: {shortfall}; retraining with another seed')
+    bar = (f'PQ things {MIN_PQ_THINGS} and PQ {MIN_PQ}' if task == 'panoptic'
+           else f'mIoU {MIN_MIOU}')
+    raise RuntimeError(f'no tiny model reached {bar} ({task}): {results}')
 
 
 def _is_complete(model_dir: Path) -> bool:
@@ -452,15 +647,15 @@ def _file_lock(path: Path):
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def ensure_tiny_model(out_dir: Path | None = None,
-                      log: Callable[[str], Any] | None = None) -> Path:
+def ensure_tiny_model(out_dir: Path | None = None, log: Callable[[str], Any] | None = None,
+                      task: str = 'semantic') -> Path:
     """
-    Return a directory holding the trained tiny model, training it only if it is missing.
+    Return a directory holding the trained tiny ``task`` model, training it only if missing.
 
     Safe for concurrent callers: training happens under a lock file next to the directory,
     into a temporary directory that is renamed into place when complete.
     """
-    model_dir = Path(out_dir) if out_dir is not None else default_model_dir()
+    model_dir = Path(out_dir) if out_dir is not None else default_model_dir(task)
     if _is_complete(model_dir):
         return model_dir
     if log is None:
@@ -471,10 +666,10 @@ def ensure_tiny_model(out_dir: Path | None = None,
     with _file_lock(model_dir.parent / f'.{model_dir.name}.lock'):
         if _is_complete(model_dir):
             return model_dir
-        log(f'training the tiny synthetic-street model into {model_dir}')
+        log(f'training the tiny synthetic-street {task} model into {model_dir}')
         tmp = Path(tempfile.mkdtemp(prefix=f'.{model_dir.name}.tmp-', dir=model_dir.parent))
         try:
-            train_checked(tmp, log=log)
+            train_checked(tmp, log=log, task=task)
             # mkdtemp (and safetensors) create private files; the cache may be shared.
             os.chmod(tmp, 0o755)
             for path in tmp.iterdir():
@@ -491,34 +686,61 @@ def ensure_tiny_model(out_dir: Path | None = None,
     return model_dir
 
 
+def ensure_tiny_panoptic_model(out_dir: Path | None = None,
+                               log: Callable[[str], Any] | None = None) -> Path:
+    """Return a directory holding the trained tiny panoptic model (see ensure_tiny_model)."""
+    return ensure_tiny_model(out_dir, log=log, task='panoptic')
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train the tiny model from the command line and print its summary as JSON."""
     parser = argparse.ArgumentParser(
         prog='train_tiny_model',
         description='Train a tiny Mask2Former on synthetic street scenes (CPU, ~2.5 min on '
                     '2 cores). The result only knows synthetic scenes.')
+    parser.add_argument('--task', choices=TASKS, default='semantic',
+                        help='semantic (8 queries) or panoptic (cars and persons as instances)')
     parser.add_argument('--out', type=Path, default=None,
-                        help=f'output directory (default: {default_model_dir()})')
-    parser.add_argument('--steps', type=int, default=DEFAULT_STEPS, help='training steps')
+                        help='output directory (default: the cache directory of the task)')
+    parser.add_argument('--steps', type=int, default=None,
+                        help=f'training steps (default: {DEFAULT_STEPS} semantic, '
+                             f'{PANOPTIC_STEPS} panoptic)')
     parser.add_argument('--seed', type=int, default=0, help='seed of weights and data')
     args = parser.parse_args(argv)
-    out_dir = args.out if args.out is not None else default_model_dir()
+    out_dir = args.out if args.out is not None else default_model_dir(args.task)
 
     def log(message: str) -> None:
         """Print progress to stderr, keeping stdout for the JSON summary."""
         print(message, file=sys.stderr, flush=True)
 
-    info = train_tiny_model(out_dir, steps=args.steps, seed=args.seed, log=log)
+    info = train_tiny_model(out_dir, steps=args.steps, seed=args.seed, log=log,
+                            task=args.task)
     summary = {
-        'out_dir': str(out_dir), 'seed': info['seed'], 'steps': info['steps'],
-        'train_seconds': info['train_seconds'], 'total_seconds': info['total_seconds'],
-        'miou': round(info['miou'], 4),
-        'miou_by_size': {f"{ev['height']}x{ev['width']}": round(ev['miou'], 4)
-                         for ev in info['evaluation']},
-        'per_class_iou': {name: round(iou, 4)
-                          for name, iou in info['evaluation'][0]['per_class_iou'].items()},
-        'size_bytes': sum(p.stat().st_size for p in Path(out_dir).iterdir() if p.is_file()),
+        'out_dir': str(out_dir), 'task': args.task, 'seed': info['seed'],
+        'steps': info['steps'], 'train_seconds': info['train_seconds'],
+        'total_seconds': info['total_seconds'],
     }
+    if args.task == 'panoptic':
+        summary.update({
+            'pq': round(info['pq'], 4), 'pq_things': round(info['pq_things'], 4),
+            'quality_bar': {'pq_things': MIN_PQ_THINGS, 'pq': MIN_PQ},
+            'passes': not _quality_shortfall(info, args.task),
+            'pq_by_size': {f"{ev['height']}x{ev['width']}": {
+                key: round(ev[key], 4) for key in ('pq', 'pq_things', 'sq_things', 'rq_things',
+                                                   'pq_stuff')} for ev in info['evaluation']},
+            'per_class_pq': {name: round(pq, 4)
+                             for name, pq in info['evaluation'][0]['per_class_pq'].items()},
+        })
+    else:
+        summary.update({
+            'miou': round(info['miou'], 4),
+            'miou_by_size': {f"{ev['height']}x{ev['width']}": round(ev['miou'], 4)
+                             for ev in info['evaluation']},
+            'per_class_iou': {name: round(iou, 4)
+                              for name, iou in info['evaluation'][0]['per_class_iou'].items()},
+        })
+    summary['size_bytes'] = sum(p.stat().st_size for p in Path(out_dir).iterdir()
+                                if p.is_file())
     print(json.dumps(summary, indent=2))
     return 0
 

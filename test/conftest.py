@@ -47,6 +47,13 @@ def tiny_model_dir() -> Path:
     return ensure_tiny_model()
 
 
+@pytest.fixture(scope='session')
+def tiny_panoptic_model_dir() -> Path:
+    """Return the tiny panoptic Mask2Former (cars and persons as instances; trained, cached)."""
+    from mask2former_ros_fixtures.tiny_model import ensure_tiny_panoptic_model
+    return ensure_tiny_panoptic_model()
+
+
 @pytest.fixture(scope='module')
 def peer(request):
     """Return a RosPeer, with its own node and executor thread, for the tests of a module."""

@@ -19,7 +19,9 @@ import os
 
 from mask2former_ros.core.palette import CITYSCAPES_CLASSES
 from mask2former_ros_fixtures import synthetic
-from mask2former_ros_fixtures.synthetic import make_scene, scene_stream, TINY_CLASSES
+from mask2former_ros_fixtures.synthetic import (
+    make_panoptic_scene, make_scene, panoptic_scene_stream, scene_stream, THING_CLASSES,
+    TINY_CLASSES)
 import numpy as np
 import pytest
 
@@ -138,6 +140,99 @@ def test_large_frame_is_fast_enough():
     for _ in range(3):
         make_scene(rng, 1024, 2048)
     assert (time.perf_counter() - start) / 3 < 0.5
+
+
+# make_scene's output as the generator made it before instance ground truth was added
+# (commit d96ded0): (seed, height, width) -> per scene, the sha256 of the labels and the mean
+# RGB of four horizontal bands. Labels are exact integer geometry, so their hash is portable;
+# the RGB goes through a float32 power whose last bit may differ between CPUs' SIMD paths, so
+# it is compared as band means (a shifted random stream changes them by far more than 0.5).
+MAKE_SCENE_FINGERPRINTS = {
+    (0, 48, 80): [
+        ('75fbbd9b6c2fa8dc', (142.442, 113.482, 105.63, 93.807)),
+        ('ba903417fac1f654', (120.709, 103.63, 96.897, 75.927)),
+        ('227ebf27b4d370fb', (130.09, 124.758, 132.037, 108.864))],
+    (1, 120, 160): [
+        ('2dc445cbe352bd06', (95.107, 92.487, 92.658, 82.745)),
+        ('2b4f37abf5ef98e2', (165.293, 169.251, 138.316, 135.262)),
+        ('f2ac7ead28afd9f3', (181.704, 156.749, 141.313, 118.706))],
+    (2, 96, 192): [
+        ('af8b68c5b45d8e73', (119.926, 111.89, 92.807, 72.949)),
+        ('ae13bc3cfa33b8ab', (83.589, 68.66, 63.557, 59.171)),
+        ('e77471fee3f1fa9b', (113.14, 92.468, 99.826, 75.044))],
+}
+
+
+@pytest.mark.parametrize('key', sorted(MAKE_SCENE_FINGERPRINTS))
+def test_make_scene_is_unchanged_by_the_instance_ground_truth(key):
+    """make_scene draws the scenes it drew before panoptic scenes existed (models rely on it)."""
+    import hashlib
+
+    seed, height, width = key
+    rng = np.random.default_rng(seed)
+    for label_hash, band_means in MAKE_SCENE_FINGERPRINTS[key]:
+        rgb, labels = make_scene(rng, height, width)
+        assert hashlib.sha256(labels.tobytes()).hexdigest()[:16] == label_hash
+        bands = rgb.reshape(4, height // 4, width, 3).mean(axis=(1, 2, 3))
+        np.testing.assert_allclose(bands, band_means, atol=0.5)
+
+
+def _touching_pairs(labels: np.ndarray, instances: np.ndarray) -> set[tuple[int, int]]:
+    """Return the pairs of instance ids of one class that are 4-neighbours somewhere."""
+    pairs = set()
+    for a, b, la, lb in ((instances[:, :-1], instances[:, 1:], labels[:, :-1], labels[:, 1:]),
+                         (instances[:-1], instances[1:], labels[:-1], labels[1:])):
+        edge = (a != b) & (a > 0) & (b > 0) & (la == lb)
+        pairs.update(zip(np.minimum(a, b)[edge].tolist(), np.maximum(a, b)[edge].tolist(),
+                         strict=True))
+    return pairs
+
+
+@pytest.mark.parametrize('size', [(1, 1), (7, 3), (64, 128), (120, 160), (480, 640)])
+def test_panoptic_scene_instances_are_consistent(size):
+    """Ids 1..N are all present (hidden objects get none), one thing class each; stuff is 0."""
+    rng = np.random.default_rng(4)
+    for _ in range(4):
+        rgb, labels, instances = make_panoptic_scene(rng, *size)
+        assert rgb.shape == (*size, 3) and rgb.dtype == np.uint8
+        assert labels.shape == size and labels.dtype == np.uint8
+        assert instances.shape == size and instances.dtype == np.uint16
+        assert set(np.unique(labels).tolist()) <= set(TINY_CLASSES)
+        ids = np.unique(instances)
+        ids = ids[ids != 0]
+        assert ids.tolist() == list(range(1, len(ids) + 1))
+        assert len(ids) <= synthetic.MAX_INSTANCES
+        for i in ids:
+            classes = np.unique(labels[instances == i])
+            assert len(classes) == 1 and int(classes[0]) in THING_CLASSES
+        assert np.array_equal(np.isin(labels, list(THING_CLASSES)), instances > 0)
+
+
+def test_panoptic_scenes_have_many_and_touching_instances():
+    """Scenes hold several cars and persons, and often two of one class touch or overlap."""
+    counts = []
+    touching = 0
+    scenes = list(panoptic_scene_stream(0, 40, 128, 256))
+    for _, labels, instances in scenes:
+        counts.append(int(instances.max()))
+        touching += bool(_touching_pairs(labels, instances))
+    classes = {int(labels[instances == 1][0]) for _, labels, instances in scenes
+               if instances.max()}
+    assert classes == set(THING_CLASSES)
+    assert np.mean(counts) > 3 and max(counts) >= 8
+    assert touching >= 0.4 * len(scenes)
+
+
+def test_panoptic_scene_stream_is_deterministic():
+    """The same seed gives identical panoptic scenes, another seed different ones."""
+    a = list(panoptic_scene_stream(3, 3, 64, 96))
+    b = list(panoptic_scene_stream(3, 3, 64, 96))
+    c = list(panoptic_scene_stream(4, 3, 64, 96))
+    assert len(a) == 3
+    for x, y in zip(a, b, strict=True):
+        for u, v in zip(x, y, strict=True):
+            np.testing.assert_array_equal(u, v)
+    assert any(not np.array_equal(x[2], y[2]) for x, y in zip(a, c, strict=True))
 
 
 def test_tiny_model_config_round_trip(tmp_path):
@@ -262,7 +357,124 @@ def test_tiny_model_below_the_quality_bar_is_retrained_with_the_next_seed(monkey
     assert seeds == [0, 1]
     seeds.clear()
     monkeypatch.setattr(tiny_model, 'train_tiny_model',
-                        lambda out_dir, seed=0, log=print: seeds.append(seed) or {'miou': 0.5})
+                        lambda out_dir, seed=0, log=print, task='semantic':
+                        seeds.append(seed) or {'miou': 0.5})
     with pytest.raises(RuntimeError, match='no tiny model reached'):
         tiny_model.train_checked(tmp_path, log=lambda m: None)
     assert seeds == list(tiny_model.QUALITY_SEEDS)
+
+
+def test_tiny_models_declare_their_task(tmp_path):
+    """Both configs carry mask2former_ros_task, which task auto and the mismatch check read."""
+    pytest.importorskip('transformers')
+    from transformers import Mask2FormerConfig
+
+    from mask2former_ros.core.segmentation_task import (
+        resolve_task, TASK_CONFIG_KEY, TaskMismatchError)
+    from mask2former_ros_fixtures import tiny_model
+
+    configs = {}
+    for task in ('semantic', 'panoptic'):
+        tiny_model.tiny_config(task).save_pretrained(str(tmp_path / task))
+        saved = json.loads((tmp_path / task / 'config.json').read_text())
+        assert saved[TASK_CONFIG_KEY] == task
+        configs[task] = Mask2FormerConfig.from_pretrained(str(tmp_path / task))
+        assert resolve_task('auto', 'tiny_street_0123', configs[task]) == task
+    assert configs['semantic'].num_queries == tiny_model.HEAD_KWARGS['num_queries']
+    assert configs['panoptic'].num_queries == tiny_model.PANOPTIC_NUM_QUERIES
+    assert (synthetic.MAX_INSTANCES + len(TINY_CLASSES) - len(THING_CLASSES)
+            <= tiny_model.PANOPTIC_NUM_QUERIES)
+    with pytest.raises(TaskMismatchError):
+        resolve_task('panoptic', 'tiny_street_0123', configs['semantic'])
+    with pytest.raises(ValueError, match='task must be one of'):
+        tiny_model.tiny_config('instance')
+
+
+def test_panoptic_training_targets_are_one_mask_per_stuff_class_and_per_instance():
+    """Panoptic targets split cars and persons by instance; semantic ones stay per class."""
+    pytest.importorskip('torch')
+    from mask2former_ros_fixtures import tiny_model
+
+    rng = np.random.default_rng(0)
+    seen_several = False
+    for _ in range(6):
+        _, labels, instances = tiny_model._training_sample(rng, 64, 128, panoptic=True)
+        masks, classes = tiny_model._target_masks(labels, instances)
+        # The masks tile the frame exactly once and agree with the resized labels.
+        np.testing.assert_array_equal(masks.sum(axis=0), np.ones(labels.shape))
+        np.testing.assert_array_equal(classes[np.argmax(masks, axis=0)], labels)
+        things = np.isin(classes, list(THING_CLASSES))
+        stuff = classes[~things]
+        assert len(set(stuff.tolist())) == len(stuff)
+        ids = np.unique(instances)
+        assert things.sum() == len(ids[ids != 0])
+        seen_several |= bool((classes[things] == synthetic.CAR).sum() > 1)
+        semantic_masks, semantic_classes = tiny_model._target_masks(labels, None)
+        assert semantic_classes.tolist() == np.unique(labels).tolist()
+        assert len(semantic_masks) == len(semantic_classes)
+    assert seen_several
+
+
+def test_panoptic_maps_from_hf_segments():
+    """HF segment ids become labels (255 where unassigned) and instance ids only for things."""
+    from mask2former_ros_fixtures.tiny_model import panoptic_maps
+
+    segmentation = np.array([[1, 1, 2, 2, 0],
+                             [1, 3, 3, 4, -1]])
+    info = [{'id': 1, 'label_id': 0}, {'id': 2, 'label_id': 13},
+            {'id': 3, 'label_id': 13}, {'id': 1, 'label_id': 0}, {'id': 4, 'label_id': 11}]
+    labels, instances = panoptic_maps(segmentation, info)
+    assert labels.dtype == np.uint8 and instances.dtype == np.uint16
+    np.testing.assert_array_equal(labels, [[0, 0, 13, 13, 255], [0, 13, 13, 11, 255]])
+    np.testing.assert_array_equal(instances, [[0, 0, 1, 1, 0], [0, 2, 2, 3, 0]])
+    labels, instances = panoptic_maps(np.full((2, 3), -1), [])
+    assert (labels == 255).all() and not instances.any()
+
+
+def test_default_panoptic_model_dir_follows_env(monkeypatch, tmp_path):
+    """The panoptic model has its own cache directory, hash and environment variable."""
+    from mask2former_ros_fixtures import tiny_model
+
+    monkeypatch.delenv('MASK2FORMER_ROS_TINY_PANOPTIC_MODEL', raising=False)
+    monkeypatch.setenv('MASK2FORMER_ROS_TINY_MODEL', str(tmp_path / 'semantic'))
+    monkeypatch.setenv('MASK2FORMER_ROS_CACHE', str(tmp_path))
+    path = tiny_model.default_model_dir('panoptic')
+    assert path == tmp_path / f"tiny_street_panoptic_{tiny_model.recipe_hash('panoptic')}"
+    assert tiny_model.recipe_hash('panoptic') != tiny_model.recipe_hash()
+    monkeypatch.setenv('MASK2FORMER_ROS_TINY_PANOPTIC_MODEL', str(tmp_path / 'explicit'))
+    assert tiny_model.default_model_dir('panoptic') == tmp_path / 'explicit'
+    assert tiny_model.default_model_dir() == tmp_path / 'semantic'
+
+
+def test_panoptic_model_below_the_pq_bar_is_retrained(monkeypatch, tmp_path):
+    """The panoptic gate checks PQ on things and overall, and retries with the next seed."""
+    from mask2former_ros_fixtures import tiny_model
+
+    calls = []
+    results = {0: (tiny_model.MIN_PQ_THINGS - 0.05, 0.99), 1: (0.99, tiny_model.MIN_PQ - 0.05),
+               2: (tiny_model.MIN_PQ_THINGS, tiny_model.MIN_PQ)}
+
+    def fake_train(out_dir, seed=0, log=print, task='semantic', **kwargs):
+        calls.append((seed, task))
+        return dict(zip(('pq_things', 'pq'), results[seed], strict=True))
+
+    monkeypatch.setattr(tiny_model, 'train_tiny_model', fake_train)
+    info = tiny_model.train_checked(tmp_path, log=lambda m: None, task='panoptic')
+    assert info['pq_things'] == tiny_model.MIN_PQ_THINGS
+    assert calls == [(0, 'panoptic'), (1, 'panoptic'), (2, 'panoptic')]
+    with pytest.raises(RuntimeError, match='PQ things'):
+        tiny_model.train_checked(tmp_path, log=lambda m: None, seeds=(0, 1), task='panoptic')
+
+
+def test_tiny_panoptic_model_separates_instances(tiny_panoptic_model_dir):
+    """The trained panoptic model, through HF's panoptic post-processing, finds the instances."""
+    from mask2former_ros.core.segmentation_task import TASK_CONFIG_KEY
+    from mask2former_ros_fixtures import tiny_model
+
+    assert 'panoptic' in tiny_panoptic_model_dir.name
+    config = json.loads((tiny_panoptic_model_dir / 'config.json').read_text())
+    assert config[TASK_CONFIG_KEY] == 'panoptic'
+    # Scenes the quality gate never saw (another seed, another size).
+    ev = tiny_model.evaluate_pq(tiny_panoptic_model_dir, seed=4242, n=12, height=240, width=320)
+    assert ev['pq_things'] >= tiny_model.MIN_PQ_THINGS - 0.1, ev
+    assert ev['pq'] >= tiny_model.MIN_PQ - 0.1, ev
