@@ -30,10 +30,13 @@ from typing import Any
 
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from diagnostic_msgs.msg import DiagnosticArray
 from mask2former_ros.core.instance_render import colorize_instances
+from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.segmentation_task import CITYSCAPES_THING_IDS
 from mask2former_ros.ros.detections import Detection2DArray, detection_box, VISION_MSGS_MISSING
 from mask2former_ros.ros.image_conversion import image_to_rgb, make_image_msg
-from mask2former_ros_fixtures.synthetic import make_scene
+from mask2former_ros_fixtures.synthetic import make_panoptic_scene, make_scene
 import numpy as np
 import pytest
 from rcl_interfaces.srv import SetParameters
@@ -46,6 +49,10 @@ pytestmark = pytest.mark.skipif(Detection2DArray is None, reason=(
     f'vision_msgs not installed ({VISION_MSGS_MISSING}); scripts/setup.sh installs it from '
     'ROS_WHEELS_DIR'))
 KINDS = ('labels', 'instances', 'color')
+# PQ of the tiny panoptic model through the node on fresh scenes (its quality gate, through HF's
+# post-processing at 256x512 and 480x640: PQ 0.6, things 0.5).
+PQ_BAR, PQ_THINGS_BAR = 0.6, 0.5
+PQ_FRAMES, PQ_SEED = 8, 9100
 
 
 class Outputs:
@@ -154,6 +161,45 @@ def test_instance_outputs_agree_under_many_overlapping_instances(instance_output
     assert ('configured: task instance (score_threshold 0.0, mask_threshold 0.5, '
             'overlap_threshold 0.8); outputs segmentation/{labels,color,overlay,instances,'
             'detections}') in instance_outputs.node.output
+
+
+@pytest.fixture(scope='module')
+def panoptic_outputs(peer, tiny_panoptic_model_dir):
+    """Serve the trained tiny panoptic model with task auto (its config says panoptic)."""
+    node = NodeProcess({'model': str(tiny_panoptic_model_dir)}, name='panoptic_node',
+                       namespace='/pan')
+    yield Outputs(peer, node, '/pan')
+    node.stop()
+
+
+def test_panoptic_node_reaches_pq_against_the_scene_ground_truth(peer, panoptic_outputs):
+    diagnostics = peer.collect(DiagnosticArray, '/diagnostics')
+    quality = PanopticQuality(19, CITYSCAPES_THING_IDS)
+    rng = np.random.default_rng(PQ_SEED)
+    instances = 0
+    for _ in range(PQ_FRAMES):
+        rgb, gt_labels, gt_instances = make_panoptic_scene(rng, 256, 512)
+        header, found = panoptic_outputs.request(rgb)
+        labels, ids = check_frame(panoptic_outputs, header, found, rgb.shape[:2])
+        assert set(np.unique(labels[ids > 0]).tolist()) <= CITYSCAPES_THING_IDS
+        instances += len(found['detections'].detections)
+        quality.add(labels, ids, gt_labels, gt_instances)
+    summary = quality.summary()
+    pq, pq_things = summary['all']['pq'], summary['things']['pq']
+    print(f'node PQ {pq:.4f}, things {pq_things:.4f}, stuff {summary["stuff"]["pq"]:.4f} '
+          f'over {PQ_FRAMES} frames, {instances} instances')
+    assert pq >= PQ_BAR and pq_things >= PQ_THINGS_BAR, summary
+    assert 'configured: task panoptic (score_threshold 0.5, mask_threshold 0.5, ' \
+        'overlap_threshold 0.8)' in panoptic_outputs.node.output
+
+    def task_of_model_status() -> str | None:
+        for _, array in diagnostics:
+            for status in array.status:
+                if status.name == '/pan/panoptic_node: model':
+                    return {kv.key: kv.value for kv in status.values}['task']
+        return None
+    assert wait_until(lambda: task_of_model_status() is not None, 10)
+    assert task_of_model_status() == 'panoptic'
 
 
 def _set_parameter(peer: RosPeer, node: str, name: str, value) -> tuple[bool, str]:
