@@ -24,13 +24,18 @@ b) a Swin-L Mask2Former (the default checkpoint's architecture, random weights: 
    384x384 as the checkpoint's preprocessor, and native 1024x2048), ONNX Runtime with the CUDA
    provider and the TensorRT provider (fp16), where this onnxruntime build has them;
 c) label agreement between backends on the tiny model (torch CUDA vs torch CPU vs ONNX Runtime)
-   and the peak GPU memory of every row.
+   and the peak GPU memory of every row;
+d) panoptic (with ``--panoptic DIR``, the trained tiny panoptic model): the engine with task
+   semantic, panoptic and instance, and our panoptic/instance post-processing against
+   transformers' on the same outputs (ms, panoptic quality between them), also on the Swin-L
+   architecture's 100 queries with the score threshold at 0 (every query kept: the worst case).
 
 Without CUDA every CUDA row says ``skipped`` and the CPU rows still run (this is tested):
 
     python bench/gpu_check.py                       # everything this machine can run
     python bench/gpu_check.py --quick               # fewer frames, no Swin-L (the test)
     python bench/gpu_check.py --tiny DIR --json out.json
+    python bench/gpu_check.py --sections d --panoptic DIR
 """
 
 import argparse
@@ -129,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--frames', type=int, default=20, help='timed frames per row')
     parser.add_argument('--quick', action='store_true', help='4 frames, no Swin-L rows')
     parser.add_argument('--json', type=Path, help='also write the rows as JSON')
+    parser.add_argument('--panoptic', help='trained tiny panoptic model (section d)')
+    parser.add_argument('--sections', default='abcd', help='sections to run, e.g. "d"')
     args = parser.parse_args(argv)
     from mask2former_ros.core.onnx_export import export_graph
     frames_n = 4 if args.quick else args.frames
@@ -153,14 +160,23 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f'{section} failed', {'skipped': f'{type(exc).__name__}: '
                                                           f'{text[0] if text else ""}'[:300]}))
 
-    guarded('a)', lambda: section_a(rows, tiny, cuda, no_cuda))
-    guarded('c)', lambda: section_c(rows, tiny, cuda, no_cuda, frames_n, work, export_graph))
-    guarded('b)', lambda: section_b(rows, args.quick, cuda, frames_n, work, export_graph))
+    post: list[Row] = []
+    if 'a' in args.sections:
+        guarded('a)', lambda: section_a(rows, tiny, cuda, no_cuda))
+    if 'c' in args.sections:
+        guarded('c)', lambda: section_c(rows, tiny, cuda, no_cuda, frames_n, work,
+                                        export_graph))
+    if 'b' in args.sections:
+        guarded('b)', lambda: section_b(rows, args.quick, cuda, frames_n, work, export_graph))
+    if 'd' in args.sections and args.panoptic:
+        guarded('d)', lambda: section_d(rows, post, args.panoptic, args.quick, cuda, frames_n,
+                                        work))
     print_table(rows, gpu, frames_n, started)
+    print_postprocess_table(post)
     if args.json:
         args.json.write_text(json.dumps(
             [{'row': name, **{k: v for k, v in row.items() if k != 'labels'}}
-             for name, row in rows], indent=1))
+             for name, row in rows] + post, indent=1))
     return 0
 
 
@@ -250,6 +266,45 @@ def section_b(rows: list, quick: bool, cuda: bool, frames_n: int, work: Path,
                               f'({", ".join(ort.get_available_providers())})'}
             rows.append(('b) Swin-L onnxruntime CUDA', dict(why)))
             rows.append(('b) Swin-L onnxruntime TensorRT fp16', dict(why)))
+
+
+def section_d(rows: list, post: list, panoptic: str, quick: bool, cuda: bool, frames_n: int,
+              work: Path) -> None:
+    """Measure d) tasks on the tiny panoptic model; post-processing against transformers'."""
+    import bench_panoptic
+    device = 'cuda' if cuda else 'cpu'
+    frames = [bench_panoptic.make_panoptic_scene(np.random.default_rng(600 + i), *FRAME)[0]
+              for i in range(frames_n)]
+    for task in ('semantic', 'panoptic', 'instance'):
+        engine = SegmentationEngine(EngineConfig(model=panoptic, device=device, task=task))
+        rows.append((f'd) tiny panoptic model torch {device} task {task}',
+                     timed(engine, frames)))
+        engine.close()
+    count = 2 if quick else 4
+    post.extend(bench_panoptic.postprocess_rows(panoptic, [FRAME], count, 3,
+                                                torch.device(device), [0.5]))
+    if cuda and not quick:
+        swin = work / 'swin_l'
+        if not (swin / 'config.json').exists():
+            swin_large_checkpoint(swin)
+        for row in bench_panoptic.postprocess_rows(str(swin), [FRAME], 2, 3,
+                                                   torch.device(device), [0.0]):
+            post.append({**row, 'model': 'Swin-L architecture, random weights'})
+
+
+def print_postprocess_table(post: list[Row]) -> None:
+    """Print d)'s post-processing rows: ours against transformers' on the same outputs."""
+    if not post:
+        return
+    print('\n| d) post-processing at 1024x2048 | score > | kept queries | ours ms | '
+          'transformers ms | speed-up | PQ vs transformers | labels equal |')
+    print('|---|---|---|---|---|---|---|---|')
+    for row in post:
+        name = f"{row.get('model', 'tiny panoptic')} {row['task']}"
+        print(f"| {name} | {row['score_threshold']} | {row['kept_queries_mean']}/"
+              f"{row['queries']} | {row['ours_ms']:.2f} | {row['transformers_ms']:.2f} | "
+              f"x{row['speedup']} | {row['pq_vs_transformers']:.4f} | "
+              f"{100 * row['labels_equal']:.3f}% |")
 
 
 def print_table(rows: list, gpu: str, frames_n: int, started: float) -> None:

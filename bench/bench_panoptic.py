@@ -1,0 +1,220 @@
+# Copyright 2026 mask2former_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Panoptic/instance post-processing against transformers', and the node's rate per task.
+
+Part 1, on the same model outputs (trained tiny panoptic model, synthetic scenes): our
+post-processing (:mod:`mask2former_ros.core.panoptic_postprocess`) against transformers'
+``post_process_panoptic_segmentation`` / ``post_process_instance_segmentation`` at 512x1024 and
+1024x2048: milliseconds (median), the ratio, and the panoptic quality of ours with transformers'
+result as the ground truth. ``--queries`` adds rows where more queries pass the score threshold
+(the score threshold lowered: what a 200-query Swin-L checkpoint keeps on a busy street).
+
+Part 2: ``segmentation_node`` on 1024x2048 rgb8 frames at 30 Hz with ``task: panoptic`` and with
+``task: semantic`` (same model, same run, alternating rounds): outputs/s and latency.
+
+    python bench/bench_panoptic.py                       # both parts
+    python bench/bench_panoptic.py --skip-node --frames 3
+    python bench/bench_panoptic.py --device cuda         # part 1 on a GPU
+"""
+
+import argparse
+from functools import partial
+import json
+from pathlib import Path
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from mask2former_ros.core.panoptic_postprocess import (  # noqa: E402,I100
+    instance_inference, panoptic_inference, Thresholds)
+from mask2former_ros.core.panoptic_quality import PanopticQuality  # noqa: E402
+from mask2former_ros.core.segmentation_task import CITYSCAPES_THING_IDS  # noqa: E402
+from mask2former_ros_fixtures.hf_reference import instance_maps, panoptic_maps  # noqa: E402
+from mask2former_ros_fixtures.synthetic import make_panoptic_scene  # noqa: E402
+
+HF_GRID = (384, 384)
+NUM_CLASSES = 19
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def _timed(run: Callable[[], Any], device: torch.device, repeats: int) -> tuple[float, Any]:
+    """Return (median ms, last result) of ``repeats`` runs after one warm-up run."""
+    result = run()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        result = run()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times), result
+
+
+def _host_result(run: Callable[[], Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Run our post-processing; return its labels and instance ids on the host."""
+    maps = run()
+    return maps.labels.cpu().numpy(), maps.instances.cpu().numpy().astype(np.uint16)
+
+
+def _runners(task: str, processor: Any, out: Any, size: tuple[int, int],
+             things: frozenset[int], score: float) -> tuple[Callable, Callable]:
+    """Return (ours, transformers') post-processing of one frame's outputs as callables."""
+    logits, masks = out.class_queries_logits[0], out.masks_queries_logits[0]
+    thresholds = Thresholds(score=score)
+    if task == 'panoptic':
+        return (partial(panoptic_inference, logits, masks, *size, HF_GRID, things, thresholds),
+                partial(panoptic_maps, processor, out, size, things, NUM_CLASSES,
+                        threshold=score))
+    return (partial(instance_inference, logits, masks, *size, HF_GRID, thresholds),
+            partial(instance_maps, processor, out, size, threshold=score))
+
+
+def postprocess_rows(model_dir: str, sizes: list[tuple[int, int]], frames: int, repeats: int,
+                     device: torch.device, score_thresholds: list[float]) -> list[dict]:
+    """Time ours and transformers' post-processing on the same outputs; PQ between them."""
+    from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
+    model = Mask2FormerForUniversalSegmentation.from_pretrained(model_dir).eval().to(device)
+    processor = Mask2FormerImageProcessor.from_pretrained(model_dir)
+    rows = []
+    for size in sizes:
+        rng = np.random.default_rng(7)
+        scenes = [make_panoptic_scene(rng, *size)[0] for _ in range(frames)]
+        outputs = []
+        for rgb in scenes:
+            pixels = processor(images=rgb, return_tensors='pt')['pixel_values'].to(device)
+            with torch.no_grad():
+                outputs.append(model(pixel_values=pixels))
+        for task in ('panoptic', 'instance'):
+            for score in score_thresholds:
+                things = CITYSCAPES_THING_IDS if task == 'panoptic' else frozenset(
+                    range(NUM_CLASSES))
+                quality = PanopticQuality(NUM_CLASSES, things)
+                ours_ms, hf_ms, kept, equal = [], [], [], []
+                for out in outputs:
+                    ours_run, hf_run = _runners(task, processor, out, size, things,
+                                                score)
+                    ms, ours = _timed(partial(_host_result, ours_run), device, repeats)
+                    ours_ms.append(ms)
+                    ms, ref = _timed(hf_run, device, repeats)
+                    hf_ms.append(ms)
+                    quality.add(*ours, *ref)
+                    equal.append(float((ours[0] == ref[0]).mean()))
+                    probs = out.class_queries_logits[0].float().softmax(-1)
+                    kept.append(int((probs[:, :-1].max(-1).values > score).sum()))
+                summary = quality.summary()
+                row = {'size': f'{size[0]}x{size[1]}', 'task': task, 'score_threshold': score,
+                       'queries': int(outputs[0].class_queries_logits.shape[1]),
+                       'kept_queries_mean': round(float(np.mean(kept)), 1),
+                       'ours_ms': round(statistics.median(ours_ms), 2),
+                       'transformers_ms': round(statistics.median(hf_ms), 2),
+                       'pq_vs_transformers': round(summary['all']['pq'], 5),
+                       'labels_equal': round(float(np.mean(equal)), 6)}
+                row['speedup'] = round(row['transformers_ms'] / row['ours_ms'], 1)
+                rows.append(row)
+                print(f"{row['size']:>10} {task:9} score>{score:<4} kept "
+                      f"{row['kept_queries_mean']:5}/{row['queries']:<3} ours "
+                      f"{row['ours_ms']:8.2f} ms  transformers "
+                      f"{row['transformers_ms']:9.2f} ms  x{row['speedup']:<6} PQ vs "
+                      f"transformers {row['pq_vs_transformers']:.4f}  labels "
+                      f"{100 * row['labels_equal']:.3f}% equal", flush=True)
+    return rows
+
+
+def node_rows(model_dir: str, seconds: float, rounds: int, rate: float) -> dict:
+    """Run the node with task panoptic and semantic in alternating rounds; pool the results."""
+    import bench_node
+    from mask2former_ros.ros.image_conversion import make_image_msg
+    bench_node.prepare_environment(profile=False, force_profile=True)
+    rng = np.random.default_rng(0)
+    frames = [make_image_msg(make_panoptic_scene(rng, 1024, 2048)[0], 'rgb8') for _ in range(4)]
+    done: dict[str, list] = {'panoptic': [], 'semantic': []}
+    with bench_node.driver_node('bench_panoptic_driver') as node:
+        for i in range(rounds):
+            order = ('panoptic', 'semantic') if i % 2 == 0 else ('semantic', 'panoptic')
+            for task in order:
+                print(f'node task {task} at {rate:g} Hz for {seconds:g} s (round {i + 1} of '
+                      f'{rounds}) ...', flush=True)
+                done[task].append(bench_node.run_one(
+                    node, 'segmentation_node', model_dir, frames, seconds, rate,
+                    ['-p', f'task:={task}']))
+    pooled = {}
+    for task, runs in done.items():
+        latencies = [v for run in runs for v in run['latencies_ms']]
+        pooled[task] = {
+            'output_hz': round(float(np.mean([r['output_hz'] for r in runs])), 2),
+            'round_output_hz': [r['output_hz'] for r in runs],
+            'latency_ms': bench_node.latency_summary(np.array(latencies or [np.nan])),
+            'stages_ms_p50': runs[-1].get('stages_ms_p50', {}),
+            'cpu_percent_mean': round(float(np.mean([r['cpu_percent_mean'] or 0
+                                                      for r in runs])), 1)}
+    ratio = pooled['panoptic']['output_hz'] / max(pooled['semantic']['output_hz'], 1e-9)
+    print(f'\nnode at {rate:g} Hz, 1024x2048 rgb8, {rounds} round(s) of {seconds:g} s:')
+    for task, row in pooled.items():
+        print(f"  task {task:9} {row['output_hz']:6.2f} outputs/s (rounds "
+              f"{row['round_output_hz']}), latency p50/p95 {row['latency_ms']['p50']}/"
+              f"{row['latency_ms']['p95']} ms, postprocess p50 "
+              f"{row['stages_ms_p50'].get('postprocess')} ms, publish p50 "
+              f"{row['stages_ms_p50'].get('publish (convert + publish)')} ms")
+    print(f'  panoptic / semantic outputs/s: x{ratio:.2f}')
+    pooled['panoptic_over_semantic'] = round(ratio, 3)
+    return pooled
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark from the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--model', help='panoptic checkpoint (default: the trained tiny one)')
+    parser.add_argument('--sizes', nargs='+', default=['512x1024', '1024x2048'])
+    parser.add_argument('--frames', type=int, default=4)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--score-thresholds', type=float, nargs='+', default=[0.5],
+                        help='transformers default 0.5; lower ones keep more queries')
+    parser.add_argument('--skip-node', action='store_true')
+    parser.add_argument('--seconds', type=float, default=20.0)
+    parser.add_argument('--rounds', type=int, default=2)
+    parser.add_argument('--rate', type=float, default=30.0)
+    parser.add_argument('--json', help='also write results to this file')
+    args = parser.parse_args(argv)
+    model = args.model
+    if model is None:
+        from mask2former_ros_fixtures.tiny_model import ensure_tiny_panoptic_model
+        model = str(ensure_tiny_panoptic_model())
+    sizes = [tuple(int(v) for v in s.split('x')) for s in args.sizes]
+    device = torch.device(args.device)
+    print(f'model {model}, device {device}, torch threads {torch.get_num_threads()}')
+    results: dict[str, Any] = {'model': model, 'postprocess': postprocess_rows(
+        model, sizes, args.frames, args.repeats, device, args.score_thresholds)}
+    if not args.skip_node:
+        results['node'] = node_rows(model, args.seconds, args.rounds, args.rate)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
