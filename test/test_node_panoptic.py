@@ -28,9 +28,9 @@ import os
 import time
 from typing import Any
 
+from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from diagnostic_msgs.msg import DiagnosticArray
 from mask2former_ros.core.instance_render import colorize_instances
 from mask2former_ros.core.panoptic_quality import PanopticQuality
 from mask2former_ros.core.segmentation_task import CITYSCAPES_THING_IDS
@@ -49,8 +49,9 @@ pytestmark = pytest.mark.skipif(Detection2DArray is None, reason=(
     f'vision_msgs not installed ({VISION_MSGS_MISSING}); scripts/setup.sh installs it from '
     'ROS_WHEELS_DIR'))
 KINDS = ('labels', 'instances', 'color')
-# PQ of the tiny panoptic model through the node on fresh scenes (its quality gate, through HF's
-# post-processing at 256x512 and 480x640: PQ 0.6, things 0.5).
+# PQ of the tiny panoptic model through the node on fresh scenes: its quality gate (through HF's
+# post-processing at 256x512 and 480x640: PQ 0.6, things 0.5). An ungated seed-0 model (HF:
+# things 0.33) gave 0.75 / things 0.21 here, so the bar does fail on a weak model.
 PQ_BAR, PQ_THINGS_BAR = 0.6, 0.5
 PQ_FRAMES, PQ_SEED = 8, 9100
 
