@@ -13,12 +13,14 @@
 # limitations under the License.
 
 r"""
-Run Mask2Former semantic segmentation on a live camera.
+Run Mask2Former segmentation (semantic, panoptic or instance) on a live camera.
 
 Starts ``segmentation_node`` with a parameter file (default: config/segmentation.yaml) and
 remaps its input ``image`` (and ``image/compressed``) to the camera topic. The outputs are
 published in the node's namespace: ``segmentation/labels``, ``segmentation/color``,
-``segmentation/overlay``, ``segmentation/label_info`` and ``/diagnostics``.
+``segmentation/overlay``, ``segmentation/label_info`` and ``/diagnostics``; with
+``task:=panoptic`` or ``task:=instance`` (or ``auto`` on such a checkpoint) also
+``segmentation/instances`` and ``segmentation/detections``.
 
 Examples::
 
@@ -27,6 +29,8 @@ Examples::
         image_transport:=compressed model:=facebook/mask2former-swin-tiny-cityscapes-semantic
     ros2 launch mask2former_ros segmentation.launch.py image:=/camera/image_raw \
         params_file:=$(ros2 pkg prefix --share mask2former_ros)/config/segmentation_cpu.yaml
+    ros2 launch mask2former_ros segmentation.launch.py image:=/camera/image_raw task:=panoptic \
+        model:=facebook/mask2former-swin-large-cityscapes-panoptic
     ros2 launch mask2former_ros segmentation.launch.py namespace:=robot1 \
         image:=/robot1/camera/image_raw rviz:=true
     ros2 launch mask2former_ros segmentation.launch.py autostart:=false   # a lifecycle manager

@@ -24,6 +24,7 @@ import logging
 import runpy
 
 import launch_harness
+from mask2former_ros.ros.parameters import SPECS
 import pytest
 
 REASON = launch_harness.missing_launch_stack()
@@ -69,7 +70,8 @@ def test_every_argument_is_described(share, name):
         get_launch_description(LaunchContext())
     arguments = description.get_launch_arguments()
     assert {'model', 'device', 'params_file', 'autostart', 'backend', 'onnx_model',
-            'frame_size'} <= {a.name for a in arguments}
+            'frame_size', 'task', 'score_threshold', 'mask_threshold',
+            'overlap_threshold'} <= {a.name for a in arguments}
     for argument in arguments:
         assert argument.description and 'no description' not in argument.description, (
             argument.name)
@@ -85,12 +87,42 @@ def test_every_argument_is_described(share, name):
     ('bag_replay.launch.py', {'bag': '.', 'rate': '0'}, 'rate'),
     ('bag_replay.launch.py', {'bag': '.', 'remap': '/a=/b'}, '/a=/b'),
     ('bag_replay.launch.py', {'bag': '.', 'player': ' '}, 'player'),
+    ('segmentation.launch.py', {'task': 'semantik'},
+     "task:='semantik' must be one of auto, semantic, panoptic, instance"),
+    ('multi_camera.launch.py', {'score_threshold': '1.5'}, "score_threshold:='1.5'"),
+    ('bag_replay.launch.py', {'bag': '.', 'mask_threshold': 'half'}, "mask_threshold:='half'"),
+    ('segmentation.launch.py', {'overlap_threshold': 'nan'}, "overlap_threshold:='nan'"),
 ])
 def test_bad_arguments_stop_the_launch_before_anything_starts(
         share, name, arguments, expected):
     code, output = _run(share / 'launch' / name, arguments)
     assert code != 0, output
     assert expected in output, output
+
+
+@pytest.mark.parametrize('given,expected', [
+    ({}, {}),
+    ({'task': 'panoptic'}, {'task': 'panoptic'}),
+    ({'task': ' Instance', 'score_threshold': '0.6', 'mask_threshold': '0',
+      'overlap_threshold': '1'},
+     {'task': 'instance', 'score_threshold': 0.6, 'mask_threshold': 0.0,
+      'overlap_threshold': 1.0}),
+])
+def test_task_and_thresholds_reach_the_node_only_when_given(given, expected):
+    from mask2former_ros.ros.launch_support import node_parameters
+
+    arguments = {'params_file': '', 'image_transport': 'raw', 'use_sim_time': 'false',
+                 'autostart': 'true', 'model': '', 'device': '', 'backend': '',
+                 'onnx_model': '', 'frame_size': '', 'task': '', 'score_threshold': '',
+                 'mask_threshold': '', 'overlap_threshold': '', **given}
+    files, overrides = node_parameters(lambda name: arguments[name].strip())
+    assert files == []
+    names = ('task', 'score_threshold', 'mask_threshold', 'overlap_threshold')
+    assert {k: v for k, v in overrides.items() if k in names} == expected
+    for name, value in expected.items():  # typed as the node declares them (str, double)
+        assert type(value) is type(SPECS[name].default), name
+    _, overrides = node_parameters(lambda name: arguments[name].strip(), {'task': 'semantic'})
+    assert overrides['task'] == 'semantic'  # what the launch file fixes wins
 
 
 @pytest.mark.parametrize('text,expected', [

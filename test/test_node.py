@@ -190,6 +190,15 @@ def test_diagnostics_report_rates_latency_device_and_model(raw_session, tiny_mod
     model = raw_session.last_status(': model')
     assert float(model['inference_ms_per_frame_p50']) > 0
     assert json.loads(model['batch_size_histogram'])['1'] >= 3
+    assert camera['task'] == model['task'] == 'semantic'
+
+
+def test_semantic_task_has_no_instance_outputs(peer, raw_session):
+    assert 'configured: task semantic; outputs segmentation/{labels,color,overlay}' in \
+        raw_session.node.output
+    assert peer.node.count_publishers('/segmentation/labels') == 1
+    assert peer.node.count_publishers('/segmentation/instances') == 0
+    assert peer.node.count_publishers('/segmentation/detections') == 0
 
 
 def test_label_info_is_latched_json(peer, raw_session):

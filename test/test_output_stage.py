@@ -24,9 +24,13 @@ import threading
 import time
 from typing import Any
 
+from mask2former_ros.core.instance_render import colorize_instances
 from mask2former_ros.core.palette import CITYSCAPES_COLORS, colorize, overlay
+from mask2former_ros.core.results import NO_SEGMENT, Segment
 from mask2former_ros.core.stats import CameraStats
 from mask2former_ros.ros import output_stage
+from mask2former_ros.ros.detections import (
+    Detection2DArray, detection_array, detection_box, VISION_MSGS_MISSING)
 from mask2former_ros.ros.image_conversion import image_to_rgb
 from mask2former_ros.ros.output_stage import Output, OutputStage
 import numpy as np
@@ -229,3 +233,128 @@ def test_restart_after_stop(bench):
         bench.stage.stop()
         assert bench.stage.thread is None and not bench.stage.publishing
     assert frame_ids(labels) == ['frame_0', 'frame_1']
+
+
+# --- panoptic / instance frames ----------------------------------------------------------------
+
+CAR, PERSON, ROAD = 13, 11, 0
+
+
+def panoptic_frame() -> tuple[np.ndarray, np.ndarray, tuple[Segment, ...]]:
+    """Return labels, instances and segments of a hand-made frame: two touching cars, a person."""
+    labels = np.full((HEIGHT, WIDTH), ROAD, np.uint8)
+    labels[:3, :] = NO_SEGMENT
+    instances = np.zeros((HEIGHT, WIDTH), np.uint16)
+    for segment_id, cls, (x0, y0, x1, y1) in ((1, CAR, (2, 5, 9, 12)), (2, CAR, (10, 6, 15, 12)),
+                                              (3, PERSON, (20, 4, 22, 20))):
+        instances[y0:y1 + 1, x0:x1 + 1] = segment_id
+        labels[y0:y1 + 1, x0:x1 + 1] = cls
+    segments = tuple(
+        Segment(i, int(labels[instances == i][0]), score, _bounds(instances == i),
+                int((instances == i).sum()))
+        for i, score in ((1, 0.97), (2, 0.91), (3, 0.6)))
+    return labels, instances, segments
+
+
+def _bounds(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+def test_detection_boxes_use_pixel_edges():
+    header = Header(frame_id='cam')
+    header.stamp.sec, header.stamp.nanosec = 7, 9
+    if Detection2DArray is None:
+        pytest.skip(f'vision_msgs not installed ({VISION_MSGS_MISSING})')
+    segment = Segment(4, CAR, 0.75, (2, 3, 5, 7), 20)
+    msg = detection_array([segment], header)
+    assert msg.header == header and len(msg.detections) == 1
+    detection = msg.detections[0]
+    assert detection.header == header and detection.id == '4'
+    box = detection.bbox
+    # Columns 2..5 cover [2, 6): 4 px wide, centre 4.0; rows 3..7 cover [3, 8): centre 5.5.
+    assert (box.center.position.x, box.center.position.y, box.size_x, box.size_y) == (
+        4.0, 5.5, 4.0, 5.0)
+    assert box.center.theta == 0.0
+    assert [(r.hypothesis.class_id, r.hypothesis.score) for r in detection.results] == [
+        (str(CAR), 0.75)]
+    assert detection_box(detection) == segment.box
+    assert detection_array([], header).detections == []
+
+
+@pytest.fixture
+def panoptic_bench(source, peer):
+    if Detection2DArray is None:
+        pytest.skip(f'vision_msgs not installed ({VISION_MSGS_MISSING})')
+    b = Bench(source, peer)
+    b.publishers['instances'] = CountingPublisher(source.publisher(
+        Image, f'{b.prefix}/instances', depth=50))
+    b.publishers['detections'] = CountingPublisher(source.publisher(
+        Detection2DArray, f'{b.prefix}/detections', depth=50))
+    yield b
+    b.stage.stop()
+
+
+def _panoptic_output(bench: Bench, index: int) -> output_stage.Output:
+    out = bench.output(index)
+    out.labels, out.instances, out.segments = panoptic_frame()
+    return out
+
+
+def test_instances_and_detections_only_while_subscribed(panoptic_bench):
+    bench = panoptic_bench
+    labels = bench.subscribe('labels')
+    bench.stage.start()
+    bench.stage.submit(_panoptic_output(bench, 0))
+    assert wait_until(lambda: len(labels) == 1, 20)
+    assert np.array_equal(labels_array(labels[0][1]), panoptic_frame()[0])
+    assert not bench.publishers['instances'].published
+    assert not bench.publishers['detections'].published
+
+    instances = bench.subscribe('instances')
+    detections = bench.peer.collect(Detection2DArray, f'{bench.prefix}/detections')
+    assert bench.peer.wait_for_subscribers(bench.publishers['detections'])
+    out = _panoptic_output(bench, 1)
+    bench.stage.submit(out)
+    assert wait_until(lambda: instances and detections, 20)
+    image, array = instances[0][1], detections[0][1]
+    assert image.header == out.header and array.header == out.header
+    assert (image.encoding, image.height, image.width, image.step) == (
+        'mono16', HEIGHT, WIDTH, 2 * WIDTH)
+    assert not image.is_bigendian
+    ids = np.frombuffer(bytes(image.data), '<u2').reshape(HEIGHT, WIDTH)
+    assert np.array_equal(ids, out.instances)
+    assert [d.id for d in array.detections] == ['1', '2', '3']
+    for detection, segment in zip(array.detections, out.segments, strict=True):
+        assert detection.header == out.header
+        assert detection_box(detection) == _bounds(ids == int(detection.id)) == segment.box
+        hypothesis = detection.results[0].hypothesis
+        assert (hypothesis.class_id, hypothesis.score) == (str(segment.class_id), segment.score)
+    assert not bench.warnings
+
+
+def test_panoptic_colour_and_overlay_shade_and_outline_instances(panoptic_bench):
+    bench = panoptic_bench
+    colors, overlays = bench.subscribe('color'), bench.subscribe('overlay')
+    bench.stage.start()
+    out = _panoptic_output(bench, 0)
+    bench.stage.submit(out)
+    assert wait_until(lambda: colors and overlays, 20)
+    expected = colorize_instances(out.labels, out.instances, CITYSCAPES_COLORS)
+    assert np.array_equal(image_to_rgb(colors[0][1]), expected)
+    assert not np.array_equal(expected, colorize(out.labels, CITYSCAPES_COLORS))
+    assert np.array_equal(image_to_rgb(overlays[0][1]), overlay(
+        out.rgb, out.labels, CITYSCAPES_COLORS, 0.5, color=expected))
+
+
+def test_semantic_frames_publish_no_instances(panoptic_bench):
+    bench = panoptic_bench
+    labels, colors = bench.subscribe('labels'), bench.subscribe('color')
+    instances = bench.subscribe('instances')
+    bench.stage.start()
+    out = bench.output(0)
+    bench.stage.submit(out)
+    assert wait_until(lambda: labels and colors, 20)
+    assert np.array_equal(image_to_rgb(colors[0][1]), colorize(out.labels, CITYSCAPES_COLORS))
+    time.sleep(0.3)
+    assert not instances and not bench.publishers['detections'].published

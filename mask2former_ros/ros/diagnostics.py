@@ -38,6 +38,7 @@ class ModelInfo:
     backend: str = 'none'
     device: str = 'none'  # torch device, or the ONNX Runtime provider that runs
     precision: str = 'none'
+    task: str = 'none'  # the task served (semantic, panoptic, instance)
     loaded: bool = False
     problem: str = ''  # the inference thread died or is stuck: the camera statuses are ERROR
     restarts: int = 0
@@ -84,7 +85,7 @@ def camera_status(name: str, topic: str, state: str, stats: CameraStats,
         _kv('decode_ms_p50', stats.decode_ms.percentiles(50)[0]),
         _kv('publish_ms_p50', stats.publish_ms.percentiles(50)[0]),
         _kv('backend', info.backend), _kv('device', info.device),
-        _kv('precision', info.precision),
+        _kv('precision', info.precision), _kv('task', info.task),
         _kv('model', info.model), _kv('last_problem', stats.last_problem),
         _kv('pending_reconfigure', info.pending_reconfigure)]
     return status
@@ -109,5 +110,5 @@ def model_status(name: str, info: ModelInfo, batches: BatchStats) -> DiagnosticS
           for stage, stats in batches.stage_ms.items()],
         _kv('failed_batches', batches.failed_batches), _kv('worker_restarts', info.restarts),
         _kv('model', info.model), _kv('backend', info.backend), _kv('device', info.device),
-        _kv('precision', info.precision)]
+        _kv('precision', info.precision), _kv('task', info.task)]
     return status

@@ -119,4 +119,5 @@ class InferenceStage:
                 self._warn(camera.stats, f'frame {stamp_ns(header)} dropped: {result.error}')
                 continue
             self._output.submit(Output(camera.publishers, camera.stats, header, rgb,
-                                       result.labels, engine.palette, arrival))
+                                       result.labels, engine.palette, arrival,
+                                       result.instances, result.segments))

@@ -27,6 +27,8 @@ from pathlib import Path
 import tempfile
 from typing import Any, Callable, Iterable, Mapping
 
+from mask2former_ros.core.engine_config import parse_task, parse_threshold, TASK_CHOICES
+
 PACKAGE = 'mask2former_ros'
 PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
 LARGE_IMAGE_PROFILE = os.path.join('config', 'fastdds_large_images.xml')
@@ -161,9 +163,37 @@ def node_parameters(arg: Callable[[str], str], fixed: Mapping[str, Any] | None =
     for name in ('model', 'device') + BACKEND_ARGUMENTS:
         if name not in fixed and arg(name):
             overrides[name] = ParameterValue(arg(name), value_type=str)
+    overrides.update(task_overrides(arg, fixed))
     if 'autostart' not in fixed:
         overrides['autostart'] = as_bool('autostart', arg('autostart'))
     return ([params_file] if params_file else []), {**overrides, **fixed}
+
+
+def task_overrides(arg: Callable[[str], str], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    Return the node parameters of the ``task`` and threshold arguments given (not ``fixed``).
+
+    Raises ValueError naming the argument for a task outside :data:`TASK_CHOICES` or a
+    threshold that is not a number in [0, 1].
+    """
+    overrides: dict[str, Any] = {}
+    text = arg('task')
+    if text and 'task' not in fixed:
+        try:
+            overrides['task'] = parse_task(text)
+        except ValueError:
+            raise ValueError(f"launch argument task:='{text}' must be one of "
+                             f"{', '.join(TASK_CHOICES)}") from None
+    for name in THRESHOLD_ARGUMENTS:
+        text = arg(name)
+        if not text or name in fixed:
+            continue
+        try:
+            overrides[name] = parse_threshold(name, float(text))
+        except ValueError:
+            raise ValueError(f"launch argument {name}:='{text}' must be a number in "
+                             '[0, 1]') from None
+    return overrides
 
 
 def segmentation_node(arg: Callable[[str], str], *, name: str = 'segmentation_node',
@@ -229,18 +259,22 @@ def _remove(path: str) -> None:
 
 # Launch arguments of the inference backend, passed to the node only when given.
 BACKEND_ARGUMENTS = ('backend', 'onnx_model', 'frame_size')
+# Launch arguments of the panoptic and instance post-processing, passed only when given.
+THRESHOLD_ARGUMENTS = ('score_threshold', 'mask_threshold', 'overlap_threshold')
 
 
 def node_arguments(params_file: str, params_help: str, *, named: bool = True) -> list[Any]:
     """
     Declare the launch arguments that :func:`segmentation_node` reads in every launch file.
 
-    The backend's, ``model``, ``device``, ``params_file`` (default ``params_file``, described by
-    ``params_help``), ``autostart`` and, when ``named``, ``namespace`` and ``node_name``.
+    The backend's, the task's, ``model``, ``device``, ``params_file`` (default ``params_file``,
+    described by ``params_help``), ``autostart`` and, when ``named``, ``namespace`` and
+    ``node_name``.
     """
     from launch.actions import DeclareLaunchArgument
     arguments = [
         *backend_arguments(),
+        *task_arguments(),
         DeclareLaunchArgument(
             'model', default_value='',
             description='Mask2Former checkpoint (Hugging Face hub id or local directory); '
@@ -282,4 +316,22 @@ def backend_arguments() -> list[Any]:
             'frame_size', default_value='',
             description='camera frame size HxW (backend onnxruntime without onnx_model: the '
                         "size to export for); empty: the params_file's"),
+    ]
+
+
+def task_arguments() -> list[Any]:
+    """Return the ``task`` and threshold launch arguments (empty: the params file's)."""
+    from launch.actions import DeclareLaunchArgument
+    return [
+        DeclareLaunchArgument(
+            'task', default_value='',
+            description=f"{', '.join(TASK_CHOICES)}: panoptic and instance also publish "
+                        'segmentation/instances and segmentation/detections; auto reads the '
+                        "checkpoint; empty: the params_file's task"),
+        *[DeclareLaunchArgument(
+            name, default_value='',
+            description=f"panoptic/instance {what}, 0..1; empty: the params_file's")
+          for name, what in zip(THRESHOLD_ARGUMENTS, (
+              'score threshold of a query', 'mask threshold (sigmoid)',
+              'share of its mask a segment must keep'), strict=True)],
     ]

@@ -25,8 +25,9 @@ Wiring only. Three threads carry a frame:
    configure): takes the newest frame of every camera, deserialises and decodes it, segments
    them as one batch (:class:`~mask2former_ros.ros.inference_stage.InferenceStage`);
 3. the output thread (:class:`~mask2former_ros.ros.output_stage.OutputStage`): builds and
-   publishes labels (and colour / overlay only while subscribed) with each input's header, in
-   the order the inference thread produced them.
+   publishes labels (and colour / overlay, and for panoptic/instance tasks instances /
+   detections, only while subscribed) with each input's header, in the order the inference
+   thread produced them.
 
 How the process ends after SIGINT/SIGTERM is :mod:`~mask2former_ros.ros.signal_exit`'s job.
 """
@@ -43,10 +44,11 @@ from mask2former_ros.core.inference_worker import InferenceWorker
 from mask2former_ros.core.large_buffers import keep_large_buffers
 from mask2former_ros.core.results import Segmenter, STAGES
 from mask2former_ros.core.stats import CameraStats, WindowStats
+from mask2former_ros.ros.detections import VISION_MSGS_MISSING
 from mask2former_ros.ros.diagnostics import BatchStats, camera_status, model_status, ModelInfo
 from mask2former_ros.ros.inference_stage import Camera, InferenceStage
 from mask2former_ros.ros.label_info import LabelInfo, legend_string, vision_label_info
-from mask2former_ros.ros.output_stage import OutputStage
+from mask2former_ros.ros.output_stage import output_types, OutputStage, thresholds
 from mask2former_ros.ros.parameters import PARAMETERS, Settings, SPECS, validate
 from mask2former_ros.ros.signal_exit import exit_after_signal, note_signals, spin
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -69,7 +71,7 @@ def _join(*parts: str) -> str:
 
 
 class SegmentationNode(LifecycleNode):
-    """Managed node running Mask2Former semantic segmentation on one or more cameras."""
+    """Managed node running Mask2Former segmentation on one or more cameras."""
 
     def __init__(self, node_name: str = 'segmentation_node', **kwargs: Any) -> None:
         """Declare and validate parameters; nothing heavy happens before configure."""
@@ -153,13 +155,21 @@ class SegmentationNode(LifecycleNode):
             else ReliabilityPolicy.BEST_EFFORT)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        outputs = output_types(engine.task)
+        if engine.task != 'semantic' and 'detections' not in outputs:
+            self.get_logger().warning(
+                f'vision_msgs is not installed ({VISION_MSGS_MISSING}): no segmentation/'
+                'detections (nor vision_label_info); the other outputs are published')
+        self.get_logger().info(
+            f'configured: task {engine.task}{thresholds(engine.task, settings.engine)}; '
+            f"outputs segmentation/{{{','.join(outputs)}}}")
         for name in settings.cameras:
             camera = Camera(name=name, input_topic=_join(
                 name, 'image', 'compressed' if settings.compressed else ''))
             out = _join(name, 'segmentation')
-            for kind in ('labels', 'color', 'overlay'):
+            for kind, msg_type in outputs.items():
                 camera.publishers[kind] = self.create_lifecycle_publisher(
-                    Image, f'{out}/{kind}', output_qos)
+                    msg_type, f'{out}/{kind}', output_qos)
             camera.publishers['label_info'] = self.create_publisher(
                 String, f'{out}/label_info', latched)
             camera.publishers['label_info'].publish(legend_string(engine))
@@ -331,6 +341,7 @@ class SegmentationNode(LifecycleNode):
             backend=engine.backend if engine else self.param('backend'),
             device=engine.device_name if engine else 'none',
             precision=engine.precision_name if engine else 'none',
+            task=engine.task if engine else 'none',
             loaded=engine is not None, problem=self._worker_problem,
             restarts=self._worker_restarts,
             pending_reconfigure=', '.join(sorted(self._pending_reconfigure)))

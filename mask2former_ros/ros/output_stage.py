@@ -17,8 +17,10 @@ The node's output stage: one thread that publishes segmented frames in the order
 
 For each :class:`Output` the thread publishes the label image (``publish_labels``) and, only
 while they have subscribers, the colour mask and the overlay (``publish_color``,
-``publish_overlay``, ``overlay_alpha``), all with the input's header. The parameters are read
-for every frame, so a live change applies to the next one. Per camera it counts
+``publish_overlay``, ``overlay_alpha``), all with the input's header. A panoptic or instance
+frame (``instances`` set) also gives, while they have subscribers, the instance-id image and
+the detections; its colour mask and overlay shade each instance and outline it. The parameters
+are read for every frame, so a live change applies to the next one. Per camera it counts
 ``publish_ms``, ``latency_ms`` (from the header stamp, else from arrival) and ``outputs``.
 """
 
@@ -28,25 +30,51 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
+from mask2former_ros.core.engine_config import EngineConfig
+from mask2former_ros.core.instance_render import colorize_instances
 from mask2former_ros.core.palette import colorize, overlay
+from mask2former_ros.core.results import Segment
 from mask2former_ros.core.stats import CameraStats
+from mask2former_ros.ros.detections import Detection2DArray, detection_array
 from mask2former_ros.ros.image_conversion import labels_to_image, rgb_to_image, stamp_ns
 import numpy as np
 from rclpy.clock import Clock
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header
+
+
+def output_types(task: str) -> dict[str, Any]:
+    """Return the message type of each output ``segmentation/<kind>`` of ``task``."""
+    types: dict[str, Any] = {'labels': Image, 'color': Image, 'overlay': Image}
+    if task != 'semantic':
+        types['instances'] = Image
+        if Detection2DArray is not None:  # vision_msgs installed
+            types['detections'] = Detection2DArray
+    return types
+
+
+def thresholds(task: str, config: EngineConfig) -> str:
+    """Return the thresholds that ``task`` uses (panoptic, instance) for a log line, else ''."""
+    if task == 'semantic':
+        return ''
+    return (f' (score_threshold {config.score_threshold}, mask_threshold '
+            f'{config.mask_threshold}, overlap_threshold {config.overlap_threshold})')
 
 
 @dataclass
 class Output:
     """One segmented frame on its way to the output thread."""
 
-    publishers: Mapping[str, Any]  # its camera's 'labels', 'color' and 'overlay' publishers
+    publishers: Mapping[str, Any]  # its camera's: 'labels', 'color', 'overlay' (and for
+    # panoptic/instance 'instances', 'detections' where vision_msgs is installed)
     stats: CameraStats  # its camera's statistics
     header: Header
     rgb: np.ndarray
     labels: np.ndarray
     palette: np.ndarray  # of the engine that produced the labels
     arrival: float  # monotonic time the message arrived
+    instances: np.ndarray | None = None  # panoptic/instance: (H, W) uint16 ids, 0 = none
+    segments: tuple[Segment, ...] = ()  # panoptic/instance: one per id of ``instances``
 
 
 class OutputStage:
@@ -129,10 +157,21 @@ class OutputStage:
         want_overlay = (self._param('publish_overlay')
                         and pubs['overlay'].get_subscription_count() > 0)
         if want_color or want_overlay:
-            color = colorize(labels, out.palette)
+            color = (colorize(labels, out.palette) if out.instances is None
+                     else colorize_instances(labels, out.instances, out.palette))
             if want_color:
                 pubs['color'].publish(rgb_to_image(color, header))
             if want_overlay:
                 pubs['overlay'].publish(rgb_to_image(
                     overlay(out.rgb, labels, out.palette, self._param('overlay_alpha'),
                             color=color), header))
+        if out.instances is not None:
+            self._publish_instances(out)
+
+    @staticmethod
+    def _publish_instances(out: Output) -> None:
+        instances, detections = out.publishers.get('instances'), out.publishers.get('detections')
+        if instances is not None and instances.get_subscription_count() > 0:
+            instances.publish(labels_to_image(out.instances, out.header))
+        if detections is not None and detections.get_subscription_count() > 0:
+            detections.publish(detection_array(out.segments, out.header))

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mask2former_ros.core.engine_config import (
-    BACKEND_CHOICES, DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_frame_size,
-    parse_input_size, parse_providers, PRECISION_CHOICES, PROVIDER_ALIASES)
+    BACKEND_CHOICES, DEFAULT_MASK_THRESHOLD, DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD,
+    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_frame_size, parse_input_size,
+    parse_providers, PRECISION_CHOICES, PROVIDER_ALIASES, TASK_CHOICES)
 
 DEFAULT_MODEL = 'facebook/mask2former-swin-large-cityscapes-semantic'
 
@@ -125,6 +126,20 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "camera frame size HxW, e.g. '1024x2048'; backend onnxruntime: the size the "
                   'graph is exported for (needed when onnx_model is empty), checked against '
                   'onnx_model', _parsed(parse_frame_size)),
+    ParameterSpec('task', 'auto',
+                  'semantic, panoptic or instance; auto = what the checkpoint was trained for '
+                  '(its config or name; semantic where it does not say). panoptic and instance '
+                  'add segmentation/instances and segmentation/detections',
+                  _choice(*TASK_CHOICES)),
+    ParameterSpec('score_threshold', DEFAULT_SCORE_THRESHOLD,
+                  'panoptic/instance: keep a query whose class score is above this, 0..1',
+                  _range(0.0, 1.0)),
+    ParameterSpec('mask_threshold', DEFAULT_MASK_THRESHOLD,
+                  "panoptic/instance: a pixel belongs to a query's mask where its sigmoid is "
+                  'at least this, 0..1', _range(0.0, 1.0)),
+    ParameterSpec('overlap_threshold', DEFAULT_OVERLAP_THRESHOLD,
+                  'panoptic/instance: keep a segment only if it keeps more than this share of '
+                  'its mask after overlaps are resolved, 0..1', _range(0.0, 1.0)),
     ParameterSpec('allow_pickle', False,
                   'allow pickle (*.bin) weights; they can run code when loaded'),
     ParameterSpec('cameras', [''],
@@ -203,7 +218,10 @@ class Settings:
                                        onnx_providers=tuple(p('onnx_providers')),
                                        frame_size=p('frame_size'),
                                        onnx_threads=p('onnx_threads'),
-                                       onnx_spinning=p('onnx_spinning')),
+                                       onnx_spinning=p('onnx_spinning'), task=p('task'),
+                                       score_threshold=p('score_threshold'),
+                                       mask_threshold=p('mask_threshold'),
+                                       overlap_threshold=p('overlap_threshold')),
                    cameras=tuple(p('cameras')), max_batch_size=p('max_batch_size'),
                    compressed=p('image_transport') == 'compressed',
                    qos_reliable=p('qos_reliability') == 'reliable', qos_depth=p('qos_depth'),
