@@ -18,6 +18,9 @@ Demo: the real segmentation node on a sample camera stream, played from a rosbag
 Writes a sample bag of synthetic street scenes (with ground truth), starts
 ``segmentation_node`` in its own process, plays the bag to it over DDS at the recorded rate,
 collects labels and overlays, and writes an overlay video, a contact sheet and a summary.
+With ``--task panoptic`` the scenes carry instance ground truth, the node serves the tiny
+panoptic model (or ``--model``) with ``task: panoptic``, its overlays show instances and the
+summary gains panoptic quality (PQ, SQ, RQ; things and stuff).
 """
 
 import argparse
@@ -34,9 +37,12 @@ import time
 
 import cv2
 from mask2former_ros.core.metrics import ConfusionMatrix
+from mask2former_ros.core.palette import CITYSCAPES_CLASSES
+from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.segmentation_task import thing_class_ids
 from mask2former_ros.ros.image_conversion import image_to_rgb, stamp_ns
 from mask2former_ros_fixtures.bag_player import BagPlayer
-from mask2former_ros_fixtures.sample_bag import write_sample_bag
+from mask2former_ros_fixtures.sample_bag import INSTANCES_GT_TOPIC, write_sample_bag
 import numpy as np
 
 TINY_MODEL_NOTE = (
@@ -66,15 +72,34 @@ def _contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], path: Path) -> No
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
 
 
+def _image_array(msg, dtype: type) -> np.ndarray:
+    """Return a mono8/mono16 (little-endian) Image message as an (H, W) array."""
+    return np.frombuffer(bytes(msg.data), np.dtype(dtype).newbyteorder('<')).reshape(
+        msg.height, msg.width).astype(dtype)
+
+
+def _panoptic_summary(quality: PanopticQuality, frames: int) -> dict:
+    """Return the demo's panoptic numbers: PQ, SQ, RQ for all classes, things and stuff."""
+    summary = quality.summary(CITYSCAPES_CLASSES)
+    return {'frames_evaluated': frames,
+            **{group: {key: round(summary[group][key], 4) for key in ('pq', 'sq', 'rq')}
+               for group in ('all', 'things', 'stuff')},
+            'per_class_pq': {name: round(row['pq'], 4)
+                             for name, row in summary['per_class'].items()
+                             if row['tp'] + row['fp'] + row['fn'] > 0}}
+
+
 def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int,
-             width: int) -> dict:
+             width: int, task: str = 'semantic') -> dict:
     """Run the demo and return its summary."""
     out.mkdir(parents=True, exist_ok=True)
     os.environ.update(_node_env())
+    panoptic = task == 'panoptic'
     if model is None:
         from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
-        print('demo: preparing the tiny synthetic-scenes model (trained once, then cached)')
-        model = str(ensure_tiny_model())
+        print(f"demo: preparing the tiny synthetic-scenes {'panoptic ' if panoptic else ''}"
+              'model (trained once, then cached)')
+        model = str(ensure_tiny_model(task=task))
         model_note = TINY_MODEL_NOTE
     else:
         model_note = f'model: {model}'
@@ -83,7 +108,7 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
         shutil.rmtree(bag)
     write_sample_bag(bag, frames=frames, height=height, width=width, rate_hz=rate,
                      storage='mcap', image_topic=CAMERA_TOPIC, compressed_topic=None,
-                     gt_topic=GT_TOPIC)
+                     gt_topic=GT_TOPIC, instances=panoptic)
     print(f'demo: wrote {frames} frames of {width}x{height} at {rate:g} Hz to {bag}')
 
     import rclpy
@@ -91,11 +116,13 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
     from sensor_msgs.msg import Image
     node_cmd = [shutil.which('segmentation_node')
                 or str(Path(sys.executable).with_name('segmentation_node')), '--ros-args',
-                '-p', f'model:={model}', '-r', f'image:={CAMERA_TOPIC}']
+                '-p', f'model:={model}', '-p', f'task:={task}', '-r', f'image:={CAMERA_TOPIC}']
     node = subprocess.Popen(node_cmd, env=os.environ.copy())
     rclpy.init()
     peer = rclpy.create_node('demo_player')
     outputs: dict[str, dict[int, Image]] = {'labels': {}, 'overlay': {}}
+    if panoptic:
+        outputs['instances'] = {}
     received_at: dict[int, float] = {}
     sent_at: dict[int, float] = {}
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -110,14 +137,18 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
     for kind in outputs:
         peer.create_subscription(Image, f'/segmentation/{kind}', keep(kind), qos)
     gt: dict[int, np.ndarray] = {}
+    gt_instances: dict[int, np.ndarray] = {}
 
     def on_publish(topic: str, msg) -> None:
         key = stamp_ns(msg.header)
         if topic == GT_TOPIC:
-            gt[key] = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width)
+            gt[key] = _image_array(msg, np.uint8)
+        elif topic == INSTANCES_GT_TOPIC:
+            gt_instances[key] = _image_array(msg, np.uint16)
         else:
             sent_at[key] = time.monotonic()
-    player = BagPlayer(peer, bag, [CAMERA_TOPIC, GT_TOPIC])
+    player = BagPlayer(peer, bag, [CAMERA_TOPIC, GT_TOPIC]
+                       + ([INSTANCES_GT_TOPIC] if panoptic else []))
     spin = threading.Thread(target=rclpy.spin, args=(peer,), daemon=True)
     spin.start()
     try:
@@ -133,7 +164,8 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
         started = time.monotonic()
         player.play(rate=1.0, on_publish=on_publish)
         wait_end = time.monotonic() + 30
-        while time.monotonic() < wait_end and not (set(sent_at) <= set(outputs['labels'])):
+        while time.monotonic() < wait_end and not all(set(sent_at) <= set(kept)
+                                                      for kept in outputs.values()):
             if received_at and time.monotonic() - max(received_at.values()) > 5:
                 break
             time.sleep(0.1)
@@ -152,6 +184,14 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
         if key in gt:
             cm.update(gt[key], np.frombuffer(bytes(msg.data), np.uint8).reshape(
                 msg.height, msg.width))
+    quality = PanopticQuality(len(CITYSCAPES_CLASSES),
+                              thing_class_ids(CITYSCAPES_CLASSES, 'panoptic'))
+    evaluated = 0
+    for key, msg in outputs.get('instances', {}).items():
+        if key in gt and key in gt_instances and key in labels:
+            quality.add(_image_array(labels[key], np.uint8), _image_array(msg, np.uint16),
+                        gt[key], gt_instances[key])
+            evaluated += 1
     latencies = sorted((received_at[k] - sent_at[k]) * 1e3 for k in labels if k in sent_at)
     overlays = [image_to_rgb(outputs['overlay'][k]) for k in sorted(outputs['overlay'])]
     if overlays:
@@ -181,6 +221,9 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
         'latency_ms_p95': round(float(np.percentile(latencies, 95)), 1) if latencies else None,
         'miou_vs_ground_truth': round(cm.miou(), 4) if labels else None,
         'pixel_accuracy': round(cm.pixel_accuracy(), 4) if labels else None,
+        'task': task,
+        **({'panoptic_vs_ground_truth': _panoptic_summary(quality, evaluated) if evaluated
+            else None} if panoptic else {}),
         'outputs': {name: str(out / name) for name in
                     ('overlay.mp4', 'overlay_last.png', 'contact_sheet.png', 'summary.json')},
     }
@@ -196,15 +239,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--frames', type=int, default=40)
     parser.add_argument('--rate', type=float, default=5.0, help='camera rate in Hz')
     parser.add_argument('--size', default='480x640', help='HxW of the sample frames')
+    parser.add_argument('--task', choices=('semantic', 'panoptic'), default='semantic',
+                        help='panoptic: instance ground truth, the tiny panoptic model (unless '
+                             '--model), the node with task panoptic, PQ in the summary')
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.lower().split('x'))
-    summary = run_demo(args.out, args.model, args.frames, args.rate, height, width)
+    summary = run_demo(args.out, args.model, args.frames, args.rate, height, width, args.task)
     print(json.dumps(summary, indent=2))
     if summary['label_images_received'] == 0:
         print('demo: FAILED, no labels came out of the node', file=sys.stderr)
         return 1
+    panoptic = summary.get('panoptic_vs_ground_truth')
+    pq = (f", PQ {panoptic['all']['pq']} (things {panoptic['things']['pq']})" if panoptic
+          else '')
     print(f"\ndemo: {summary['label_images_received']} of {summary['frames_published']} frames "
-          f"segmented, mIoU vs ground truth {summary['miou_vs_ground_truth']}; results in "
+          f"segmented, mIoU vs ground truth {summary['miou_vs_ground_truth']}{pq}; results in "
           f'{args.out}/\n{summary["note"]}')
     return 0
 

@@ -67,10 +67,38 @@ def panoptic_maps(processor: Any, outputs: Any, size: tuple[int, int],
     return _maps(segmentation, result['segments_info'], things)
 
 
-def instance_maps(processor: Any, outputs: Any, size: tuple[int, int],
-                  threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Return transformers' instance result of one frame (every class a thing)."""
+def instance_maps(processor: Any, outputs: Any, size: tuple[int, int], threshold: float = 0.5,
+                  score_order: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Return transformers' instance result of one frame (every class a thing).
+
+    transformers paints its instance masks in the order of an unsorted top-k, so which of two
+    overlapping masks owns a pixel is arbitrary there. With ``score_order`` its binary masks
+    are painted in rising score order (the engine's rule: the higher score wins), everything
+    else is transformers' own; without, its own segmentation map is returned as it is.
+    """
     result = processor.post_process_instance_segmentation(
-        outputs, threshold=threshold, target_sizes=[size])[0]
-    classes = {info['label_id'] for info in result['segments_info']}
-    return _maps(result['segmentation'], result['segments_info'], classes)
+        outputs, threshold=threshold, target_sizes=[size], return_binary_maps=score_order)[0]
+    infos = result['segments_info']
+    if not score_order:
+        return _maps(result['segmentation'], infos, {info['label_id'] for info in infos})
+    labels = np.full(size, NO_SEGMENT, dtype=np.uint8)
+    instances = np.zeros(size, dtype=np.uint16)
+    if not infos:
+        return labels, instances
+    masks = result['segmentation'].cpu().numpy().astype(bool)
+    order = sorted(range(len(infos)), key=lambda n: -infos[n]['score'])
+    for rank in reversed(range(len(order))):
+        n = order[rank]
+        labels[masks[n]] = infos[n]['label_id']
+        instances[masks[n]] = rank + 1
+    return labels, _renumber(instances)
+
+
+def _renumber(instances: np.ndarray) -> np.ndarray:
+    """Return ids renumbered 1..N in their order, dropping ids hidden by others."""
+    present = np.unique(instances)
+    present = present[present > 0]
+    lut = np.zeros(int(instances.max()) + 1, dtype=np.uint16)
+    lut[present] = np.arange(1, present.size + 1, dtype=np.uint16)
+    return lut[instances]

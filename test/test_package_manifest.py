@@ -88,6 +88,9 @@ MODULE_KEYS = {
 # Modules imported only inside ``try: ... except ImportError`` for an optional feature, and the
 # ONNX export's pip-only packages (no rosdep key found; installed with torch, see the README).
 OPTIONAL_MODULES = {'ray', 'onnx', 'onnxscript'}
+# Test-only pip packages without a rosdep key (requirements.txt installs them): torchmetrics,
+# the second panoptic-quality implementation test_panoptic_quality.py compares against.
+PIP_ONLY_TEST_MODULES = {'torchmetrics'}
 # Programs the launch files start (not imported): `ros2 bag play` and `rviz2`.
 STARTED_PROGRAMS = {'ros2bag', 'rviz2'}
 # Test tools run as programs or pytest plugins rather than imported by a test file.
@@ -155,7 +158,8 @@ def test_run_dependencies_are_what_the_code_imports_and_starts():
 def test_test_only_modules_are_test_depend():
     manifest = _manifest()
     run = {_key(module) for module in _imported_modules(RUN_CODE)}
-    test = {_key(module) for module in _imported_modules(TEST_CODE)} - run - OPTIONAL_MODULES
+    test = {_key(module) for module in _imported_modules(TEST_CODE)} - run - OPTIONAL_MODULES \
+        - PIP_ONLY_TEST_MODULES
     declared = set(manifest.get('test_depend', []))
     assert not test - declared, f'imported by tests but not a test_depend: {test - declared}'
     assert not test & set(manifest.get('exec_depend', [])), 'test-only keys in exec_depend'

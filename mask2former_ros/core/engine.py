@@ -276,7 +276,7 @@ class SegmentationEngine:
                                      tuple(pixel_values.shape[-2:]))
         else:
             results = self._instances(class_logits, masks, finite, images,
-                                       tuple(pixel_values.shape[-2:]))
+                                      tuple(pixel_values.shape[-2:]))
         clock.mark('postprocess')
         n = len(images)
         timings = {stage: ms / n for stage, ms in clock.elapsed_ms().items()}

@@ -69,7 +69,7 @@ class Thresholds:
 class SegmentRecord:
     """An instance before its box is read on the host: id, class, score, pixel count."""
 
-    id: int
+    instance_id: int
     class_id: int
     score: float
     area: int
@@ -182,11 +182,12 @@ def segments_with_boxes(instances: np.ndarray,
     segments = []
     for record, box in zip(records, slices, strict=True):
         if box is None:
-            raise RuntimeError(f'instance {record.id} has no pixels in the instance image')
+            raise RuntimeError(
+                f'instance {record.instance_id} has no pixels in the instance image')
         rows, cols = box
-        segments.append(Segment(id=record.id, class_id=record.class_id, score=record.score,
-                                box=(cols.start, rows.start, cols.stop - 1, rows.stop - 1),
-                                area=record.area))
+        segments.append(Segment(
+            instance_id=record.instance_id, class_id=record.class_id, score=record.score,
+            box=(cols.start, rows.start, cols.stop - 1, rows.stop - 1), area=record.area))
     return tuple(segments)
 
 

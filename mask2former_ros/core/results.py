@@ -42,12 +42,12 @@ class Segment:
     """
     One thing instance of a panoptic or instance result.
 
-    ``id`` is its value in the instance image (1..65535, 1 = the highest score); ``box`` its
-    pixel bounds in the input frame, ``(x_min, y_min, x_max, y_max)`` inclusive; ``area`` its
-    pixel count in the instance image.
+    ``instance_id`` is its value in the instance image (1..65535, 1 = the highest score);
+    ``box`` its pixel bounds in the input frame, ``(x_min, y_min, x_max, y_max)`` inclusive;
+    ``area`` its pixel count in the instance image.
     """
 
-    id: int
+    instance_id: int
     class_id: int
     score: float
     box: tuple[int, int, int, int]

@@ -80,7 +80,7 @@ def resolve_task(requested: str, model: str, config: Any,
         raise TaskMismatchError(
             f"task '{task}' needs a panoptic or instance checkpoint, but '{model}' is a semantic "
             f"one (by {source}); use task 'semantic', or a checkpoint such as "
-            f"facebook/mask2former-swin-large-cityscapes-{task}")
+            f'facebook/mask2former-swin-large-cityscapes-{task}')
     return task
 
 

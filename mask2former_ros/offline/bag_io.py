@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+from mask2former_ros.core.instance_render import colorize_instances
 from mask2former_ros.core.palette import colorize, overlay
 from mask2former_ros.offline.errors import one_line, OUTPUT_KINDS, SegmentBagError
 from mask2former_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
@@ -202,14 +203,19 @@ class OutputBag:
 
     def __init__(self, path: Path, storage: str, prefix: str, input_bag: InputBag | None,
                  custom: dict[str, str], kinds: tuple[str, ...] = OUTPUT_KINDS,
-                 compress: tuple[str, ...] = (), jpeg_quality: int = 90) -> None:
+                 compress: tuple[str, ...] = (), jpeg_quality: int = 90,
+                 instances: bool = False) -> None:
         """
         Create the bag and a connection per output kind (labels, color, overlay).
 
         Kinds in ``compress`` are written as ``CompressedImage`` on ``<prefix>/<kind>/compressed``:
-        labels as lossless PNG, colour and overlay as JPEG of ``jpeg_quality``.
+        labels as lossless PNG, colour and overlay as JPEG of ``jpeg_quality``. With
+        ``instances`` (a panoptic or instance task) and the labels chosen, ``<prefix>/instances``
+        also holds each frame's instance ids (raw mono16, as the node's ``instances``).
         """
         self.path = path
+        if instances and 'labels' in kinds:
+            kinds = (*kinds, 'instances')
         self.kinds = kinds
         self.compress = frozenset(compress) & set(kinds)
         self.jpeg_quality = jpeg_quality
@@ -244,14 +250,24 @@ class OutputBag:
         return rgb_message(rgb, header)
 
     def write_frame(self, log_time: int, header: Any, rgb: np.ndarray, labels: np.ndarray,
-                    palette: np.ndarray, alpha: float) -> None:
-        """Write the chosen outputs of one frame: labels, colour mask, overlay."""
+                    palette: np.ndarray, alpha: float,
+                    instances: np.ndarray | None = None) -> None:
+        """
+        Write the chosen outputs of one frame: labels, colour mask, overlay.
+
+        With ``instances`` (uint16 ids of a panoptic or instance result) the colour mask and the
+        overlay shade and outline instances as the node does, and the instance ids are written
+        where the bag was opened for them.
+        """
         messages = {}
         if 'labels' in self.kinds:
             messages['labels'] = png_labels_message(labels, header) \
                 if 'labels' in self.compress else labels_message(labels, header)
+        if 'instances' in self.kinds and instances is not None:
+            messages['instances'] = labels_message(instances, header)
         if 'color' in self.kinds or 'overlay' in self.kinds:
-            color = colorize(labels, palette)
+            color = (colorize(labels, palette) if instances is None
+                     else colorize_instances(labels, instances, palette))
             if 'color' in self.kinds:
                 messages['color'] = self._rgb('color', color, header)
             if 'overlay' in self.kinds:

@@ -210,11 +210,17 @@ def compressed_kinds(text: str) -> tuple[str, ...]:
     return output_kinds(text, '--compress', ', or none')
 
 
-def output_topics(o: Options) -> list[str]:
-    """Return the output topics of checked options, in the canonical order of the kinds."""
+def output_topics(o: Options, instances: bool = False) -> list[str]:
+    """
+    Return the output topics of checked options, in the canonical order of the kinds.
+
+    ``instances``: the engine gives instance ids, written beside the labels.
+    """
     compress = compressed_kinds(o.compress)
-    return [output_topic(o.output_prefix, kind, kind in compress)
-            for kind in output_kinds(o.outputs)]
+    kinds = output_kinds(o.outputs)
+    return [output_topic(o.output_prefix, kind, kind in compress) for kind in kinds] + \
+        ([output_topic(o.output_prefix, 'instances')] if instances and 'labels' in kinds
+         else [])
 
 
 def check_options(o: Options) -> None:
@@ -243,7 +249,7 @@ def check_options(o: Options) -> None:
     o.output_prefix = normalise_prefix(o.output_prefix)
     o.outputs = ','.join(output_kinds(o.outputs))
     o.compress = ','.join(compressed_kinds(o.compress)) or 'none'
-    if o.include_input and o.topic in output_topics(o):
+    if o.include_input and o.topic in output_topics(o, instances=True):
         raise SegmentBagError(f"input topic '{o.topic}' collides with an output topic; "
                               'choose another --output-prefix')
 

@@ -177,6 +177,10 @@ class BagSegmenter:
                 if truth is not None and truth.shape != tuple(size):
                     raise SegmentBagError(size_message(description, index, truth.shape, size))
 
+    def _serves_instances(self) -> bool:
+        """Return True when the engine gives instance ids (task panoptic or instance)."""
+        return getattr(self.engine, 'task', 'semantic') != 'semantic'
+
     def _open_output(self) -> None:
         if self.output_path is None or self.output is not None:
             return
@@ -191,7 +195,8 @@ class BagSegmenter:
                                     self.bag if self.options.include_input else None, custom,
                                     output_kinds(self.options.outputs),
                                     compressed_kinds(self.options.compress),
-                                    self.options.jpeg_quality)
+                                    self.options.jpeg_quality,
+                                    instances=self._serves_instances())
         except OSError as exc:
             raise SegmentBagError(f"cannot create output '{self.output_path}': "
                                   f'{one_line(exc)}') from None
@@ -323,7 +328,7 @@ class BagSegmenter:
             'output_bag': None if self.output_path is None else str(self.output_path),
             'output_storage': None if self.output_path is None else o.output_storage,
             'output_topics': None if self.output_path is None else
-            output_topics(o) + ([o.topic] if o.include_input else []),
+            output_topics(o, self._serves_instances()) + ([o.topic] if o.include_input else []),
             'model': str(engine.config.model), 'backend': engine.backend,
             'task': getattr(engine, 'task', 'semantic'),
             'device': engine.device_name, 'precision': engine.precision_name,

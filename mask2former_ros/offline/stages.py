@@ -164,7 +164,7 @@ class FrameStages:
             t0 = time.perf_counter()
             if self.output is not None:
                 self.output.write_frame(frame.log_time, frame.header, frame.rgb, frame.labels,
-                                        self.engine.palette, self.alpha)
+                                        self.engine.palette, self.alpha, frame.instances)
                 frame.ms['write'] = (time.perf_counter() - t0) * 1e3
             if self.gt is not None:
                 t1 = time.perf_counter()

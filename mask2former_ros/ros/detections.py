@@ -41,7 +41,7 @@ def detection_array(segments: Iterable[Segment], header: Any) -> Any:
     msg = Detection2DArray(header=header)
     for segment in segments:
         x_min, y_min, x_max, y_max = segment.box
-        detection = Detection2D(header=header, id=str(segment.id))
+        detection = Detection2D(header=header, id=str(segment.instance_id))
         box = detection.bbox
         box.size_x, box.size_y = float(x_max - x_min + 1), float(y_max - y_min + 1)
         box.center.position.x = x_min + box.size_x / 2.0
