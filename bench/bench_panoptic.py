@@ -81,15 +81,25 @@ def _host_result(run: Callable[[], Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _runners(task: str, processor: Any, out: Any, size: tuple[int, int],
-             things: frozenset[int], score: float) -> tuple[Callable, Callable]:
-    """Return (ours, transformers') post-processing of one frame's outputs as callables."""
+             things: frozenset[int], score: float) -> tuple[Callable, Callable, Callable]:
+    """
+    Return callables: ours, transformers' own call (timed), transformers' result as maps.
+
+    The timed transformers call is its post-processing as a user calls it (its segment-id map
+    and segments); turning that into label and instance maps for the comparison is not timed.
+    """
     logits, masks = out.class_queries_logits[0], out.masks_queries_logits[0]
     thresholds = Thresholds(score=score)
     if task == 'panoptic':
         return (partial(panoptic_inference, logits, masks, *size, HF_GRID, things, thresholds),
+                partial(processor.post_process_panoptic_segmentation, out, threshold=score,
+                        label_ids_to_fuse=set(range(NUM_CLASSES)) - set(things),
+                        target_sizes=[size]),
                 partial(panoptic_maps, processor, out, size, things, NUM_CLASSES,
                         threshold=score))
     return (partial(instance_inference, logits, masks, *size, HF_GRID, thresholds),
+            partial(processor.post_process_instance_segmentation, out, threshold=score,
+                    target_sizes=[size]),
             partial(instance_maps, processor, out, size, threshold=score))
 
 
@@ -115,12 +125,12 @@ def postprocess_rows(model_dir: str, sizes: list[tuple[int, int]], frames: int, 
                 quality = PanopticQuality(NUM_CLASSES, things)
                 ours_ms, hf_ms, kept, equal = [], [], [], []
                 for out in outputs:
-                    ours_run, hf_run = _runners(task, processor, out, size, things,
-                                                score)
+                    ours_run, hf_run, hf_maps = _runners(task, processor, out, size, things,
+                                                         score)
                     ms, ours = _timed(partial(_host_result, ours_run), device, repeats)
                     ours_ms.append(ms)
-                    ms, ref = _timed(hf_run, device, repeats)
-                    hf_ms.append(ms)
+                    hf_ms.append(_timed(hf_run, device, repeats)[0])
+                    ref = hf_maps()
                     quality.add(*ours, *ref)
                     equal.append(float((ours[0] == ref[0]).mean()))
                     probs = out.class_queries_logits[0].float().softmax(-1)

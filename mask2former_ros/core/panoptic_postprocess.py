@@ -78,7 +78,9 @@ class SegmentRecord:
 @dataclass
 class InstanceMaps:
     """
-    One frame on the device: labels (H, W), instance ids (H, W) int32 and the instances.
+    One frame on the device: labels (H, W), instance ids (H, W) and the instances.
+
+    Ids are uint8 up to 255 instances (int32 above): fewer bytes to write and copy.
 
     ``records[n]`` is instance ``n + 1``; :func:`segments_with_boxes` adds the boxes.
     """
@@ -194,7 +196,7 @@ def segments_with_boxes(instances: np.ndarray,
 def _empty(out_h: int, out_w: int, device: torch.device,
            label_dtype: torch.dtype) -> InstanceMaps:
     return InstanceMaps(torch.full((out_h, out_w), NO_SEGMENT, dtype=label_dtype, device=device),
-                        torch.zeros((out_h, out_w), dtype=torch.int32, device=device), ())
+                        torch.zeros((out_h, out_w), dtype=torch.uint8, device=device), ())
 
 
 def _lookup(index: torch.Tensor, *tables: torch.Tensor) -> list[torch.Tensor]:
@@ -210,7 +212,8 @@ def panoptic_inference(class_logits: torch.Tensor, mask_logits: torch.Tensor, ou
     Panoptic result of one frame: transformers' panoptic post-processing, stuff fused.
 
     ``class_logits`` (Q, C + 1), ``mask_logits`` (Q, h, w); ``grid`` is the score grid.
-    Labels are uint8 up to 255 classes (int32 above); instance ids are int32 on the device.
+    Labels are uint8 up to 255 classes (int32 above); instance ids uint8 up to 255 (int32
+    above), on the device.
     """
     num_classes = class_logits.shape[-1] - 1
     label_dtype = torch.uint8 if num_classes < NO_SEGMENT else torch.int32
@@ -240,7 +243,7 @@ def panoptic_inference(class_logits: torch.Tensor, mask_logits: torch.Tensor, ou
     things = [k for k in range(kept) if valid_list[k] and class_list[k] in thing_ids]
     things.sort(key=lambda k: -score_list[k])  # stable: query order among equal scores
     label_table = torch.where(valid, classes, NO_SEGMENT).to(label_dtype)
-    instance_table = torch.zeros(kept, dtype=torch.int32)
+    instance_table = torch.zeros(kept, dtype=torch.uint8 if len(things) <= 255 else torch.int32)
     for instance_id, k in enumerate(things, start=1):
         instance_table[k] = instance_id
     records = tuple(SegmentRecord(n, class_list[k], score_list[k], area_list[k])
@@ -271,11 +274,15 @@ def instance_inference(class_logits: torch.Tensor, mask_logits: torch.Tensor, ou
     device = mask_logits.device
     probs = class_logits.float().softmax(-1)[:, :-1]
     top_scores, top_index = probs.reshape(-1).topk(num_queries, sorted=True)
+    # The mask score is at most 1: a pair below the threshold by its class alone stays below.
+    hopeful = top_scores >= thresholds.score
+    if not bool(hopeful.any()):
+        return _empty(out_h, out_w, device, label_dtype)
+    top_scores, top_index = top_scores[hopeful], top_index[hopeful]
     queries, classes = top_index // num_classes, top_index % num_classes
-    logits = mask_logits.float()
+    logits = mask_logits[queries].float()
     if tuple(logits.shape[-2:]) != tuple(grid):
         logits = F.interpolate(logits[None], size=grid, mode='bilinear', align_corners=False)[0]
-    logits = logits[queries]
     masks = logits > 0
     mask_score = (logits.sigmoid() * masks).flatten(1).sum(1) / (masks.flatten(1).sum(1) + 1e-6)
     scores = top_scores * mask_score
@@ -293,12 +300,13 @@ def instance_inference(class_logits: torch.Tensor, mask_logits: torch.Tensor, ou
     order = torch.argsort(torch.where(keep, scores, -1.0), descending=True, stable=True)
     order = order[:int(keep.sum())]
     masks, classes, scores = masks[order], classes[order], scores[order]
-    # Grid owner: the first (highest-score) mask that covers a point; 0 = none.
-    covered = masks.any(0)
+    # Grid owner: the first (highest-score) mask that covers a point; 0 = none. Mask k
+    # (0-based) votes count - 1 - k where it covers; the largest vote is the first mask.
     count = masks.shape[0] + 1
-    owner = torch.where(covered, masks.to(torch.uint8).argmax(0) + 1, 0)
-    owner = owner.to(torch.uint8 if count <= 256 else torch.int32)
-    index = owner.index_select(0, rows).index_select(1, cols)
+    owner_dtype = torch.uint8 if count <= 256 else torch.int32
+    votes = torch.arange(count - 1, 0, -1, device=device, dtype=owner_dtype)
+    best = (masks.to(owner_dtype) * votes[:, None, None]).amax(0)
+    owner = torch.where(best > 0, count - best.int(), 0).to(owner_dtype)
     pixels = (run_y[:, None] * run_x[None, :]).reshape(-1)
     area_list = torch.bincount(owner.reshape(-1), weights=pixels.double(),
                                minlength=count).round().long().tolist()
@@ -306,10 +314,13 @@ def instance_inference(class_logits: torch.Tensor, mask_logits: torch.Tensor, ou
     score_list = [0.0, *(round(s, 6) for s in scores.tolist())]
     # Ids 1..N without gaps: a mask hidden by higher scores has no pixels and no id.
     present = [k for k in range(1, count) if area_list[k] > 0]
-    id_table = torch.zeros(count, dtype=torch.int32)
+    id_table = torch.zeros(count, dtype=owner_dtype)
     for instance_id, k in enumerate(present, start=1):
         id_table[k] = instance_id
     label_table = torch.tensor(class_list, dtype=label_dtype, device=device)
     records = tuple(SegmentRecord(n, class_list[k], score_list[k], area_list[k])
                     for n, k in enumerate(present, start=1))
-    return InstanceMaps(*_lookup(index, label_table, id_table.to(device)), records)
+    # Labels and ids looked up on the grid, then resampled: columns first, so that the row
+    # gather copies whole output rows.
+    return InstanceMaps(*(grid_map.index_select(1, cols).index_select(0, rows) for grid_map in
+                          _lookup(owner, label_table, id_table.to(device))), records)
