@@ -45,8 +45,10 @@ where no segment is kept.
 from dataclasses import dataclass
 from typing import Sequence
 
+import cv2
 from mask2former_ros.core.results import NO_SEGMENT, Segment
-from mask2former_ros.core.semantic_postprocess import bilinear_source_index, upsampled_argmax
+from mask2former_ros.core.semantic_postprocess import (
+    bilinear_source_index, gather_grid, upsampled_argmax)
 import numpy as np
 from scipy import ndimage
 import torch
@@ -200,7 +202,19 @@ def _empty(out_h: int, out_w: int, device: torch.device,
 
 
 def _lookup(index: torch.Tensor, *tables: torch.Tensor) -> list[torch.Tensor]:
-    """Return ``table[index]`` of each table for an (H, W) index map (one gather per pixel)."""
+    """
+    Return ``table[index]`` of each table for an (H, W) index map (one gather per pixel).
+
+    On the CPU, a uint8 index into uint8 tables is OpenCV's ``LUT`` (0.6 ms for 1024x2048,
+    ``index_select`` 2-3 ms here); otherwise ``index_select``.
+    """
+    if index.device.type == 'cpu' and index.dtype == torch.uint8 and \
+            all(t.dtype == torch.uint8 and t.numel() <= 256 for t in tables):
+        pixels = index.numpy()
+        luts = [np.zeros(256, np.uint8) for _ in tables]
+        for lut, table in zip(luts, tables, strict=True):
+            lut[:table.numel()] = table.numpy()
+        return [torch.from_numpy(cv2.LUT(pixels, lut)) for lut in luts]
     flat = index.reshape(-1).int()
     return [table.index_select(0, flat).reshape(index.shape) for table in tables]
 
@@ -320,7 +334,6 @@ def instance_inference(class_logits: torch.Tensor, mask_logits: torch.Tensor, ou
     label_table = torch.tensor(class_list, dtype=label_dtype, device=device)
     records = tuple(SegmentRecord(n, class_list[k], score_list[k], area_list[k])
                     for n, k in enumerate(present, start=1))
-    # Labels and ids looked up on the grid, then resampled: columns first, so that the row
-    # gather copies whole output rows.
-    return InstanceMaps(*(grid_map.index_select(1, cols).index_select(0, rows) for grid_map in
+    # Labels and ids looked up on the grid, then resampled.
+    return InstanceMaps(*(gather_grid(grid_map, rows, cols) for grid_map in
                           _lookup(owner, label_table, id_table.to(device))), records)
