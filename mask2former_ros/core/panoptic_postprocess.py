@@ -48,7 +48,7 @@ from typing import Sequence
 import cv2
 from mask2former_ros.core.results import NO_SEGMENT, Segment
 from mask2former_ros.core.semantic_postprocess import (
-    bilinear_source_index, gather_grid, upsampled_argmax)
+    bilinear_source_index, gather_grid, shift_up_left, upsampled_argmax)
 import numpy as np
 from scipy import ndimage
 import torch
@@ -100,15 +100,6 @@ def _grid_probabilities(mask_logits: torch.Tensor, grid: tuple[int, int]) -> tor
     return mask_logits.float().sigmoid()
 
 
-def _replicate_shift(grid: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Return (K, h, w) ``grid`` moved up by ``dy`` and left by ``dx``, edges replicated."""
-    if dy:
-        grid = torch.cat([grid[:, 1:], grid[:, -1:]], 1)
-    if dx:
-        grid = torch.cat([grid[:, :, 1:], grid[:, :, -1:]], 2)
-    return grid
-
-
 def _runs(index: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (run length, first output position) of each grid line in a sorted source index."""
     length = torch.bincount(index, minlength=size)
@@ -133,8 +124,8 @@ def count_at_least(probs: torch.Tensor, threshold: float, out_h: int,
     run_y, start_y = _runs(y0, in_h)
     run_x, start_x = _runs(x0, in_w)
     above = probs >= threshold
-    corners = (above, _replicate_shift(above, 1, 0), _replicate_shift(above, 0, 1),
-               _replicate_shift(above, 1, 1))
+    corners = (above, shift_up_left(above, 1, 0), shift_up_left(above, 0, 1),
+               shift_up_left(above, 1, 1))
     all_above = corners[0] & corners[1] & corners[2] & corners[3]
     any_above = corners[0] | corners[1] | corners[2] | corners[3]
     counts = torch.einsum('kij,i,j->k', all_above.float(), run_y.float(), run_x.float())

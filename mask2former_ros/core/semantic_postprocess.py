@@ -288,7 +288,7 @@ def grid_class_scores(class_probs: torch.Tensor, mask_logits: torch.Tensor,
     return weights.transpose(1, 2) @ class_probs
 
 
-def _shift_up_left(grid: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+def shift_up_left(grid: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """Return ``grid`` (N, h, w) moved up by ``dy`` and left by ``dx``, edges replicated."""
     if dy:
         grid = torch.cat([grid[:, 1:], grid[:, -1:]], 1)
@@ -332,9 +332,9 @@ def upsample_grid_labels(scores: torch.Tensor, grid: tuple[int, int],
     y0, y1, wy = rows
     x0, x1, wx = cols
     grid_labels = grid_labels_of(scores, grid)
-    agree = ((grid_labels == _shift_up_left(grid_labels, 1, 0))
-             & (grid_labels == _shift_up_left(grid_labels, 0, 1))
-             & (grid_labels == _shift_up_left(grid_labels, 1, 1)))
+    agree = ((grid_labels == shift_up_left(grid_labels, 1, 0))
+             & (grid_labels == shift_up_left(grid_labels, 0, 1))
+             & (grid_labels == shift_up_left(grid_labels, 1, 1)))
     labels = _gather_rows_then_columns(grid_labels, y0, x0)
     unsure = _gather_rows_then_columns(~agree, y0, x0)
     n, yy, xx = unsure.nonzero().unbind(1)
