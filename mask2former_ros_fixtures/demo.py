@@ -40,6 +40,7 @@ from mask2former_ros.core.metrics import ConfusionMatrix
 from mask2former_ros.core.palette import CITYSCAPES_CLASSES
 from mask2former_ros.core.panoptic_quality import PanopticQuality
 from mask2former_ros.core.segmentation_task import thing_class_ids
+from mask2former_ros.offline.ground_truth import label_array
 from mask2former_ros.ros.image_conversion import image_to_rgb, stamp_ns
 from mask2former_ros_fixtures.bag_player import BagPlayer
 from mask2former_ros_fixtures.sample_bag import INSTANCES_GT_TOPIC, write_sample_bag
@@ -70,12 +71,6 @@ def _node_env() -> dict[str, str]:
 def _contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], path: Path) -> None:
     rows = [np.concatenate([rgb, over], axis=1) for rgb, over in pairs]
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
-
-
-def _image_array(msg, dtype: type) -> np.ndarray:
-    """Return a mono8/mono16 (little-endian) Image message as an (H, W) array."""
-    return np.frombuffer(bytes(msg.data), np.dtype(dtype).newbyteorder('<')).reshape(
-        msg.height, msg.width).astype(dtype)
 
 
 def _panoptic_summary(quality: PanopticQuality, frames: int) -> dict:
@@ -142,9 +137,9 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
     def on_publish(topic: str, msg) -> None:
         key = stamp_ns(msg.header)
         if topic == GT_TOPIC:
-            gt[key] = _image_array(msg, np.uint8)
+            gt[key] = label_array(msg, topic)
         elif topic == INSTANCES_GT_TOPIC:
-            gt_instances[key] = _image_array(msg, np.uint16)
+            gt_instances[key] = label_array(msg, topic)
         else:
             sent_at[key] = time.monotonic()
     player = BagPlayer(peer, bag, [CAMERA_TOPIC, GT_TOPIC]
@@ -189,7 +184,7 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
     evaluated = 0
     for key, msg in outputs.get('instances', {}).items():
         if key in gt and key in gt_instances and key in labels:
-            quality.add(_image_array(labels[key], np.uint8), _image_array(msg, np.uint16),
+            quality.add(label_array(labels[key], 'labels'), label_array(msg, 'instances'),
                         gt[key], gt_instances[key])
             evaluated += 1
     latencies = sorted((received_at[k] - sent_at[k]) * 1e3 for k in labels if k in sent_at)

@@ -20,7 +20,7 @@ from typing import Any
 
 import cv2
 from mask2former_ros.core.instance_render import colorize_instances
-from mask2former_ros.core.palette import colorize, overlay
+from mask2former_ros.core.palette import overlay
 from mask2former_ros.offline.errors import one_line, OUTPUT_KINDS, SegmentBagError
 from mask2former_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
 from mask2former_ros.ros.serialized_image import COMPRESSED_IMAGE, IMAGE, read_image, typestore
@@ -266,8 +266,7 @@ class OutputBag:
         if 'instances' in self.kinds and instances is not None:
             messages['instances'] = labels_message(instances, header)
         if 'color' in self.kinds or 'overlay' in self.kinds:
-            color = (colorize(labels, palette) if instances is None
-                     else colorize_instances(labels, instances, palette))
+            color = colorize_instances(labels, instances, palette)
             if 'color' in self.kinds:
                 messages['color'] = self._rgb('color', color, header)
             if 'overlay' in self.kinds:
