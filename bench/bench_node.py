@@ -93,7 +93,7 @@ def driver_node(name: str, threads: int = 1) -> Iterator[Any]:
 
 
 def default_model(model: str | None) -> str:
-    """Return ``model``, or the trained tiny model (trained once, then cached)."""
+    """Return ``model``, or the trained tiny model shipped in mask2former_ros_fixtures/models."""
     if model is not None:
         return model
     from mask2former_ros_fixtures.tiny_model import ensure_tiny_model

@@ -47,8 +47,8 @@ from mask2former_ros_fixtures.sample_bag import INSTANCES_GT_TOPIC, write_sample
 import numpy as np
 
 TINY_MODEL_NOTE = (
-    'The default model is a tiny Mask2Former (a few MB) trained in about two minutes on the '
-    'CPU on procedurally generated street scenes (road, sidewalk, building, vegetation, sky, '
+    'The default model is a tiny Mask2Former (a few MB, shipped with the checkout) trained on '
+    'the CPU on procedurally generated street scenes (road, sidewalk, building, vegetation, sky, '
     'person, car). It segments those synthetic scenes well and knows nothing about real '
     'images: it exists so that the demo and the tests run offline and prove that labels come '
     'out right. For real cameras use a real checkpoint, e.g. '
@@ -92,9 +92,9 @@ def run_demo(out: Path, model: str | None, frames: int, rate: float, height: int
     panoptic = task == 'panoptic'
     if model is None:
         from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
-        print(f"demo: preparing the tiny synthetic-scenes {'panoptic ' if panoptic else ''}"
-              'model (trained once, then cached)')
         model = str(ensure_tiny_model(task=task))
+        print(f"demo: the tiny synthetic-scenes {'panoptic ' if panoptic else ''}model "
+              f'shipped in {model}')
         model_note = TINY_MODEL_NOTE
     else:
         model_note = f'model: {model}'

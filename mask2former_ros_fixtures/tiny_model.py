@@ -18,7 +18,7 @@ Train, save and check a tiny Mask2Former that really segments the synthetic stre
 The model is a genuine ``Mask2FormerForUniversalSegmentation`` (Swin backbone, pixel decoder
 and masked-attention transformer decoder) with the 19 Cityscapes classes, so it is a drop-in
 for a real Cityscapes checkpoint, but it is only a few MB big and is trained from scratch in
-about 2.5 minutes on two CPU cores on :mod:`mask2former_ros_fixtures.synthetic` scenes.  It knows
+a few minutes on two CPU cores on :mod:`mask2former_ros_fixtures.synthetic` scenes.  It knows
 nothing about real images.  It exists so that the segmentation pipeline can be tested end to
 end (pre-processing, inference, post-processing, colour order, orientation) against exact
 ground truth.
@@ -28,7 +28,11 @@ architecture with more queries and is trained on :func:`~mask2former_ros_fixture
 make_panoptic_scene` scenes: each stuff class is one target mask, each car and person its own.
 Both write ``mask2former_ros_task`` (``semantic`` or ``panoptic``) into their ``config.json``.
 
-Command line::
+Both trained models ship with the checkout, in ``mask2former_ros_fixtures/models/`` (their
+README says how they were made, ``SHA256SUMS`` holds their hashes), as model libraries ship
+small test checkpoints: :func:`ensure_tiny_model` returns them and nothing trains on first use.
+The command line reproduces them (same recipe and seed; float reductions differ between CPUs,
+so the weights may differ in the last bits and the quality bar is what must hold)::
 
     python -m mask2former_ros_fixtures.tiny_model --out DIR [--task panoptic] [--steps N] \
         [--seed S]
@@ -112,6 +116,12 @@ HEAD_KWARGS: dict[str, Any] = {
 
 _INFO_FILE = 'training_info.json'
 _REQUIRED_FILES = ('config.json', 'model.safetensors', 'preprocessor_config.json', _INFO_FILE)
+# The trained models shipped with the checkout (not installed with the package).
+MODELS_DIR = Path(__file__).resolve().parent / 'models'
+SHIPPED_NAMES = {'semantic': 'tiny_street', 'panoptic': 'tiny_street_panoptic'}
+MODEL_ENV = {'semantic': 'MASK2FORMER_ROS_TINY_MODEL',
+             'panoptic': 'MASK2FORMER_ROS_TINY_PANOPTIC_MODEL'}
+MANIFEST = 'SHA256SUMS'
 
 
 def _check_task(task: str) -> str:
@@ -157,29 +167,46 @@ def recipe_hash(task: str = 'semantic') -> str:
     return digest.hexdigest()[:12]
 
 
+def shipped_model_dir(task: str = 'semantic') -> Path:
+    """Return the directory of the trained ``task`` model that ships with the checkout."""
+    return MODELS_DIR / SHIPPED_NAMES[_check_task(task)]
+
+
 def default_model_dir(task: str = 'semantic') -> Path:
     """
-    Return where :func:`ensure_tiny_model` keeps the ``task`` model by default.
+    Return the ``task`` model directory that :func:`ensure_tiny_model` uses by default.
 
     ``$MASK2FORMER_ROS_TINY_MODEL`` (``$MASK2FORMER_ROS_TINY_PANOPTIC_MODEL`` for panoptic)
-    names the directory itself; otherwise it is ``tiny_street_<hash>`` (``tiny_street_panoptic_
-    <hash>``) inside ``$MASK2FORMER_ROS_CACHE`` (default ``$XDG_CACHE_HOME/mask2former_ros`` or
-    ``~/.cache/mask2former_ros``), where the hash covers the recipe and the source code, so
-    that a changed recipe trains a new model.
+    names another directory (trained into when it holds no model); otherwise it is the shipped
+    model (:func:`shipped_model_dir`).
     """
-    panoptic = _check_task(task) == 'panoptic'
-    explicit = os.environ.get('MASK2FORMER_ROS_TINY_PANOPTIC_MODEL' if panoptic
-                              else 'MASK2FORMER_ROS_TINY_MODEL')
-    if explicit:
-        return Path(explicit).expanduser()
-    root = os.environ.get('MASK2FORMER_ROS_CACHE')
-    if root:
-        base = Path(root).expanduser()
-    else:
-        xdg = os.environ.get('XDG_CACHE_HOME')
-        base = (Path(xdg) if xdg else Path.home() / '.cache') / 'mask2former_ros'
-    prefix = 'tiny_street_panoptic' if panoptic else 'tiny_street'
-    return base / f'{prefix}_{recipe_hash(task)}'
+    explicit = os.environ.get(MODEL_ENV[_check_task(task)])
+    return Path(explicit).expanduser() if explicit else shipped_model_dir(task)
+
+
+def manifest_mismatches(models_dir: Path = MODELS_DIR) -> list[str]:
+    """
+    Return what differs between ``models_dir`` and its ``SHA256SUMS`` (empty: all match).
+
+    The manifest is ``sha256sum`` output (``sha256sum -c SHA256SUMS`` checks it too); files
+    of the model directories that it does not list count as mismatches as well.
+    """
+    listed = {}
+    for line in (models_dir / MANIFEST).read_text().splitlines():
+        digest, _, name = line.partition('  ')
+        listed[name] = digest
+    problems = []
+    for name, digest in sorted(listed.items()):
+        path = models_dir / name
+        if not path.is_file():
+            problems.append(f'{name}: missing')
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            problems.append(f'{name}: sha256 differs from {MANIFEST}')
+    for directory in sorted(SHIPPED_NAMES.values()):
+        for path in sorted((models_dir / directory).glob('*')):
+            if path.relative_to(models_dir).as_posix() not in listed:
+                problems.append(f'{path.relative_to(models_dir).as_posix()}: not in {MANIFEST}')
+    return problems
 
 
 def tiny_config(task: str = 'semantic'):
@@ -483,12 +510,14 @@ def phase_schedule(steps: int) -> list[tuple[int, int, int]]:
 
 
 def train_tiny_model(out_dir: Path, steps: int | None = None, seed: int = 0,
-                     log: Callable[[str], Any] = print, task: str = 'semantic') -> dict[str, Any]:
+                     log: Callable[[str], Any] = print, task: str = 'semantic',
+                     eval_images: int = EVAL_IMAGES) -> dict[str, Any]:
     """
     Train the tiny ``task`` model on synthetic scenes, save it to ``out_dir`` and evaluate it.
 
     Training is deterministic for a given ``seed`` (fixed torch seed and scene stream); steps
-    default to the task's recipe.  The directory receives ``config.json``,
+    default to the task's recipe, the evaluation uses ``eval_images`` scenes per size (fewer
+    only for smoke tests).  The directory receives ``config.json``,
     ``model.safetensors``, ``preprocessor_config.json``, ``README.md`` and
     ``training_info.json``; the returned dict is the content of the latter (seed, steps,
     timing, losses and the quality at several frame sizes: semantic ``miou``, panoptic ``pq``
@@ -547,13 +576,13 @@ def train_tiny_model(out_dir: Path, steps: int | None = None, seed: int = 0,
     for height, width in PANOPTIC_EVAL_SIZES if panoptic else EVAL_SIZES:
         if panoptic:
             ev = _evaluate_panoptic_loaded(model, processor, seed + EVAL_SEED_OFFSET,
-                                           EVAL_IMAGES, height, width)
+                                           eval_images, height, width)
             log(f"eval {height}x{width}: PQ {ev['pq']:.4f} things {ev['pq_things']:.4f} "
                 f"(SQ {ev['sq_things']:.3f} RQ {ev['rq_things']:.3f}) stuff "
                 f"{ev['pq_stuff']:.4f} " + ' '.join(
                     f'{k} {v:.3f}' for k, v in ev['per_class_pq'].items()))
         else:
-            ev = _evaluate_loaded(model, processor, seed + EVAL_SEED_OFFSET, EVAL_IMAGES,
+            ev = _evaluate_loaded(model, processor, seed + EVAL_SEED_OFFSET, eval_images,
                                   height, width)
             log(f"eval {height}x{width}: mIoU {ev['miou']:.4f} " + ' '.join(
                 f'{k} {v:.3f}' for k, v in ev['per_class_iou'].items()))
@@ -650,14 +679,24 @@ def _file_lock(path: Path):
 def ensure_tiny_model(out_dir: Path | None = None, log: Callable[[str], Any] | None = None,
                       task: str = 'semantic') -> Path:
     """
-    Return a directory holding the trained tiny ``task`` model, training it only if missing.
+    Return a directory holding the trained tiny ``task`` model.
 
-    Safe for concurrent callers: training happens under a lock file next to the directory,
-    into a temporary directory that is renamed into place when complete.
+    By default that is the model shipped with the checkout (:func:`default_model_dir`); it is
+    never trained here, a missing file raises FileNotFoundError that says how to get it back.
+    An ``out_dir`` (or the directory the environment names) without a model is trained into,
+    once: safe for concurrent callers, training happens under a lock file next to the
+    directory, into a temporary directory that is renamed into place when complete.
     """
     model_dir = Path(out_dir) if out_dir is not None else default_model_dir(task)
     if _is_complete(model_dir):
         return model_dir
+    if out_dir is None and model_dir == shipped_model_dir(task):
+        missing = [name for name in _REQUIRED_FILES if not (model_dir / name).is_file()]
+        raise FileNotFoundError(
+            f'the shipped tiny {task} model {model_dir} lacks {", ".join(missing)}: restore it '
+            f'(git checkout -- {model_dir.relative_to(MODELS_DIR.parents[1])}) or train one '
+            f'with python -m mask2former_ros_fixtures.tiny_model --task {task} --out DIR and '
+            f'set {MODEL_ENV[task]}=DIR')
     if log is None:
         def log(message: str) -> None:
             """Print progress to stderr."""
@@ -696,25 +735,29 @@ def main(argv: list[str] | None = None) -> int:
     """Train the tiny model from the command line and print its summary as JSON."""
     parser = argparse.ArgumentParser(
         prog='train_tiny_model',
-        description='Train a tiny Mask2Former on synthetic street scenes (CPU, ~2.5 min on '
-                    '2 cores). The result only knows synthetic scenes.')
+        description='Train a tiny Mask2Former on synthetic street scenes (CPU: semantic a '
+                    'few minutes, panoptic about 12 on 2 cores). The result only knows synthetic '
+                    'scenes.')
     parser.add_argument('--task', choices=TASKS, default='semantic',
                         help='semantic (8 queries) or panoptic (cars and persons as instances)')
-    parser.add_argument('--out', type=Path, default=None,
-                        help='output directory (default: the cache directory of the task)')
+    parser.add_argument('--out', type=Path, required=True,
+                        help='output directory (the shipped models are in '
+                             f'{MODELS_DIR.relative_to(MODELS_DIR.parents[1])}/)')
     parser.add_argument('--steps', type=int, default=None,
                         help=f'training steps (default: {DEFAULT_STEPS} semantic, '
                              f'{PANOPTIC_STEPS} panoptic)')
     parser.add_argument('--seed', type=int, default=0, help='seed of weights and data')
+    parser.add_argument('--eval-images', type=int, default=EVAL_IMAGES,
+                        help=f'scenes per evaluation size (default {EVAL_IMAGES}, the recipe)')
     args = parser.parse_args(argv)
-    out_dir = args.out if args.out is not None else default_model_dir(args.task)
+    out_dir = args.out
 
     def log(message: str) -> None:
         """Print progress to stderr, keeping stdout for the JSON summary."""
         print(message, file=sys.stderr, flush=True)
 
     info = train_tiny_model(out_dir, steps=args.steps, seed=args.seed, log=log,
-                            task=args.task)
+                            task=args.task, eval_images=args.eval_images)
     summary = {
         'out_dir': str(out_dir), 'task': args.task, 'seed': info['seed'],
         'steps': info['steps'], 'train_seconds': info['train_seconds'],

@@ -42,14 +42,14 @@ def random_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope='session')
 def tiny_model_dir() -> Path:
-    """Return the tiny Mask2Former trained on synthetic street scenes (trained once, cached)."""
+    """Return the tiny Mask2Former trained on synthetic street scenes (shipped in the repo)."""
     from mask2former_ros_fixtures.tiny_model import ensure_tiny_model
     return ensure_tiny_model()
 
 
 @pytest.fixture(scope='session')
 def tiny_panoptic_model_dir() -> Path:
-    """Return the tiny panoptic Mask2Former (cars and persons as instances; trained, cached)."""
+    """Return the tiny panoptic Mask2Former (cars and persons as instances; shipped)."""
     from mask2former_ros_fixtures.tiny_model import ensure_tiny_panoptic_model
     return ensure_tiny_panoptic_model()
 

@@ -143,3 +143,12 @@ def test_player_command(share):
                        '--disable-keyboard-controls', '--loop', '--remap', '/a:=/c', '/d:=/e']
     command = module['bag_play_command']('/b', '1.0', False, '', "python3 '/my player.py'")
     assert command[:3] == ['python3', '/my player.py', '/b'] and '--loop' not in command
+
+
+def test_install_space_holds_the_package_but_no_test_fixtures(share):
+    """The colcon install space holds the runtime package, not the fixtures or their models."""
+    install = share.parents[2]
+    files = [p.relative_to(install).as_posix() for p in install.rglob('*') if p.is_file()]
+    assert any(f.endswith('mask2former_ros/ros/node.py') for f in files), files[:20]
+    assert not [f for f in files if 'mask2former_ros_fixtures' in f or
+                f.endswith(('.safetensors', 'training_info.json'))], files

@@ -19,7 +19,8 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from mask2former_ros.core.metrics import ConfusionMatrix
+from mask2former_ros.core.engine import SegmentationEngine
+from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros.ros.image_conversion import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
@@ -43,11 +44,14 @@ def _stamp(msg) -> tuple[int, int]:
 class Camera:
     """A publishing thread for one camera and what it sent."""
 
-    def __init__(self, peer: RosPeer, name: str) -> None:
+    def __init__(self, peer: RosPeer, name: str, reference: SegmentationEngine) -> None:
         self.peer, self.name = peer, name
         h, w, self.rate = CAMERAS[name]
         rng = np.random.default_rng(len(name) * 100 + h)
         self.scenes = [make_scene(rng, h, w) for _ in range(3)]
+        # What the model makes of each scene, in this process: the node's labels for a frame
+        # must be these (batching may flip a pixel on a near-tie), whatever the model's quality.
+        self.expected = [reference.segment(rgb).labels for rgb, _ in self.scenes]
         self.pub = peer.publisher(Image, f'/vehicle/{name}/image')
         self.outputs = peer.collect(Image, f'/vehicle/{name}/segmentation/labels')
         # Built once; only the stamp changes. frame_id names the camera and the scene.
@@ -103,18 +107,24 @@ def _unaccounted(values: dict[str, str]) -> int:
             - n['bad_frames'] - n['failed_frames'])
 
 
+@pytest.fixture(scope='module')
+def reference(tiny_model_dir):
+    """Return the tiny model in this process, to know the labels each scene must get."""
+    return SegmentationEngine(EngineConfig(model=str(tiny_model_dir)))
+
+
 @pytest.mark.parametrize('params', [
     {},  # every pending camera in one batch
     {'max_batch_size': 1},  # one camera per batch, cameras in turn
 ], ids=['one_batch', 'one_camera_per_batch'])
-def test_three_cameras_one_model(peer, tiny_model_dir, params):
+def test_three_cameras_one_model(peer, tiny_model_dir, reference, params):
     node = NodeProcess({'model': str(tiny_model_dir), 'cameras': list(CAMERAS),
                         'diagnostics_period': 0.5, **params},
                        name='multi_node', namespace='/vehicle')
     cameras: dict[str, Camera] = {}
     try:
         assert node.wait_for_output('active:', 120), node.output
-        cameras = {name: Camera(peer, name) for name in CAMERAS}
+        cameras = {name: Camera(peer, name, reference) for name in CAMERAS}
         diagnostics = peer.collect(DiagnosticArray, '/diagnostics')
         for camera in cameras.values():
             assert peer.wait_for_subscribers(camera.pub)
@@ -166,12 +176,12 @@ def test_three_cameras_one_model(peer, tiny_model_dir, params):
                 f'{name}: outputs went back in time or repeated: {stamps}'
             positions = [order.index(stamp) for stamp in stamps]
             assert positions == sorted(positions), name
-            cm = ConfusionMatrix(19)
+            # Each output holds its own scene's labels (not another camera's or frame's).
             for _, msg in camera.outputs:
                 assert (msg.height, msg.width) == (h, w)
                 index = int(msg.header.frame_id.rpartition('/')[2])
-                cm.update(camera.scenes[index][1], labels_array(msg))
-            assert cm.miou() >= 0.9, (name, cm.miou())
+                agreement = float(np.mean(labels_array(msg) == camera.expected[index]))
+                assert agreement >= 0.99, (name, msg.header.frame_id, agreement)
 
             # Diagnostics tell the truth about this camera.
             values = _camera_counters(diagnostics, key[name])

@@ -279,14 +279,12 @@ def test_tiny_model_config_round_trip(tmp_path):
 
 
 def test_default_model_dir_follows_env(monkeypatch, tmp_path):
-    """The cache location honours the environment and includes the recipe hash."""
+    """The default model is the shipped one; the environment names another directory."""
     from mask2former_ros_fixtures import tiny_model
 
     monkeypatch.delenv('MASK2FORMER_ROS_TINY_MODEL', raising=False)
-    monkeypatch.setenv('MASK2FORMER_ROS_CACHE', str(tmp_path))
     path = tiny_model.default_model_dir()
-    assert path.parent == tmp_path
-    assert path.name == f'tiny_street_{tiny_model.recipe_hash()}'
+    assert path == tiny_model.MODELS_DIR / 'tiny_street' == tiny_model.shipped_model_dir()
     monkeypatch.setenv('MASK2FORMER_ROS_TINY_MODEL', str(tmp_path / 'explicit'))
     assert tiny_model.default_model_dir() == tmp_path / 'explicit'
 
@@ -432,14 +430,13 @@ def test_panoptic_maps_from_hf_segments():
 
 
 def test_default_panoptic_model_dir_follows_env(monkeypatch, tmp_path):
-    """The panoptic model has its own cache directory, hash and environment variable."""
+    """The panoptic model has its own shipped directory, recipe hash and environment variable."""
     from mask2former_ros_fixtures import tiny_model
 
     monkeypatch.delenv('MASK2FORMER_ROS_TINY_PANOPTIC_MODEL', raising=False)
     monkeypatch.setenv('MASK2FORMER_ROS_TINY_MODEL', str(tmp_path / 'semantic'))
-    monkeypatch.setenv('MASK2FORMER_ROS_CACHE', str(tmp_path))
     path = tiny_model.default_model_dir('panoptic')
-    assert path == tmp_path / f"tiny_street_panoptic_{tiny_model.recipe_hash('panoptic')}"
+    assert path == tiny_model.MODELS_DIR / 'tiny_street_panoptic'
     assert tiny_model.recipe_hash('panoptic') != tiny_model.recipe_hash()
     monkeypatch.setenv('MASK2FORMER_ROS_TINY_PANOPTIC_MODEL', str(tmp_path / 'explicit'))
     assert tiny_model.default_model_dir('panoptic') == tmp_path / 'explicit'
