@@ -74,6 +74,8 @@ def test_thresholded_pixel_counts_equal_the_dense_upsampling(size):
         counted = count_at_least(planes, threshold, *size)
         # Equal up to pixels within float rounding of the threshold.
         assert (counted - expected).abs().max() <= 2, (size, threshold, counted, expected)
+        on_host = count_at_least(planes.numpy(), threshold, *size)  # the numpy flavour
+        assert np.abs(on_host - expected.numpy()).max() <= 2, (size, threshold, on_host)
         assert int(expected.sum()) > 0
 
 
