@@ -81,7 +81,10 @@ def _timed(run: Callable[[], Any], device: torch.device, repeats: int) -> tuple[
 def _host_result(run: Callable[[], Any]) -> tuple[np.ndarray, np.ndarray]:
     """Run our post-processing; return its labels and instance ids on the host."""
     maps = run()
-    return maps.labels.cpu().numpy(), maps.instances.cpu().numpy().astype(np.uint16)
+
+    def host(array: Any) -> np.ndarray:
+        return array if isinstance(array, np.ndarray) else array.cpu().numpy()
+    return host(maps.labels), host(maps.instances).astype(np.uint16)
 
 
 def _runners(task: str, processor: Any, out: Any, size: tuple[int, int],
@@ -93,6 +96,8 @@ def _runners(task: str, processor: Any, out: Any, size: tuple[int, int],
     and segments); turning that into label and instance maps for the comparison is not timed.
     """
     logits, masks = out.class_queries_logits[0], out.masks_queries_logits[0]
+    if logits.device.type == 'cpu':  # what the engines run on the CPU: the numpy flavour
+        logits, masks = logits.numpy(), masks.numpy()
     thresholds = Thresholds(score=score)
     if task == 'panoptic':
         return (partial(panoptic_inference, logits, masks, *size, HF_GRID, things, thresholds),

@@ -116,8 +116,10 @@ class NumpyOps:
 
     @staticmethod
     def lerp(a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        """Return ``a + weight * (b - a)``."""
-        return a + weight * (b - a)
+        """Return ``a + weight * (b - a)`` (one temporary less than the expression)."""
+        out = np.multiply(np.subtract(b, a), weight)
+        out += a
+        return out
 
     @staticmethod
     def amax(x: np.ndarray, axis: int) -> np.ndarray:

@@ -125,9 +125,9 @@ def segments_with_boxes(instances: np.ndarray,
 def to_result(labels: np.ndarray, instances: np.ndarray, records: Sequence[SegmentRecord],
               label_dtype: Any) -> SegmentationResult:
     """Return the frame's result from its host maps: uint16 ids and segments with boxes."""
-    ids = instances.astype(np.uint16)
-    return SegmentationResult(labels.astype(label_dtype, copy=False), instances=ids,
-                              segments=segments_with_boxes(ids, records))
+    return SegmentationResult(labels.astype(label_dtype, copy=False),
+                              instances=instances.astype(np.uint16),
+                              segments=segments_with_boxes(instances, records))
 
 
 def _empty(ops: Any, out_h: int, out_w: int, label_dtype: Any) -> InstanceMaps:
