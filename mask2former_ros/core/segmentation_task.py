@@ -112,6 +112,9 @@ def graph_task(requested: str, recorded: str | None, path: str) -> str:
     """
     task = parse_task(requested)
     served = recorded or 'semantic'
+    if served not in SERVED_TASKS:
+        raise TaskMismatchError(f"'{path}' names task '{served}' in its metadata, none of "
+                                f"{', '.join(SERVED_TASKS)}: export it again")
     if task in ('auto', served):
         return served
     if recorded is None:
