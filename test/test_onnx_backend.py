@@ -406,6 +406,7 @@ def test_segment_bag_panoptic_on_the_graph_equals_the_torch_backend(
     # A semantic graph asked for panoptic: one line, exit 2, nothing segmented.
     done = subprocess.run([sys.executable, script, *common, '--model', str(tiny_model_dir),
                            '--backend', 'onnxruntime', '--onnx-model', str(graphs[(120, 200)]),
-                           '--task', 'panoptic'], capture_output=True, text=True, timeout=300)
+                           '--onnx-providers', 'cpu', '--task', 'panoptic'],
+                          capture_output=True, text=True, timeout=300)
     assert_one_line_error(done, 2, 'was exported for task semantic',
                           'mask2former_export --task panoptic')

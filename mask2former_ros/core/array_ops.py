@@ -148,7 +148,8 @@ class NumpyOps:
     def sigmoid(x: np.ndarray) -> np.ndarray:
         """Return the logistic sigmoid in fp32."""
         out = np.negative(x, dtype=np.float32)
-        np.exp(out, out=out)
+        with np.errstate(over='ignore'):  # exp(88+) is inf: 1 / (1 + inf) is the right 0
+            np.exp(out, out=out)
         out += 1.0
         return np.reciprocal(out, out=out)
 
