@@ -26,6 +26,11 @@ frames/s of the rounds, the ratio onnxruntime/torch and the share of equal label
 
     python bench/bench_backends.py                                  # 512x1024 and 1024x2048
     python bench/bench_backends.py --sizes 120x200,333x517,1024x2048 --frames 3 --rounds 1
+    python bench/bench_backends.py --task panoptic --sizes 1024x2048   # tiny panoptic model
+
+With ``--task panoptic`` or ``instance`` (default model: the trained tiny panoptic one) the
+graph returns the query outputs and both backends run the same numpy post-processing; the
+instance ids are compared too (panoptic quality of onnxruntime against torch).
 """
 
 import argparse
@@ -40,6 +45,7 @@ from bench_node import default_model
 from frame_timing import STAGES
 from mask2former_ros.core.engine_config import parse_frame_size
 from mask2former_ros.core.onnx_export import export_graph
+from mask2former_ros.core.panoptic_quality import PanopticQuality
 import numpy as np
 
 SERVE = """
@@ -49,19 +55,22 @@ sys.path.insert(0, sys.argv[5])
 from frame_timing import segment_timed
 from mask2former_ros.core.backends import create_engine
 from mask2former_ros.core.engine_config import EngineConfig
-from mask2former_ros_fixtures.synthetic import make_scene
+from mask2former_ros_fixtures.synthetic import make_panoptic_scene
 config, size = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 count, out = int(sys.argv[3]), sys.argv[4]
-frames = [make_scene(np.random.default_rng(300 + i), *size)[0] for i in range(count)]
+frames = [make_panoptic_scene(np.random.default_rng(300 + i), *size)[0] for i in range(count)]
 engine = create_engine(EngineConfig(**config))
 engine.segment(frames[0])
 fps, stages, labels = segment_timed(engine, frames)
 np.save(out, np.stack(labels))
+if engine.task != 'semantic':
+    np.save(out[:-4] + '_ids.npy', np.stack([engine.segment(f).instances for f in frames]))
 status = dict(line.split(':', 1) for line in open('/proc/self/status') if ':' in line)
 print(json.dumps({'fps': fps, 'stages': stages,
                   'rss_mb': int(status['VmRSS'].split()[0]) / 1024,
                   'peak_rss_mb': int(status['VmHWM'].split()[0]) / 1024,
-                  'torch_imported': 'torch' in sys.modules,
+                  'torch_imported': 'torch' in sys.modules, 'classes': engine.num_classes,
+                  'things': sorted(engine.thing_ids),
                   'transformers_imported': 'transformers' in sys.modules}))
 """
 
@@ -77,6 +86,16 @@ def serve(config: dict, size: tuple[int, int], frames: int, labels: Path) -> dic
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _query_quality(work: Path, frames: int, classes: int, things: list[int]) -> float:
+    """Return PQ of the onnxruntime labels and ids with the torch ones as the reference."""
+    quality = PanopticQuality(classes, things)
+    arrays = {name: (np.load(work / f'{name}.npy'), np.load(work / f'{name}_ids.npy'))
+              for name in ('torch', 'onnxruntime')}
+    for i in range(frames):
+        quality.add(*(a[i] for a in arrays['onnxruntime']), *(a[i] for a in arrays['torch']))
+    return quality.summary()['all']['pq']
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the comparison per frame size."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -86,18 +105,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--rounds', type=int, default=3, help='rounds, order alternating')
     parser.add_argument('--input-size', default='checkpoint',
                         help="model input: 'checkpoint' (default), 'native' or a short side")
+    parser.add_argument('--task', default='semantic', choices=('semantic', 'panoptic', 'instance'),
+                        help='task of the graph and the torch engine (default semantic)')
     parser.add_argument('--json', help='also write the results to this file')
     args = parser.parse_args(argv)
+    if args.model is None and args.task != 'semantic':
+        from mask2former_ros_fixtures.tiny_model import ensure_tiny_panoptic_model
+        args.model = str(ensure_tiny_panoptic_model())
     model = default_model(args.model)
     work = Path(tempfile.mkdtemp(prefix='bench_backends_'))
     results = []
     for text in args.sizes.split(','):
         size = parse_frame_size(text)
         graph = work / f'{text}.onnx'
-        export_graph(model, size, graph, input_size=args.input_size, log=lambda _t: None)
-        configs = {'torch': {'model': model, 'input_size': args.input_size},
+        export_graph(model, size, graph, input_size=args.input_size, log=lambda _t: None,
+                     task=args.task)
+        configs = {'torch': {'model': model, 'input_size': args.input_size, 'task': args.task},
                    'onnxruntime': {'model': model, 'backend': 'onnxruntime',
-                                   'onnx_model': str(graph)}}
+                                   'onnx_model': str(graph), 'task': args.task}}
         runs: dict[str, list[dict]] = {name: [] for name in configs}
         for round_index in range(args.rounds):
             order = list(configs) if round_index % 2 == 0 else list(configs)[::-1]
@@ -106,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                                         work / f'{name}.npy'))
         labels = {name: np.load(work / f'{name}.npy') for name in configs}
         agreement = float((labels['torch'] == labels['onnxruntime']).mean())
+        pq = None if args.task == 'semantic' else _query_quality(
+            work, len(labels['torch']), runs['torch'][0]['classes'], runs['torch'][0]['things'])
         fps = {name: statistics.mean(r['fps'] for r in rs) for name, rs in runs.items()}
         row = {'size': text, 'fps': fps, 'ratio': fps['onnxruntime'] / fps['torch'],
-               'agreement': agreement,
+               'agreement': agreement, 'pq_onnxruntime_vs_torch': pq,
                'rounds_fps': {n: [round(r['fps'], 2) for r in rs] for n, rs in runs.items()},
                'stages_ms': {n: {s: statistics.median(sum((r['stages'][s] for r in rs), []))
                                  for s in STAGES} for n, rs in runs.items()},
@@ -118,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(row)
         print(f'{text}: torch {fps["torch"]:.2f} frames/s, onnxruntime '
               f'{fps["onnxruntime"]:.2f} frames/s (x{row["ratio"]:.2f}), labels '
-              f'{agreement:.4%} equal ({args.frames} scenes, input size {args.input_size})',
-              flush=True)
+              f'{agreement:.4%} equal' + ('' if pq is None else f', PQ(onnxruntime, torch) '
+                                          f'{pq:.4f}') + f' ({args.frames} scenes, task '
+              f'{args.task}, input size {args.input_size})', flush=True)
         for name in configs:
             st = row['stages_ms'][name]
             print(f'    {name:12s} ' + '  '.join(f'{s} {st[s]:7.2f} ms' for s in STAGES)

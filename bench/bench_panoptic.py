@@ -23,11 +23,14 @@ result as the ground truth. ``--queries`` adds rows where more queries pass the 
 (the score threshold lowered: what a 200-query Swin-L checkpoint keeps on a busy street).
 
 Part 2: ``segmentation_node`` on 1024x2048 rgb8 frames at 30 Hz with ``task: panoptic`` and with
-``task: semantic`` (same model, same run, alternating rounds): outputs/s and latency.
+``task: semantic`` (same model, same run, alternating rounds): outputs/s and latency. With
+``--node-compare backends``: ``task: panoptic`` on ``backend: onnxruntime`` (the graph exported
+first) against ``backend: torch``.
 
     python bench/bench_panoptic.py                       # both parts
     python bench/bench_panoptic.py --skip-node --frames 3
     python bench/bench_panoptic.py --device cuda         # part 1 on a GPU
+    python bench/bench_panoptic.py --skip-postprocess --node-compare backends
 """
 
 import argparse
@@ -78,7 +81,10 @@ def _timed(run: Callable[[], Any], device: torch.device, repeats: int) -> tuple[
 def _host_result(run: Callable[[], Any]) -> tuple[np.ndarray, np.ndarray]:
     """Run our post-processing; return its labels and instance ids on the host."""
     maps = run()
-    return maps.labels.cpu().numpy(), maps.instances.cpu().numpy().astype(np.uint16)
+
+    def host(array: Any) -> np.ndarray:
+        return array if isinstance(array, np.ndarray) else array.cpu().numpy()
+    return host(maps.labels), host(maps.instances).astype(np.uint16)
 
 
 def _runners(task: str, processor: Any, out: Any, size: tuple[int, int],
@@ -90,6 +96,8 @@ def _runners(task: str, processor: Any, out: Any, size: tuple[int, int],
     and segments); turning that into label and instance maps for the comparison is not timed.
     """
     logits, masks = out.class_queries_logits[0], out.masks_queries_logits[0]
+    if logits.device.type == 'cpu':  # what the engines run on the CPU: the numpy flavour
+        logits, masks = logits.numpy(), masks.numpy()
     thresholds = Thresholds(score=score)
     if task == 'panoptic':
         return (partial(panoptic_inference, logits, masks, *size, HF_GRID, things, thresholds),
@@ -155,44 +163,66 @@ def postprocess_rows(model_dir: str, sizes: list[tuple[int, int]], frames: int, 
     return rows
 
 
-def node_rows(model_dir: str, seconds: float, rounds: int, rate: float) -> dict:
-    """Run the node with task panoptic and semantic in alternating rounds; pool the results."""
+def node_rows(model_dir: str, seconds: float, rounds: int, rate: float,
+              variants: dict[str, list[str]]) -> dict:
+    """Run the node once per variant (its parameters) in alternating rounds; pool the results."""
     import bench_node
     from mask2former_ros.ros.image_conversion import make_image_msg
     bench_node.prepare_environment(profile=False, force_profile=True)
     rng = np.random.default_rng(0)
     frames = [make_image_msg(make_panoptic_scene(rng, 1024, 2048)[0], 'rgb8') for _ in range(4)]
-    done: dict[str, list] = {'panoptic': [], 'semantic': []}
+    done: dict[str, list] = {name: [] for name in variants}
     with bench_node.driver_node('bench_panoptic_driver') as node:
         for i in range(rounds):
-            order = ('panoptic', 'semantic') if i % 2 == 0 else ('semantic', 'panoptic')
-            for task in order:
-                print(f'node task {task} at {rate:g} Hz for {seconds:g} s (round {i + 1} of '
+            order = list(variants) if i % 2 == 0 else list(variants)[::-1]
+            for name in order:
+                print(f'node {name} at {rate:g} Hz for {seconds:g} s (round {i + 1} of '
                       f'{rounds}) ...', flush=True)
-                done[task].append(bench_node.run_one(
+                done[name].append(bench_node.run_one(
                     node, 'segmentation_node', model_dir, frames, seconds, rate,
-                    ['-p', f'task:={task}']))
+                    variants[name]))
     pooled = {}
-    for task, runs in done.items():
+    for name, runs in done.items():
         latencies = [v for run in runs for v in run['latencies_ms']]
-        pooled[task] = {
+        pooled[name] = {
             'output_hz': round(float(np.mean([r['output_hz'] for r in runs])), 2),
             'round_output_hz': [r['output_hz'] for r in runs],
             'latency_ms': bench_node.latency_summary(np.array(latencies or [np.nan])),
             'stages_ms_p50': runs[-1].get('stages_ms_p50', {}),
             'cpu_percent_mean': round(float(np.mean([r['cpu_percent_mean'] or 0
                                                      for r in runs])), 1)}
-    ratio = pooled['panoptic']['output_hz'] / max(pooled['semantic']['output_hz'], 1e-9)
+    first, second = list(variants)
+    ratio = pooled[first]['output_hz'] / max(pooled[second]['output_hz'], 1e-9)
     print(f'\nnode at {rate:g} Hz, 1024x2048 rgb8, {rounds} round(s) of {seconds:g} s:')
-    for task, row in pooled.items():
-        print(f"  task {task:9} {row['output_hz']:6.2f} outputs/s (rounds "
+    for name, row in pooled.items():
+        stages = row['stages_ms_p50']
+        print(f"  {name:22} {row['output_hz']:6.2f} outputs/s (rounds "
               f"{row['round_output_hz']}), latency p50/p95 {row['latency_ms']['p50']}/"
-              f"{row['latency_ms']['p95']} ms, postprocess p50 "
-              f"{row['stages_ms_p50'].get('postprocess')} ms, publish p50 "
-              f"{row['stages_ms_p50'].get('publish (convert + publish)')} ms")
-    print(f'  panoptic / semantic outputs/s: x{ratio:.2f}')
-    pooled['panoptic_over_semantic'] = round(ratio, 3)
+              f"{row['latency_ms']['p95']} ms, p50 ms: preprocess {stages.get('preprocess')}, "
+              f"model {stages.get('model')}, postprocess {stages.get('postprocess')}, publish "
+              f"{stages.get('publish (convert + publish)')}")
+    print(f'  {first} / {second} outputs/s: x{ratio:.2f}')
+    pooled['ratio'] = {'of': f'{first} / {second}', 'value': round(ratio, 3)}
     return pooled
+
+
+def node_variants(compare: str, model_dir: str) -> dict[str, list[str]]:
+    """
+    Return the node parameters of the two variants to compare.
+
+    ``tasks``: task panoptic against semantic (torch). ``backends``: task panoptic on
+    onnxruntime (the graph exported first, not timed) against torch.
+    """
+    if compare == 'tasks':
+        return {'panoptic': ['-p', 'task:=panoptic'], 'semantic': ['-p', 'task:=semantic']}
+    import tempfile
+    from mask2former_ros.core.onnx_export import export_graph
+    graph = Path(tempfile.mkdtemp(prefix='bench_panoptic_')) / 'panoptic_1024x2048.onnx'
+    print(f'exporting {model_dir} (task panoptic) for 1024x2048 frames ...', flush=True)
+    export_graph(model_dir, (1024, 2048), graph, log=lambda _text: None, task='panoptic')
+    return {'panoptic onnxruntime': ['-p', 'task:=panoptic', '-p', 'backend:=onnxruntime',
+                                     '-p', f'onnx_model:={graph}'],
+            'panoptic torch': ['-p', 'task:=panoptic']}
 
 
 def _pq_ours(pred: tuple[np.ndarray, np.ndarray], truth: tuple[np.ndarray, np.ndarray]) -> None:
@@ -253,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--score-thresholds', type=float, nargs='+', default=[0.5],
                         help='transformers default 0.5; lower ones keep more queries')
     parser.add_argument('--skip-node', action='store_true')
+    parser.add_argument('--skip-postprocess', action='store_true',
+                        help='skip parts 1 and 3 (post-processing and PQ timings)')
+    parser.add_argument('--node-compare', choices=('tasks', 'backends'), default='tasks',
+                        help='part 2: panoptic against semantic (torch), or panoptic on '
+                             'onnxruntime against torch')
     parser.add_argument('--seconds', type=float, default=20.0)
     parser.add_argument('--rounds', type=int, default=2)
     parser.add_argument('--rate', type=float, default=30.0)
@@ -266,11 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [tuple(int(v) for v in s.split('x')) for s in args.sizes]
     device = torch.device(args.device)
     print(f'model {model}, device {device}, torch threads {torch.get_num_threads()}')
-    results: dict[str, Any] = {'model': model, 'postprocess': postprocess_rows(
-        model, sizes, args.frames, args.repeats, device, args.score_thresholds)}
-    results['evaluation'] = evaluation_rows(model, sizes, args.frames, args.repeats)
+    results: dict[str, Any] = {'model': model}
+    if not args.skip_postprocess:
+        results['postprocess'] = postprocess_rows(model, sizes, args.frames, args.repeats,
+                                                  device, args.score_thresholds)
+        results['evaluation'] = evaluation_rows(model, sizes, args.frames, args.repeats)
     if not args.skip_node:
-        results['node'] = node_rows(model, args.seconds, args.rounds, args.rate)
+        results['node'] = node_rows(model, args.seconds, args.rounds, args.rate,
+                                    node_variants(args.node_compare, model))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

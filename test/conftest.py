@@ -54,6 +54,47 @@ def tiny_panoptic_model_dir() -> Path:
     return ensure_tiny_panoptic_model()
 
 
+def retask_graph(graph: Path, task: str, output: Path) -> Path:
+    """Write a copy of an exported graph whose metadata names another task (or none: None)."""
+    import onnx
+    from mask2former_ros.core.onnx_cache import METADATA_PREFIX
+    proto = onnx.load(str(graph))
+    entries = [(p.key, p.value) for p in proto.metadata_props if p.key != METADATA_PREFIX + 'task']
+    del proto.metadata_props[:]
+    for key, value in entries + ([(METADATA_PREFIX + 'task', task)] if task else []):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(output))
+    return output
+
+
+@pytest.fixture(scope='session')
+def panoptic_graph(tiny_panoptic_model_dir, tmp_path_factory):
+    """
+    Return ``graph(size, task='panoptic')``: the tiny panoptic model's exported graph.
+
+    Exported once per frame size for the whole session (an export takes about a minute
+    here) and shared by the test modules. A ``--task instance`` export writes the same graph
+    with another metadata task (test_onnx_backend checks that against a real one), so the
+    instance graph of a size is the panoptic one with that key rewritten.
+    """
+    from mask2former_ros.core.onnx_export import export_graph
+    folder = tmp_path_factory.mktemp('panoptic_graphs')
+    made: dict[tuple, Path] = {}
+
+    def graph(size: tuple[int, int], task: str = 'panoptic') -> Path:
+        key = (tuple(size), task)
+        if key not in made:
+            path = folder / f'{task}_{size[0]}x{size[1]}.onnx'
+            if task == 'panoptic':
+                export_graph(str(tiny_panoptic_model_dir), tuple(size), path, log=print)
+                made[key] = path
+            else:
+                made[key] = retask_graph(graph(size), task, path)
+        return made[key]
+    return graph
+
+
 @pytest.fixture(scope='module')
 def peer(request):
     """Return a RosPeer, with its own node and executor thread, for the tests of a module."""

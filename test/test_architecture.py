@@ -73,10 +73,13 @@ def test_core_is_free_of_ros(name, path):
 
 # The serving path of the onnxruntime backend: none of these may import torch or transformers
 # at module level (test_node_onnx and test_onnx_backend check the running processes too).
-TORCH_FREE = ('mask2former_ros.core.backends', 'mask2former_ros.core.checkpoint',
-              'mask2former_ros.core.engine_config', 'mask2former_ros.core.inference_worker',
+TORCH_FREE = ('mask2former_ros.core.array_ops', 'mask2former_ros.core.backends',
+              'mask2former_ros.core.checkpoint', 'mask2former_ros.core.engine_config',
+              'mask2former_ros.core.grid_upsampling', 'mask2former_ros.core.inference_worker',
               'mask2former_ros.core.onnx_cache', 'mask2former_ros.core.onnx_engine',
+              'mask2former_ros.core.panoptic_postprocess',
               'mask2former_ros.core.panoptic_quality', 'mask2former_ros.core.results',
+              'mask2former_ros.core.segmentation_task',
               'mask2former_ros.ros.node', 'mask2former_ros.ros.parameters',
               'mask2former_ros.offline.run',
               'mask2former_ros.offline.driver', 'mask2former_ros.offline.stages')

@@ -215,6 +215,10 @@ def test_sparse_upsampled_argmax_equals_dense(out_h, out_w, in_h, in_w):
     sparse = upsampled_argmax(scores, out_h, out_w)
     # Exact up to float rounding in near-ties.
     assert float((sparse == dense).float().mean()) >= 0.9999
+    # The same code on numpy arrays (the onnxruntime backend's and the CPU's post-processing).
+    on_host = upsampled_argmax(scores.numpy(), out_h, out_w)
+    assert isinstance(on_host, np.ndarray) and on_host.dtype == np.uint8
+    assert float((on_host == dense.numpy()).mean()) >= 0.9999
 
 
 # --- fidelity (c): end to end with the trained tiny model -----------------------------------

@@ -12,15 +12,17 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The node with backend onnxruntime over real DDS: labels, diagnostics, no torch, bad graphs."""
+"""The node with backend onnxruntime over real DDS: labels, instances, no torch, bad graphs."""
 
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
 from mask2former_ros.core.onnx_export import export_graph
+from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.ros.detections import Detection2DArray
 from mask2former_ros.ros.image_conversion import make_image_msg
-from mask2former_ros_fixtures.synthetic import make_scene
+from mask2former_ros_fixtures.synthetic import make_panoptic_scene, make_scene
 import numpy as np
 import pytest
 from ros_harness import call_service, labels_array, NodeProcess, wait_until
@@ -78,10 +80,47 @@ def test_node_serves_the_graph_without_torch(peer, tiny_model_dir, graph):
         code, _ = node.stop()
     assert code == 0
     # -X importtime lines name every module the process imported.
+    assert not _heavy_imports(node)
+
+
+def _heavy_imports(node: NodeProcess) -> set[str]:
+    """Return the torch and transformers modules of an -X importtime node's output."""
     imported = {line.rsplit('|', 1)[-1].strip() for line in node.lines
                 if line.startswith('import time:')}
     assert 'rclpy' in imported and 'onnxruntime' in imported
-    assert not {m for m in imported if m.split('.')[0] in ('torch', 'transformers')}
+    return {m for m in imported if m.split('.')[0] in ('torch', 'transformers')}
+
+
+@pytest.mark.skipif(Detection2DArray is None, reason='vision_msgs not installed')
+def test_panoptic_node_on_the_graph_publishes_instances_and_detections(
+        peer, tiny_panoptic_model_dir, panoptic_graph):
+    from test_node_panoptic import check_frame, Outputs
+    size = (120, 200)
+    node = NodeProcess({'model': str(tiny_panoptic_model_dir), 'backend': 'onnxruntime',
+                        'onnx_model': str(panoptic_graph(size))},
+                       name='onnx_panoptic', namespace='/onnx_pan',
+                       env={'PYTHONPROFILEIMPORTTIME': '1'})
+    try:
+        outputs = Outputs(peer, node, '/onnx_pan')
+        reference = SegmentationEngine(EngineConfig(model=str(tiny_panoptic_model_dir)))
+        rng = np.random.default_rng(4400)
+        quality = PanopticQuality(19, reference.thing_ids)
+        detections = 0
+        for _ in range(3):
+            rgb, _, _ = make_panoptic_scene(rng, *size)
+            header, found = outputs.request(rgb)
+            labels, ids = check_frame(outputs, header, found, size)
+            expected = reference.segment(rgb)
+            quality.add(labels, ids, expected.labels, expected.instances)
+            assert float((labels == expected.labels).mean()) >= 0.995
+            detections += len(found['detections'].detections)
+        assert detections > 0, 'the scenes should hold cars and persons'
+        assert quality.summary()['all']['pq'] >= 0.99  # the torch engine's result as truth
+        assert 'configured: task panoptic' in node.output  # task auto: the graph's
+    finally:
+        code, _ = node.stop()
+    assert code == 0
+    assert not _heavy_imports(node)
 
 
 def _lifecycle(peer, node: str, transition: int | None = None) -> tuple[bool, str]:
@@ -97,7 +136,7 @@ def _lifecycle(peer, node: str, transition: int | None = None) -> tuple[bool, st
     return ok, response.current_state.label
 
 
-@pytest.mark.parametrize('problem', ['truncated', 'wrong_size'])
+@pytest.mark.parametrize('problem', ['truncated', 'wrong_size', 'wrong_task'])
 def test_bad_graph_fails_configure_once_and_stays_unconfigured(
         peer, tiny_model_dir, graph, tmp_path, problem):
     params = {'model': str(tiny_model_dir), 'backend': 'onnxruntime', 'autostart': False}
@@ -106,9 +145,12 @@ def test_bad_graph_fails_configure_once_and_stays_unconfigured(
         bad.write_bytes(graph.read_bytes()[:100_000])
         params.update(onnx_model=str(bad))
         expected = 'cannot load ONNX graph'
-    else:
+    elif problem == 'wrong_size':
         params.update(onnx_model=str(graph), frame_size='480x640')
         expected = 'takes 240x320 frames, but frame_size is 480x640'
+    else:
+        params.update(onnx_model=str(graph), task='instance')
+        expected = f"task 'instance', but '{graph}' was exported for task semantic"
     name = f'bad_{problem}'
     node = NodeProcess(params, name=name)
     try:

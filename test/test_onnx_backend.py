@@ -26,10 +26,14 @@ from mask2former_ros.core.checkpoint import ModelLoadError
 from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
 from mask2former_ros.core.onnx_cache import cache_key, cached_graph, METADATA_PREFIX
 from mask2former_ros.core.onnx_export import export_graph
-from mask2former_ros_fixtures.synthetic import make_scene
+from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.results import Segment
+from mask2former_ros.core.segmentation_task import TaskMismatchError
+from mask2former_ros_fixtures.synthetic import make_panoptic_scene, make_scene
 import numpy as np
 import onnx
 import pytest
+from test_segment_bag import assert_one_line_error
 
 SIZES = ((120, 200), (333, 517), (1024, 2048))
 MIN_AGREEMENT = 0.995
@@ -162,7 +166,7 @@ def test_export_cache_reuses_and_follows_the_checkpoint(tiny_model_dir, tmp_path
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
     logs: list[str] = []
     first = cached_graph(str(tiny_model_dir), (120, 200), log=logs.append)
-    assert first.is_file() and any('exporting into' in line for line in logs)
+    assert first.is_file() and any('exporting task semantic into' in line for line in logs)
     stamp = first.stat().st_mtime_ns
     logs.clear()
     again = cached_graph(str(tiny_model_dir), (120, 200), log=logs.append)
@@ -180,18 +184,39 @@ def test_export_cache_reuses_and_follows_the_checkpoint(tiny_model_dir, tmp_path
     weights.write_bytes(bytes(data))
     logs.clear()
     third = cached_graph(str(changed), (120, 200), log=logs.append)
-    assert third != first and third.is_file() and any('exporting into' in line for line in logs)
+    assert third != first and third.is_file()
+    assert any('exporting task semantic into' in line for line in logs)
 
 
-def test_engine_exports_into_the_cache_on_first_use(tiny_model_dir, tmp_path, monkeypatch):
+def _graph_body(path: Path) -> bytes:
+    proto = onnx.load(str(path))
+    return proto.graph.SerializeToString()
+
+
+def test_engine_exports_into_the_cache_on_first_use(tiny_panoptic_model_dir, panoptic_graph,
+                                                    tmp_path, monkeypatch):
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    model = str(tiny_panoptic_model_dir)
     with pytest.raises(ModelLoadError, match='set frame_size'):
-        create_engine(EngineConfig(model=str(tiny_model_dir), backend='onnxruntime'))
-    engine = create_engine(EngineConfig(model=str(tiny_model_dir), backend='onnxruntime',
-                                        frame_size='120x200'))
+        create_engine(EngineConfig(model=model, backend='onnxruntime'))
+    logs: list[str] = []
+    engine = create_engine(EngineConfig(model=model, backend='onnxruntime',
+                                        frame_size='120x200', task='instance'), log=logs.append)
     assert engine.path.parent == tmp_path / 'cache' / 'mask2former_ros' / 'onnx'
-    rgb, _ = make_scene(np.random.default_rng(3), 120, 200)
-    assert engine.segment(rgb).labels.shape == (120, 200)
+    assert any('exporting task instance into' in line for line in logs), logs
+    assert engine.task == 'instance' and engine.thing_ids == frozenset(range(19))
+    rgb, _, _ = make_panoptic_scene(np.random.default_rng(3), 120, 200)
+    result = engine.segment(rgb)
+    assert result.labels.shape == result.instances.shape == (120, 200)
+    # The cache keys on the task: the panoptic graph of the same checkpoint is another file.
+    assert cache_key(model, (120, 200), 'checkpoint', 18, 'panoptic') != engine.path.stem
+    assert cache_key(model, (120, 200), 'checkpoint', 18, 'instance') == engine.path.stem
+    # mask2former_export --task instance writes the panoptic graph with another metadata task
+    # (what the session's panoptic_graph fixture relies on for its instance graphs).
+    assert _graph_body(engine.path) == _graph_body(panoptic_graph((120, 200)))
+    meta = {p.key: p.value for p in onnx.load(str(engine.path)).metadata_props}
+    assert meta[METADATA_PREFIX + 'task'] == 'instance' and meta[METADATA_PREFIX + 'format'] \
+        == '2'
 
 
 def test_serving_imports_neither_torch_nor_transformers(graphs, tiny_model_dir):
@@ -252,3 +277,136 @@ def test_segment_bag_miou_equals_the_torch_backend_and_imports_no_torch(tiny_mod
     assert onnx_run['device'] == 'CPUExecutionProvider' and onnx_run['torch_threads'] is None
     # The export for the bag's frame size went into the user cache, in a child process.
     assert list((tmp_path / 'cache' / 'mask2former_ros' / 'onnx').glob('*.onnx'))
+
+
+# --- panoptic and instance ---------------------------------------------------------------------
+
+# Runs in a child process: the onnxruntime backend on the frames of FRAMES_FILE for each
+# (task, size) of JOBS; writes labels, ids and segments, and the torch modules it imported.
+SERVE_QUERIES = """
+import json, sys
+import numpy as np
+from mask2former_ros.core.backends import create_engine
+from mask2former_ros.core.engine_config import EngineConfig
+jobs, frames, out = json.loads(sys.argv[1]), np.load(sys.argv[2]), sys.argv[3]
+arrays, report = {}, {'segments': {}}
+for task, size, graph in jobs:
+    engine = create_engine(EngineConfig(model=sys.argv[4], backend='onnxruntime',
+                                        onnx_model=graph))
+    report.setdefault('tasks', []).append(engine.task)
+    key = f'{task}_{size}'
+    for i in range(frames[key].shape[0]):
+        result = engine.segment(frames[key][i])
+        arrays[f'{key}_{i}_labels'], arrays[f'{key}_{i}_ids'] = result.labels, result.instances
+        report['segments'][f'{key}_{i}'] = [list(s.__dict__.values()) for s in result.segments]
+np.savez(out, **arrays)
+report['heavy'] = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))
+print(json.dumps(report))
+"""
+QUERY_FRAMES = 2
+
+
+@pytest.fixture(scope='module')
+def torch_query_engines(tiny_panoptic_model_dir):
+    return {task: SegmentationEngine(EngineConfig(model=str(tiny_panoptic_model_dir), task=task))
+            for task in ('panoptic', 'instance')}
+
+
+def test_panoptic_and_instance_equal_the_torch_engine_without_torch(
+        panoptic_graph, torch_query_engines, tiny_panoptic_model_dir, tmp_path):
+    jobs, frames = [], {}
+    for task in ('panoptic', 'instance'):
+        for size in SIZES:
+            key = f'{task}_{size[0]}x{size[1]}'
+            jobs.append((task, f'{size[0]}x{size[1]}', str(panoptic_graph(size, task))))
+            rng = np.random.default_rng(700 + size[0])
+            frames[key] = np.stack([make_panoptic_scene(rng, *size)[0]
+                                    for _ in range(QUERY_FRAMES)])
+    np.savez(tmp_path / 'frames.npz', **frames)
+    done = subprocess.run([sys.executable, '-c', SERVE_QUERIES, json.dumps(jobs),
+                           str(tmp_path / 'frames.npz'), str(tmp_path / 'out.npz'),
+                           str(tiny_panoptic_model_dir)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report['heavy'] == [], report['heavy'][:5]
+    assert report['tasks'] == [task for task, _, _ in jobs]  # task auto: the graph's
+    served = np.load(tmp_path / 'out.npz')
+    instances = 0
+    for task, size, _ in jobs:
+        engine = torch_query_engines[task]
+        quality = PanopticQuality(len(engine.class_names), engine.thing_ids)
+        for i in range(QUERY_FRAMES):
+            expected = engine.segment(frames[f'{task}_{size}'][i])
+            labels, ids = served[f'{task}_{size}_{i}_labels'], served[f'{task}_{size}_{i}_ids']
+            segments = [Segment(*s[:3], tuple(s[3]), s[4])
+                        for s in report['segments'][f'{task}_{size}_{i}']]
+            assert labels.dtype == np.uint8 and ids.dtype == np.uint16
+            assert labels.shape == ids.shape == expected.labels.shape
+            quality.add(labels, ids, expected.labels, expected.instances)
+            equal = float((labels == expected.labels).mean())
+            print(f'{task} {size} frame {i}: labels {equal:.4%} equal, {len(segments)} '
+                  f'instances (torch {len(expected.segments)})')
+            assert equal >= MIN_AGREEMENT
+            assert [s.instance_id for s in segments] == list(range(1, len(segments) + 1))
+            instances += len(segments)
+        pq = quality.summary()['all']['pq']
+        print(f'{task} {size}: PQ(onnxruntime, torch) {pq:.4f} over {QUERY_FRAMES} frames')
+        assert pq >= 0.99
+    assert instances > 0, 'the scenes should hold instances'
+
+
+def test_graph_task_mismatch_is_one_clear_error(graphs, panoptic_graph, tiny_model_dir,
+                                                tiny_panoptic_model_dir, tmp_path):
+    from conftest import retask_graph
+    semantic, panoptic = graphs[(120, 200)], panoptic_graph((120, 200))
+    for graph, asked, recorded in ((semantic, 'panoptic', 'semantic'),
+                                   (semantic, 'instance', 'semantic'),
+                                   (panoptic, 'semantic', 'panoptic'),
+                                   (panoptic_graph((120, 200), 'instance'), 'panoptic',
+                                    'instance')):
+        model = tiny_model_dir if recorded == 'semantic' else tiny_panoptic_model_dir
+        with pytest.raises(TaskMismatchError) as info:
+            onnx_engine(model, graph, task=asked)
+        message = str(info.value)
+        assert f"task '{asked}', but '{graph}' was exported for task {recorded}" in message
+        assert f'mask2former_export --task {asked}' in message and '\n' not in message
+    assert onnx_engine(tiny_model_dir, semantic).task == 'semantic'
+    # A graph from before the task was recorded holds the semantic post-processing.
+    old = retask_graph(semantic, None, tmp_path / 'old.onnx')
+    engine = onnx_engine(tiny_model_dir, old)
+    assert engine.task == 'semantic' and engine.segment(np.zeros((120, 200, 3), np.uint8)).ok
+    with pytest.raises(TaskMismatchError, match='from before exported graphs recorded their '
+                                                'task: it holds the semantic post-processing'):
+        onnx_engine(tiny_model_dir, old, task='panoptic')
+
+
+def test_segment_bag_panoptic_on_the_graph_equals_the_torch_backend(
+        panoptic_graph, tiny_panoptic_model_dir, graphs, tiny_model_dir, tmp_path):
+    from mask2former_ros_fixtures.sample_bag import INSTANCES_GT_TOPIC, write_sample_bag
+    bag = write_sample_bag(tmp_path / 'bag', frames=3, height=120, width=200, seed=5,
+                           instances=True)['path']
+    script = shutil.which('segment_bag') or str(Path(sys.executable).with_name('segment_bag'))
+    common = [str(bag), '--topic', '/camera/image_raw', '--gt-topic', '/camera/labels_gt',
+              '--gt-instances-topic', INSTANCES_GT_TOPIC, '--no-output', '--no-progress']
+    summaries = {}
+    for backend, extra in (('torch', []), ('onnxruntime', [
+            '--onnx-model', str(panoptic_graph((120, 200)))])):
+        done = subprocess.run([sys.executable, script, *common, '--model',
+                               str(tiny_panoptic_model_dir), '--backend', backend, *extra,
+                               '--summary', str(tmp_path / backend)],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        summaries[backend] = json.loads((tmp_path / backend).read_text())
+    torch_pq, onnx_pq = (summaries[b]['metrics']['panoptic']['all']['pq']
+                         for b in ('torch', 'onnxruntime'))
+    print(f'segment_bag PQ against the ground truth: torch {torch_pq}, onnxruntime {onnx_pq}')
+    assert summaries['onnxruntime']['task'] == 'panoptic'  # task auto: the graph's
+    assert abs(torch_pq - onnx_pq) <= 0.005
+    # A semantic graph asked for panoptic: one line, exit 2, nothing segmented.
+    done = subprocess.run([sys.executable, script, *common, '--model', str(tiny_model_dir),
+                           '--backend', 'onnxruntime', '--onnx-model', str(graphs[(120, 200)]),
+                           '--onnx-providers', 'cpu', '--task', 'panoptic'],
+                          capture_output=True, text=True, timeout=300)
+    assert_one_line_error(done, 2, 'was exported for task semantic',
+                          'mask2former_export --task panoptic')

@@ -34,11 +34,10 @@ import warnings
 from mask2former_ros.core.checkpoint import (
     first_line, load_checkpoint, ModelLoadError, Preprocessing)
 from mask2former_ros.core.engine_config import (
-    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_input_size, parse_threshold,
-    PRECISION_CHOICES)
+    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_input_size, PRECISION_CHOICES)
 from mask2former_ros.core.palette import palette_for
 from mask2former_ros.core.panoptic_postprocess import (
-    instance_inference, InstanceMaps, panoptic_inference, segments_with_boxes, Thresholds)
+    InstanceMaps, query_inference, thresholds_of, to_result)
 from mask2former_ros.core.results import (
     check_rgb, InferenceOutOfMemoryError, NON_FINITE, only_result, OwnerThread,
     SegmentationResult, WrongThreadError)
@@ -70,10 +69,7 @@ class SegmentationEngine:
         self.dtype = resolve_precision(config.precision, self.device)
         self.input_size = parse_input_size(config.input_size)
         self._log = log or (lambda _msg: None)
-        self.thresholds = Thresholds(
-            score=parse_threshold('score_threshold', config.score_threshold),
-            mask=parse_threshold('mask_threshold', config.mask_threshold),
-            overlap=parse_threshold('overlap_threshold', config.overlap_threshold))
+        self.thresholds = thresholds_of(config)
         started = time.perf_counter()
         self._owner = OwnerThread('torch')
         model, processor = load_checkpoint(config.model, config.allow_pickle)
@@ -227,18 +223,19 @@ class SegmentationEngine:
     def _instances(self, class_logits: torch.Tensor, masks: torch.Tensor, finite: list[bool],
                    images: Sequence[np.ndarray],
                    grid: tuple[int, int]) -> list[SegmentationResult]:
-        """Panoptic or instance results of a batch: labels, instance ids and segments."""
+        """
+        Panoptic or instance results of a batch: labels, instance ids and segments.
+
+        On the CPU the post-processing runs on numpy views of the outputs: the same code and
+        arrays as the onnxruntime backend; on a GPU the same code runs on the device.
+        """
+        if self.device.type == 'cpu':
+            class_logits, masks = class_logits.numpy(), masks.numpy()
         maps: list[InstanceMaps | None] = []
         for index, image in enumerate(images):
-            if not finite[index]:
-                maps.append(None)
-            elif self.task == 'panoptic':
-                maps.append(panoptic_inference(class_logits[index], masks[index], image.shape[0],
-                                               image.shape[1], grid, self.thing_ids,
-                                               self.thresholds))
-            else:
-                maps.append(instance_inference(class_logits[index], masks[index], image.shape[0],
-                                               image.shape[1], grid, self.thresholds))
+            maps.append(query_inference(self.task, class_logits[index], masks[index],
+                                        *image.shape[:2], grid, self.thing_ids, self.thresholds)
+                        if finite[index] else None)
         host = _to_host([t for m in maps for t in ((None, None) if m is None
                                                    else (m.labels, m.instances))])
         results = []
@@ -247,10 +244,7 @@ class SegmentationEngine:
             if item is None or labels is None or instances is None:
                 results.append(SegmentationResult(None, error=NON_FINITE))
                 continue
-            ids = instances.astype(np.uint16)
-            results.append(SegmentationResult(labels.astype(self.label_dtype, copy=False),
-                                              instances=ids,
-                                              segments=segments_with_boxes(ids, item.records)))
+            results.append(to_result(labels, instances, item.records, self.label_dtype))
         return results
 
     def forward(self, model: torch.nn.Module, pixel_values: torch.Tensor):
@@ -318,15 +312,15 @@ class _StageClock:
         return {stage: (end - start) * 1e3 for (_, start), (stage, end) in pairs}
 
 
-def _to_host(labels: Sequence[torch.Tensor | None]) -> list[np.ndarray | None]:
+def _to_host(labels: Sequence[torch.Tensor | np.ndarray | None]) -> list[np.ndarray | None]:
     """
     Copy each frame's integer label map to the host once.
 
     On CUDA the copies go into pinned buffers without blocking and one stream synchronisation
     waits for all of them; on the CPU the tensors are already host memory (no copy).
     """
-    if not any(t is not None and t.device.type == 'cuda' for t in labels):
-        return [None if t is None else t.numpy() for t in labels]
+    if not any(isinstance(t, torch.Tensor) and t.device.type == 'cuda' for t in labels):
+        return [None if t is None else np.asarray(t) for t in labels]
     pinned = [None if t is None else torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
               for t in labels]
     for host, device_tensor in zip(pinned, labels, strict=True):

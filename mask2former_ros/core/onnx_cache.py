@@ -17,7 +17,7 @@ Exported graphs in the user cache, keyed by what made them (no torch: serving im
 
 A node or ``segment_bag`` with ``backend: onnxruntime`` and no ``onnx_model`` gets its graph
 from :func:`cached_graph`: ``$XDG_CACHE_HOME/mask2former_ros/onnx/<key>.onnx``, where the key
-hashes the checkpoint's content, the frame size, input size, opset, the versions of
+hashes the checkpoint's content, the task, the frame size, input size, opset, the versions of
 torch, transformers, onnx and onnxscript, and the source of the exported modules. A missing
 graph is exported by ``mask2former_export`` in a child process, so the serving process never
 imports torch; concurrent callers wait on a lock file and reuse the result.
@@ -36,12 +36,13 @@ from typing import Any, Callable
 
 from mask2former_ros.core.checkpoint import ModelLoadError
 
-FORMAT_VERSION = 1
+# 2: graphs name their task (metadata 'task'); format 1 graphs are semantic.
+FORMAT_VERSION = 2
 METADATA_PREFIX = 'mask2former_ros.'
 EXPORT_TIMEOUT_S = 3600.0
 _VERSIONED = ('torch', 'transformers', 'onnx', 'onnxscript')
-_EXPORTED_SOURCES = ('serving_graph.py', 'semantic_postprocess.py', 'onnx_export.py',
-                     'checkpoint.py', 'engine.py')
+_EXPORTED_SOURCES = ('serving_graph.py', 'semantic_postprocess.py', 'grid_upsampling.py',
+                     'array_ops.py', 'onnx_export.py', 'checkpoint.py', 'engine.py')
 
 
 def cache_root() -> Path:
@@ -100,27 +101,29 @@ def checkpoint_digest(model: str) -> str:
 
 
 def cache_key(model: str, frame_size: tuple[int, int], input_size: str | int,
-              opset: int) -> str:
-    """Return the cache key of a graph: hash of checkpoint, sizes, versions and sources."""
+              opset: int, task: str = 'semantic') -> str:
+    """Return the cache key of a graph: hash of checkpoint, task, sizes, versions, sources."""
     here = Path(__file__).resolve().parent
     sources = hashlib.sha256(b''.join((here / name).read_bytes() for name in _EXPORTED_SOURCES))
     parts = {'format': FORMAT_VERSION, 'checkpoint': checkpoint_digest(model),
              'frame_size': list(frame_size), 'input_size': str(input_size),
-             'opset': opset, 'versions': package_versions(),
+             'opset': opset, 'task': task, 'versions': package_versions(),
              'sources': sources.hexdigest()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def cached_graph(model: str, frame_size: tuple[int, int], input_size: str | int = 'checkpoint',
                  opset: int = 18, allow_pickle: bool = False,
-                 log: Callable[[str], Any] = print) -> Path:
+                 log: Callable[[str], Any] = print, task: str = 'semantic') -> Path:
     """
     Return the cached graph for these settings, exporting it first if it is missing.
+
+    ``task`` is the resolved task (semantic, panoptic or instance), never ``auto``.
 
     The export runs ``python -m mask2former_ros.core.onnx_export`` in a child process; its
     error becomes a :class:`ModelLoadError` naming the command to reproduce it.
     """
-    key = cache_key(model, frame_size, input_size, opset)
+    key = cache_key(model, frame_size, input_size, opset, task)
     folder = cache_root() / 'onnx'
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f'{key}.onnx'
@@ -135,8 +138,9 @@ def cached_graph(model: str, frame_size: tuple[int, int], input_size: str | int 
         command = [sys.executable, '-m', 'mask2former_ros.core.onnx_export', '--model',
                    str(model), '--size', f'{frame_size[0]}x{frame_size[1]}', '--output',
                    str(path), '--input-size', str(input_size),
-                   '--opset', str(opset)] + (['--allow-pickle'] if allow_pickle else [])
-        log(f'no cached ONNX export for these settings: exporting into {path} '
+                   '--opset', str(opset), '--task', task] + (
+                       ['--allow-pickle'] if allow_pickle else [])
+        log(f'no cached ONNX export for these settings: exporting task {task} into {path} '
             '(once; torch runs in a child process)')
         started = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True,

@@ -16,8 +16,12 @@
 ONNX Runtime segmentation engine: RGB frames in, label maps out (numpy and onnxruntime only).
 
 Serves a graph written by ``mask2former_export`` (:mod:`mask2former_ros.core.onnx_export`):
-the frame's uint8 RGB bytes go in, one label byte per pixel comes out, with preprocessing,
-model and post-processing inside the graph. Nothing here imports torch or transformers.
+the frame's uint8 RGB bytes go in. A semantic graph returns one label byte per pixel, with
+preprocessing, model and post-processing inside the graph; a panoptic or instance graph
+returns the query outputs, and the post-processing of
+:mod:`mask2former_ros.core.panoptic_postprocess` (numpy and OpenCV, the code the torch engine
+runs on the CPU) makes labels, instance ids and segments. The graph's metadata names its task.
+Nothing here imports torch or transformers.
 
 Execution providers are tried in the configured order (default TensorRT, CUDA, CPU): one that
 is not in this onnxruntime build or fails to initialise gives one warning (or, when it was only
@@ -34,9 +38,12 @@ from mask2former_ros.core.checkpoint import ModelLoadError
 from mask2former_ros.core.engine_config import (
     EngineConfig, parse_device, parse_frame_size, parse_providers, parse_task)
 from mask2former_ros.core.onnx_cache import cache_root, cached_graph, METADATA_PREFIX
+from mask2former_ros.core.panoptic_postprocess import query_inference, thresholds_of, to_result
 from mask2former_ros.core.results import (
     check_rgb, InferenceOutOfMemoryError, NON_FINITE, only_result, OwnerThread,
     SegmentationResult)
+from mask2former_ros.core.segmentation_task import (
+    checkpoint_task, graph_task, thing_class_ids)
 import numpy as np
 import onnxruntime as ort
 
@@ -45,20 +52,22 @@ _FILE_ERRORS = ('InvalidProtobuf', 'InvalidGraph', 'NoSuchFile', 'NoModel', 'Mod
 
 
 class OnnxSegmentationEngine:
-    """Mask2Former semantic segmentation of RGB uint8 frames through an exported ONNX graph."""
+    """Mask2Former semantic, panoptic or instance segmentation through an exported ONNX graph."""
 
     backend = 'onnxruntime'
-    task = 'semantic'  # exported graphs hold the semantic post-processing
-    thing_ids: frozenset[int] = frozenset()
 
     def __init__(self, config: EngineConfig, log: Callable[[str], None] | None = None,
                  warn: Callable[[str], None] | None = None) -> None:
-        """Open the graph (exporting it into the cache if ``config.onnx_model`` is empty)."""
-        if parse_task(config.task) in ('panoptic', 'instance'):
-            raise ValueError(f"task '{config.task}' runs on backend torch only: exported graphs "
-                             "hold the semantic post-processing; use backend 'torch', or task "
-                             "'semantic' (or 'auto')")
+        """
+        Open the graph (exporting it into the cache if ``config.onnx_model`` is empty).
+
+        Raises :class:`ModelLoadError` for a graph that cannot be served and
+        :class:`~mask2former_ros.core.segmentation_task.TaskMismatchError` for a task the
+        graph (or the checkpoint to export) does not serve.
+        """
+        parse_task(config.task)
         self.config = config
+        self.thresholds = thresholds_of(config)
         self._log = log or (lambda _msg: None)
         self._warn = warn or self._log
         started = time.perf_counter()
@@ -75,13 +84,16 @@ class OnnxSegmentationEngine:
                                  'mask2former_export --model M --size HxW --output FILE.onnx')
         self.metadata = meta
         self.path = path
+        self.task = graph_task(config.task, meta.get('task'), str(path))
         self.frame_size = parse_frame_size(meta['frame_size'])
+        self.grid = parse_frame_size(meta.get('model_input_size', meta['frame_size']))
         self._check_io(path)
         if wanted is not None and wanted != self.frame_size:
             raise ModelLoadError(
                 f"'{path}' takes {meta['frame_size']} frames, but frame_size is "
                 f'{wanted[0]}x{wanted[1]}: export a graph for that size')
         self.class_names: list[str] = json.loads(meta['class_names'])
+        self.thing_ids = thing_class_ids(self.class_names, self.task)
         self._check_checkpoint_classes(config.model, path)
         self.palette = np.asarray(json.loads(meta['palette']), np.uint8)
         self.label_dtype = np.uint8 if len(self.class_names) <= 256 else np.uint16
@@ -91,8 +103,8 @@ class OnnxSegmentationEngine:
                                else graph_precision)
         self._input_name = self.session.get_inputs()[0].name
         self.load_seconds = time.perf_counter() - started
-        self._log(f"loaded ONNX graph '{path}' ({len(self.class_names)} classes, "
-                  f"{meta['frame_size']} frames) on {self.device_name} in "
+        self._log(f"loaded ONNX graph '{path}' ({len(self.class_names)} classes, task "
+                  f"{self.task}, {meta['frame_size']} frames) on {self.device_name} in "
                   f'{self.load_seconds:.1f} s')
 
     # --- loading --------------------------------------------------------------------------
@@ -109,7 +121,8 @@ class OnnxSegmentationEngine:
                 'set frame_size (e.g. 1024x2048), or export one with mask2former_export and '
                 'set onnx_model')
         return cached_graph(config.model, wanted, config.input_size,
-                            allow_pickle=config.allow_pickle, log=self._log)
+                            allow_pickle=config.allow_pickle, log=self._log,
+                            task=checkpoint_task(config.task, config.model, self._log))
 
     def _open(self, path: Path, config: EngineConfig) -> tuple[Any, str]:
         """Create the session with the first provider that initialises; return it and its name."""
@@ -171,11 +184,14 @@ class OnnxSegmentationEngine:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = list(inputs[0].shape) if len(inputs) == 1 else []
         expected = [1, *self.frame_size, 3]
-        if shape != expected or inputs[0].type != 'tensor(uint8)' or len(outputs) != 2:
+        names = ('labels', 'finite') if self.task == 'semantic' else (
+            'class_logits', 'mask_logits', 'finite')
+        if shape != expected or inputs[0].type != 'tensor(uint8)' or \
+                len(outputs) != len(names):
             raise ModelLoadError(
-                f"'{path}' does not have the inputs of its metadata (input {shape} "
+                f"'{path}' does not have the inputs and outputs of its metadata (input {shape} "
                 f'{inputs[0].type if inputs else "none"}, expected {expected} uint8, and '
-                'outputs labels and finite)')
+                f"outputs {', '.join(names)} for task {self.task})")
 
     def _check_checkpoint_classes(self, model: str, path: Path) -> None:
         """Compare the graph's classes with the ``model`` checkpoint's, when it is at hand."""
@@ -247,7 +263,7 @@ class OnnxSegmentationEngine:
             feed = np.ascontiguousarray(image)[None]
             prepared = time.perf_counter()
             try:
-                labels, finite = session.run(None, {self._input_name: feed})
+                outputs = session.run(None, {self._input_name: feed})
             except Exception as exc:
                 if 'allocate' in str(exc).lower() or 'out of memory' in str(exc).lower():
                     raise InferenceOutOfMemoryError(
@@ -255,10 +271,14 @@ class OnnxSegmentationEngine:
                         f'{image.shape[1]} frame: {_first(exc)}') from None
                 raise
             ran = time.perf_counter()
-            if not bool(finite[0]):
+            if not bool(outputs[-1][0]):
                 result = SegmentationResult(None, error=NON_FINITE)
+            elif self.task == 'semantic':
+                result = SegmentationResult(outputs[0][0].astype(self.label_dtype, copy=False))
             else:
-                result = SegmentationResult(labels[0].astype(self.label_dtype, copy=False))
+                maps = query_inference(self.task, outputs[0][0], outputs[1][0], *self.frame_size,
+                                       self.grid, self.thing_ids, self.thresholds)
+                result = to_result(maps.labels, maps.instances, maps.records, self.label_dtype)
             result.timings_ms = {'preprocess': (prepared - started) * 1e3,
                                  'model': (ran - prepared) * 1e3,
                                  'postprocess': (time.perf_counter() - ran) * 1e3,

@@ -17,9 +17,10 @@ Export a Mask2Former checkpoint as one ONNX graph: uint8 frame in, labels out (t
 
 ``mask2former_export --model DIR --size 1024x2048 --output front.onnx`` writes a graph of
 :class:`~mask2former_ros.core.serving_graph.ServingGraph` (resize, normalisation, model,
-semantic post-processing) with torch's ``torch.export``-based ONNX exporter, opset 18 by
-default, then validates it: ``onnx.checker``, and one run with ONNX Runtime against the torch
-engine on a sample frame. The graph carries its metadata (:data:`METADATA_PREFIX` keys): the
+semantic post-processing; for ``--task panoptic|instance`` the query outputs, post-processed
+after the graph) with torch's ``torch.export``-based ONNX exporter, opset 18 by default, then
+validates it: ``onnx.checker``, and the onnxruntime backend against the torch engine on a
+sample frame. The graph carries its metadata (:data:`METADATA_PREFIX` keys): the task, the
 checkpoint and its content hash, frame and model input size, class names, palette, precision
 (fp32: TensorRT builds its fp16 engines from it; an autocast-traced fp16 graph failed ONNX
 Runtime's type check, LayerNormalization bound to float16 and float),
@@ -29,6 +30,7 @@ file needs numpy and onnxruntime (:mod:`mask2former_ros.core.onnx_engine`).
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -68,18 +70,20 @@ def sample_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Path,
                  input_size: str | int = 'checkpoint', opset: int = DEFAULT_OPSET,
-                 allow_pickle: bool = False,
-                 log: Callable[[str], Any] = print) -> dict[str, str]:
+                 allow_pickle: bool = False, log: Callable[[str], Any] = print,
+                 task: str = 'auto') -> dict[str, str]:
     """
     Export, validate and atomically write the graph; return its metadata.
 
-    Raises :class:`ModelLoadError` for a checkpoint that cannot be loaded and
-    :class:`ExportError` when export or validation fails.
+    ``task`` ``auto`` is the task the checkpoint declares, else semantic. Raises
+    :class:`ModelLoadError` for a checkpoint that cannot be loaded,
+    :class:`~mask2former_ros.core.segmentation_task.TaskMismatchError` for panoptic or
+    instance on a semantic checkpoint and :class:`ExportError` when export or validation fails.
     """
     import onnx
     import torch
     from mask2former_ros.core.engine import SegmentationEngine
-    from mask2former_ros.core.serving_graph import INPUT_NAME, OUTPUT_NAMES, ServingGraph
+    from mask2former_ros.core.serving_graph import INPUT_NAME, output_names, ServingGraph
 
     size = frame_size if isinstance(frame_size, tuple) else parse_frame_size(frame_size)
     if size is None:
@@ -88,14 +92,15 @@ def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Pa
     output = Path(output)
     started = time.perf_counter()
     engine = SegmentationEngine(EngineConfig(model=model, device='cpu', precision='fp32',
-                                             input_size=input_size, allow_pickle=allow_pickle))
+                                             input_size=input_size, allow_pickle=allow_pickle,
+                                             task=task), log=log)
     net = engine.model
     # The fused SDPA attention of the Swin backbone does not decompose for export.
     net.set_attn_implementation('eager')
     sample = sample_frame(*size)
-    graph = ServingGraph(net, engine.preprocessing, size, input_size).eval()
+    graph = ServingGraph(net, engine.preprocessing, size, input_size, engine.task).eval()
     example = torch.from_numpy(sample[None].copy())
-    log(f"exporting '{model}' for {size[0]}x{size[1]} frames (model input "
+    log(f"exporting '{model}' (task {engine.task}) for {size[0]}x{size[1]} frames (model input "
         f'{graph.input_hw[0]}x{graph.input_hw[1]}, opset {opset})')
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f'.{output.name}.') as tmp:
@@ -104,14 +109,15 @@ def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Pa
             with torch.no_grad(), _quiet_exporter():
                 torch.onnx.export(graph, (example,), str(raw_path), dynamo=True,
                                   opset_version=opset, input_names=[INPUT_NAME],
-                                  output_names=list(OUTPUT_NAMES), external_data=False,
+                                  output_names=list(output_names(engine.task)),
+                                  external_data=False,
                                   verbose=False)
         except Exception as exc:
             raise ExportError(f'torch.onnx.export failed: {type(exc).__name__}: '
                               f'{first_line(exc)}') from exc
         proto = onnx.load(str(raw_path))
         metadata = {
-            'format': str(FORMAT_VERSION), 'checkpoint': str(model),
+            'format': str(FORMAT_VERSION), 'task': engine.task, 'checkpoint': str(model),
             'checkpoint_sha256': checkpoint_digest(model),
             'frame_size': f'{size[0]}x{size[1]}',
             'model_input_size': f'{graph.input_hw[0]}x{graph.input_hw[1]}',
@@ -128,7 +134,7 @@ def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Pa
         except Exception as exc:
             raise ExportError(f'onnx.checker refused the graph: {first_line(exc)}') from exc
         onnx.save(proto, str(raw_path))
-        agreement = _validate(raw_path, engine.segment(sample).labels, sample)
+        agreement = _validate(raw_path, engine, sample)
         log(f'validated: labels {agreement:.3%} equal to the torch engine on a sample frame')
         os.replace(raw_path, output)
     engine.close()
@@ -155,19 +161,22 @@ def _quiet_exporter():
                 logger.setLevel(level)
 
 
-def _validate(path: Path, expected: np.ndarray, sample: np.ndarray) -> float:
-    """Run the graph once on the CPU and compare its labels with the torch engine's."""
-    import onnxruntime as ort
+def _validate(path: Path, engine: Any, sample: np.ndarray) -> float:
+    """Serve the graph with the onnxruntime backend on the CPU; compare with the torch engine."""
+    from mask2former_ros.core.onnx_engine import OnnxSegmentationEngine
 
+    expected = engine.segment(sample)
     try:
-        session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-        labels, finite = session.run(None, {session.get_inputs()[0].name: sample[None]})
+        served = OnnxSegmentationEngine(dataclasses.replace(
+            engine.config, backend='onnxruntime', onnx_model=str(path), onnx_providers=('cpu',),
+            task=engine.task))
+        result = served.segment_batch([sample])[0]
     except Exception as exc:  # noqa: BLE001 - any refusal of ONNX Runtime is the graph's
         raise ExportError(f'validation: ONNX Runtime cannot run the graph: '
                           f'{first_line(exc)}') from exc
-    if not bool(finite[0]):
-        raise ExportError('validation: the graph gave non-finite model outputs on the sample')
-    agreement = float((labels[0] == expected).mean())
+    if not result.ok:
+        raise ExportError(f'validation: {result.error} on the sample frame')
+    agreement = float((result.labels == expected.labels).mean())
     if agreement < MIN_AGREEMENT:
         raise ExportError(f'validation: labels {agreement:.3%} equal to the torch engine on '
                           f'the sample frame (need {MIN_AGREEMENT:.1%})')
@@ -179,11 +188,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog='mask2former_export',
         description='Export a Mask2Former checkpoint as one ONNX graph (uint8 RGB frame in, '
-                    'per-pixel class labels out) for the onnxruntime backend.')
+                    'per-pixel class labels or the query outputs of panoptic and instance '
+                    'segmentation out) for the onnxruntime backend.')
     parser.add_argument('--model', required=True, help='checkpoint: local directory or hub id')
     parser.add_argument('--size', required=True,
                         help='frame size HEIGHTxWIDTH the graph takes, e.g. 1024x2048')
     parser.add_argument('--output', required=True, type=Path, help='the .onnx file to write')
+    parser.add_argument('--task', default='auto',
+                        choices=('auto', 'semantic', 'panoptic', 'instance'),
+                        help='post-processing the graph serves: semantic (labels inside the '
+                             'graph), panoptic or instance (query outputs; the segments are '
+                             'made after the graph); auto (default): what the checkpoint '
+                             'declares, else semantic')
     parser.add_argument('--input-size', default='checkpoint',
                         help="model input: 'checkpoint', 'native' or a short side (as the node)")
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset (>= 18)')
@@ -198,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.opset < 18:
             raise ExportError('--opset must be 18 or later (antialiased Resize)')
         export_graph(args.model, args.size, args.output, args.input_size,
-                     args.opset, args.allow_pickle, log=log)
+                     args.opset, args.allow_pickle, log=log, task=args.task)
     except ModelLoadError as exc:
         log(f'error: {exc}')
         return 1

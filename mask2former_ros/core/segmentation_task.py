@@ -20,8 +20,10 @@ Mask2Former checkpoints share one architecture; what they were trained for shows
 ``mask2former_ros_task`` key of their ``config.json``. No torch, no ROS.
 """
 
-from pathlib import PurePath
+import json
+from pathlib import Path, PurePath
 import re
+from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
 from mask2former_ros.core.engine_config import parse_task
@@ -82,6 +84,47 @@ def resolve_task(requested: str, model: str, config: Any,
             f"one (by {source}); use task 'semantic', or a checkpoint such as "
             f'facebook/mask2former-swin-large-cityscapes-{task}')
     return task
+
+
+def checkpoint_task(requested: str, model: str,
+                    log: Callable[[str], None] | None = None) -> str:
+    """
+    :func:`resolve_task` for a checkpoint directory or hub id, without transformers.
+
+    A local checkpoint's ``config.json`` is read as json; a hub id declares its task by name.
+    """
+    values: dict[str, Any] = {}
+    config_file = Path(str(model)).expanduser() / 'config.json'
+    try:
+        values = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        pass  # no readable config: the name decides (loading the checkpoint reports the rest)
+    return resolve_task(requested, model, SimpleNamespace(**values), log)
+
+
+def graph_task(requested: str, recorded: str | None, path: str) -> str:
+    """
+    Return the task an exported graph serves for ``requested`` (``auto``: the graph's own).
+
+    ``recorded`` is the task in the graph's metadata; graphs from before the task was
+    recorded (None) hold the semantic post-processing. Raises :class:`TaskMismatchError` when
+    another task is asked for than the graph was exported for.
+    """
+    task = parse_task(requested)
+    served = recorded or 'semantic'
+    if served not in SERVED_TASKS:
+        raise TaskMismatchError(f"'{path}' names task '{served}' in its metadata, none of "
+                                f"{', '.join(SERVED_TASKS)}: export it again")
+    if task in ('auto', served):
+        return served
+    if recorded is None:
+        raise TaskMismatchError(
+            f"task '{task}', but '{path}' is a graph from before exported graphs recorded "
+            f'their task: it holds the semantic post-processing; export one with '
+            f'mask2former_export --task {task}, or use task semantic (or auto)')
+    raise TaskMismatchError(
+        f"task '{task}', but '{path}' was exported for task {served}; export one with "
+        f'mask2former_export --task {task}, or set task to {served} (or auto)')
 
 
 def thing_class_ids(class_names: Sequence[str], task: str) -> frozenset[int]:

@@ -33,9 +33,15 @@ and takes the argmax. Its cost is Q x grid sigmoids plus C x output-size interpo
    disagree (class boundaries) are interpolated, from exact scores at those corners.
 """
 
-import numpy as np
+from mask2former_ros.core.array_ops import ops_for
+from mask2former_ros.core.grid_upsampling import (
+    bilinear_source_index, corner_agreement, lerp_rows, upsample_labels, upsampled_argmax)
 import torch
 import torch.nn.functional as F  # noqa: N812
+
+__all__ = ['class_probabilities', 'DENSE_FRACTION', 'dense_class_scores', 'grid_class_scores',
+           'grid_labels_of', 'QUERY_CHUNK', 'resample_index', 'semantic_inference',
+           'upsample_grid_labels', 'upsampled_argmax']
 
 # Above this fraction of score-grid points needing exact scores, compute them all densely.
 DENSE_FRACTION = 0.25
@@ -43,58 +49,9 @@ DENSE_FRACTION = 0.25
 QUERY_CHUNK = 16
 
 
-def bilinear_source_index(out_size: int, in_size: int,
-                          device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return (i0, i1, w1): bilinear ``align_corners=False`` resampling as a lerp."""
-    scale = in_size / out_size
-    src = ((torch.arange(out_size, device=device, dtype=torch.float64) + 0.5) * scale - 0.5)
-    src = src.clamp(min=0.0)
-    i0 = src.floor().long().clamp(max=in_size - 1)
-    i1 = (i0 + 1).clamp(max=in_size - 1)
-    return i0, i1, (src - i0).to(torch.float32)
-
-
 def class_probabilities(class_logits: torch.Tensor) -> torch.Tensor:
     """Per-query class probabilities without the null class, (..., Q, C)."""
     return class_logits.float().softmax(-1)[..., :-1]
-
-
-def channel_argmax(scores: torch.Tensor) -> torch.Tensor:
-    """
-    Argmax over dim 0 of (C, ...) as the smallest integer dtype; the first maximum wins.
-
-    A loop of C vectorised comparisons over contiguous planes is several times faster on the
-    CPU than ``argmax(0)``, which walks a strided dimension.
-    """
-    dtype = torch.uint8 if scores.shape[0] <= 256 else torch.int32
-    best = scores[0].clone()
-    index = torch.zeros(best.shape, dtype=dtype, device=scores.device)
-    for c in range(1, scores.shape[0]):
-        index.masked_fill_(scores[c] > best, c)
-        best = torch.maximum(best, scores[c])
-    return index
-
-
-def gather_grid(grid: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """
-    Return ``grid[rows][:, cols]`` of a 2-D ``grid``: the output-size map of a grid map.
-
-    Columns first, so that the row gather copies whole output rows. On the CPU numpy's
-    ``take`` does it (0.5 ms for 1024x2048 bytes, torch's ``index_select`` 2.3 ms here), sharing
-    memory with the tensors; elsewhere ``index_select``.
-    """
-    if grid.device.type == 'cpu':
-        wide = np.take(grid.numpy(), cols.numpy(), axis=1)
-        return torch.from_numpy(np.take(wide, rows.numpy(), axis=0))
-    return grid.index_select(1, cols).index_select(0, rows)
-
-
-def _corner_agreement(labels: torch.Tensor) -> torch.Tensor:
-    """Return a bool map: a point equals its right, lower and lower-right neighbours."""
-    padded = F.pad(labels[None, None].float(), (0, 1, 0, 1), mode='replicate')[0, 0]
-    padded = padded.to(labels.dtype)
-    return ((labels == padded[1:, :-1]) & (labels == padded[:-1, 1:])
-            & (labels == padded[1:, 1:]))
 
 
 def _corners(mask: torch.Tensor) -> torch.Tensor:
@@ -104,50 +61,6 @@ def _corners(mask: torch.Tensor) -> torch.Tensor:
     out[:, 1:] |= mask[:, :-1]
     out[1:, 1:] |= mask[:-1, :-1]
     return out
-
-
-def _lerp_rows(table: torch.Tensor, width: int, y0, y1, wy, x0, x1, wx) -> torch.Tensor:
-    """Bilinearly interpolate rows of a (H*W, K) table at N points given by lerp indices."""
-    top = torch.lerp(table[y0 * width + x0], table[y0 * width + x1], wx[:, None])
-    bottom = torch.lerp(table[y1 * width + x0], table[y1 * width + x1], wx[:, None])
-    return torch.lerp(top, bottom, wy[:, None])
-
-
-def upsampled_argmax(scores: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-    """
-    Argmax of dense ``scores`` (C, h, w) bilinearly upsampled to (out_h, out_w).
-
-    Equal to ``F.interpolate(scores[None], (out_h, out_w), mode='bilinear').argmax(1)[0]``
-    without building the (C, out_h, out_w) tensor (see the module docstring, step 3).
-    """
-    num_classes, in_h, in_w = scores.shape
-    table = scores.reshape(num_classes, -1).t().contiguous()
-    return _upsample_labels(channel_argmax(scores), table, out_h, out_w)
-
-
-def _upsample_labels(grid_labels: torch.Tensor, table: torch.Tensor, out_h: int,
-                     out_w: int, chunk: int = 1 << 18) -> torch.Tensor:
-    """Step 3: output labels from grid labels and a (grid points, C) table of exact scores."""
-    in_h, in_w = grid_labels.shape
-    device = grid_labels.device
-    y0, y1, wy = bilinear_source_index(out_h, in_h, device)
-    x0, x1, wx = bilinear_source_index(out_w, in_w, device)
-    labels = gather_grid(grid_labels, y0, x0)
-    # Enumerate pixels of uncertain cells without a full-size mask: per output row, the
-    # uncertain grid columns, each expanded to the run of output columns that map to it.
-    rows, cols = (~_corner_agreement(grid_labels)).index_select(0, y0).nonzero(as_tuple=True)
-    run_length = torch.bincount(x0, minlength=in_w)
-    run_start = torch.cumsum(run_length, 0) - run_length
-    counts = run_length[cols]
-    ys = rows.repeat_interleave(counts)
-    first = (torch.cumsum(counts, 0) - counts).repeat_interleave(counts)
-    xs = (run_start[cols].repeat_interleave(counts)
-          + torch.arange(ys.numel(), device=device) - first)
-    for start in range(0, ys.numel(), chunk):
-        cy, cx = ys[start:start + chunk], xs[start:start + chunk]
-        values = _lerp_rows(table, in_w, y0[cy], y1[cy], wy[cy], x0[cx], x1[cx], wx[cx])
-        labels[cy, cx] = values.argmax(1).to(labels.dtype)
-    return labels
 
 
 def dense_class_scores(logits: torch.Tensor, class_probs: torch.Tensor, grid_h: int,
@@ -210,8 +123,9 @@ def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor, out
     cell_class = cell_class.reshape(in_h, in_w).to(label_dtype)
 
     # Step 2: grid labels; exact scores where a cell is not certified.
-    gy0, gy1, gwy = bilinear_source_index(grid_h, in_h, device)
-    gx0, gx1, gwx = bilinear_source_index(grid_w, in_w, device)
+    ops = ops_for(logits)
+    gy0, gy1, gwy = bilinear_source_index(grid_h, in_h, ops)
+    gx0, gx1, gwx = bilinear_source_index(grid_w, in_w, ops)
     grid_labels = cell_class.index_select(0, gy0).index_select(1, gx0)
     exact = (~certified).index_select(0, gy0).index_select(1, gx0)
     if float(exact.float().mean()) > DENSE_FRACTION:
@@ -229,8 +143,8 @@ def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor, out
             py, px = points // grid_w, points % grid_w
             for start in range(0, points.numel(), 1 << 16):
                 sl = slice(start, start + (1 << 16))
-                values = _lerp_rows(logit_table, in_w, gy0[py[sl]], gy1[py[sl]], gwy[py[sl]],
-                                    gx0[px[sl]], gx1[px[sl]], gwx[px[sl]])
+                values = lerp_rows(ops, logit_table, in_w, gy0[py[sl]], gy1[py[sl]],
+                                   gwy[py[sl]], gx0[px[sl]], gx1[px[sl]], gwx[px[sl]])
                 table[points[sl]] = values.sigmoid_() @ class_probs
 
         points = exact.reshape(-1).nonzero()[:, 0]
@@ -241,10 +155,10 @@ def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor, out
     if (grid_h, grid_w) == (out_h, out_w):
         labels = grid_labels
     else:
-        needed = _corners(~_corner_agreement(grid_labels)) & ~exact
+        needed = _corners(~corner_agreement(grid_labels)) & ~exact
         if bool(needed.any()):
             compute(needed.reshape(-1).nonzero()[:, 0])
-        labels = _upsample_labels(grid_labels, table, out_h, out_w)
+        labels = upsample_labels(grid_labels, table, out_h, out_w)
     confidence = None
     if with_confidence:
         scores = (weights_t @ logits.reshape(num_queries, -1).sigmoid()).reshape(-1, in_h, in_w)
@@ -264,7 +178,7 @@ def semantic_inference(class_probs: torch.Tensor, mask_logits: torch.Tensor, out
 
 def resample_index(out_size: int, in_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return :func:`bilinear_source_index` on the CPU as int64/fp32 constants for a graph."""
-    i0, i1, w1 = bilinear_source_index(out_size, in_size, torch.device('cpu'))
+    i0, i1, w1 = bilinear_source_index(out_size, in_size, ops_for(torch.empty(0)))
     return i0.contiguous(), i1.contiguous(), w1.contiguous()
 
 
@@ -286,15 +200,6 @@ def grid_class_scores(class_probs: torch.Tensor, mask_logits: torch.Tensor,
     logits = F.interpolate(mask_logits, size=grid, mode='bilinear', align_corners=False)
     weights = logits.sigmoid().reshape(batch, num_queries, grid[0] * grid[1])
     return weights.transpose(1, 2) @ class_probs
-
-
-def shift_up_left(grid: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Return ``grid`` (N, h, w) moved up by ``dy`` and left by ``dx``, edges replicated."""
-    if dy:
-        grid = torch.cat([grid[:, 1:], grid[:, -1:]], 1)
-    if dx:
-        grid = torch.cat([grid[:, :, 1:], grid[:, :, -1:]], 2)
-    return grid
 
 
 def _gather_rows_then_columns(grid: torch.Tensor, rows: torch.Tensor,
@@ -332,9 +237,7 @@ def upsample_grid_labels(scores: torch.Tensor, grid: tuple[int, int],
     y0, y1, wy = rows
     x0, x1, wx = cols
     grid_labels = grid_labels_of(scores, grid)
-    agree = ((grid_labels == shift_up_left(grid_labels, 1, 0))
-             & (grid_labels == shift_up_left(grid_labels, 0, 1))
-             & (grid_labels == shift_up_left(grid_labels, 1, 1)))
+    agree = corner_agreement(grid_labels)
     labels = _gather_rows_then_columns(grid_labels, y0, x0)
     unsure = _gather_rows_then_columns(~agree, y0, x0)
     n, yy, xx = unsure.nonzero().unbind(1)

@@ -17,10 +17,13 @@ The whole serving path as one torch module, for export: uint8 frame in, labels o
 
 :class:`ServingGraph` wraps a Mask2Former model with the preprocessing of the checkpoint
 (resize to the model input, normalisation: :meth:`Preprocessing.normalisation`, as the torch
-engine) and the semantic post-processing of
-:mod:`mask2former_ros.core.semantic_postprocess` (static-shape variant), so that an exported
-graph takes the camera's RGB bytes and returns one byte per pixel. Sizes are fixed when the
-module is built: one frame size, batch 1.
+engine). For task semantic it adds the semantic post-processing of
+:mod:`mask2former_ros.core.semantic_postprocess` (static-shape variant), so that the graph
+takes the camera's RGB bytes and returns one byte per pixel. For panoptic and instance it
+returns the query outputs (class logits and the low-resolution mask logits): their
+post-processing is data-dependent (kept queries, segments, ids) and runs after the graph in
+numpy, the same code as the torch engine's (:mod:`mask2former_ros.core.panoptic_postprocess`).
+Sizes are fixed when the module is built: one frame size, batch 1.
 """
 
 from mask2former_ros.core.checkpoint import Preprocessing
@@ -31,21 +34,32 @@ import torch.nn.functional as F  # noqa: N812
 
 INPUT_NAME = 'image'
 OUTPUT_NAMES = ('labels', 'finite')
+QUERY_OUTPUT_NAMES = ('class_logits', 'mask_logits', 'finite')
+
+
+def output_names(task: str) -> tuple[str, ...]:
+    """Return the graph's output names for ``task`` (semantic: labels; else query outputs)."""
+    return OUTPUT_NAMES if task == 'semantic' else QUERY_OUTPUT_NAMES
 
 
 class ServingGraph(torch.nn.Module):
     """
     uint8 RGB (1, H, W, 3) -> labels (1, H, W) and a finite flag (1,), for one frame size.
 
+    Task panoptic or instance: -> class logits (1, Q, C + 1), mask logits (1, Q, h, w) and
+    the finite flag.
+
     The forward runs in fp32: reduced precision on a GPU comes from the provider (TensorRT's
     fp16 engines), not from the graph.
     """
 
     def __init__(self, model: torch.nn.Module, preprocessing: Preprocessing,
-                 frame_size: tuple[int, int], input_size: str | int = 'checkpoint') -> None:
+                 frame_size: tuple[int, int], input_size: str | int = 'checkpoint',
+                 task: str = 'semantic') -> None:
         """Fix the sizes: frame, model input (from the preprocessing) and score grid."""
         super().__init__()
         self.model = model
+        self.task = task
         self.frame_size = tuple(frame_size)
         self.input_hw = preprocessing.target_size(*self.frame_size, input_size)
         height, width = self.frame_size
@@ -62,7 +76,7 @@ class ServingGraph(torch.nn.Module):
     def _index(self, name: str) -> tuple[torch.Tensor, ...]:
         return tuple(getattr(self, f'{name}_{i}') for i in range(3))
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Segment one frame; see the class docstring."""
         x = image.permute(0, 3, 1, 2)
         if tuple(x.shape[-2:]) != self.input_hw:
@@ -82,6 +96,8 @@ class ServingGraph(torch.nn.Module):
         masks = outputs.masks_queries_logits.float()
         finite = (torch.isfinite(class_logits).flatten(1).all(1)
                   & torch.isfinite(masks).flatten(1).all(1))
+        if self.task != 'semantic':
+            return class_logits, masks, finite
         probs = class_logits.softmax(-1)[..., :-1]
         scores = grid_class_scores(probs, masks, self.grid)
         if self.grid == self.frame_size:

@@ -102,8 +102,8 @@ class Options:
                                  metavar='LIST')
     frame_size: str = option('', 'frame size HxW the graph is exported for (default: the '
                              "first bag's)", group='model', param='frame_size', metavar='HxW')
-    task: str = option('auto', 'auto (read from the checkpoint), semantic, panoptic or instance '
-                       '(panoptic and instance: backend torch)', group='model', param='task',
+    task: str = option('auto', 'auto (read from the checkpoint, or from --onnx-model), '
+                       'semantic, panoptic or instance', group='model', param='task',
                        choices=TASK_CHOICES)
     score_threshold: float = option(
         DEFAULT_SCORE_THRESHOLD, 'panoptic/instance: keep a query whose class score is above '
@@ -266,9 +266,6 @@ def _check_panoptic(o: Options) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                 not 0.0 <= value <= 1.0:
             raise SegmentBagError(f'{flag_of(name)} must be within [0, 1], got {value}')
-    if task in ('panoptic', 'instance') and o.backend != 'torch':
-        raise SegmentBagError(f'--task {task} runs on --backend torch only (exported graphs hold '
-                              'the semantic post-processing)')
     if o.gt_instances_topic is None:
         return
     if not o.gt_topic:

@@ -128,7 +128,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'onnx_model', _parsed(parse_frame_size)),
     ParameterSpec('task', 'auto',
                   'semantic, panoptic or instance; auto = what the checkpoint was trained for '
-                  '(its config or name; semantic where it does not say). panoptic and instance '
+                  '(its config or name; semantic where it does not say; with onnx_model: the '
+                  "graph's task). panoptic and instance "
                   'add segmentation/instances and segmentation/detections',
                   _choice(*TASK_CHOICES)),
     ParameterSpec('score_threshold', DEFAULT_SCORE_THRESHOLD,
