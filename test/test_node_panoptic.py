@@ -125,8 +125,9 @@ def check_frame(outputs: Outputs, header: Any, found: dict[str, Any],
     assert array.header == header and all(d.header == header for d in array.detections)
     det_ids = [int(d.id) for d in array.detections]
     assert len(set(det_ids)) == len(det_ids), f'an instance id is used twice: {det_ids}'
-    # Every detection's id is in the instance image and every id there has one detection.
-    assert det_ids == sorted(set(np.unique(ids).tolist()) - {0}), det_ids
+    # Every detection's id (a track id) is in the instance image and every id there has one
+    # detection.
+    assert sorted(det_ids) == sorted(set(np.unique(ids).tolist()) - {0}), det_ids
     scores = []
     for detection in array.detections:
         mask = ids == int(detection.id)
@@ -137,7 +138,7 @@ def check_frame(outputs: Outputs, header: Any, found: dict[str, Any],
         assert np.unique(labels[mask]).tolist() == [int(hypothesis.class_id)], detection.id
         assert 0.0 <= hypothesis.score <= 1.0
         scores.append(hypothesis.score)
-    assert scores == sorted(scores, reverse=True), 'id 1 is the highest score'
+    assert scores == sorted(scores, reverse=True), 'detections in order of falling score'
     assert np.array_equal(image_to_rgb(found['color']),
                           colorize_instances(labels, ids, outputs.palette))
     return labels, ids
