@@ -125,7 +125,7 @@ def grid_stride(height: int, width: int) -> int:
 
 
 def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of inclusive pixel boxes: ``a`` (T, 4) against ``b`` (N, 4) -> (T, N)."""
+    """Return the IoU of inclusive pixel boxes ``a`` (T, 4) and ``b`` (N, 4): (T, N)."""
     x0 = np.maximum(a[:, None, 0], b[None, :, 0])
     y0 = np.maximum(a[:, None, 1], b[None, :, 1])
     x1 = np.minimum(a[:, None, 2], b[None, :, 2])

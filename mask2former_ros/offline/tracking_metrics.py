@@ -36,7 +36,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 INSTALL_HINT = ('tracking metrics need TrackEval: pip install --no-deps trackeval==1.3.0 '
-                'tabulate pycocotools')
+                '(scripts/setup.sh does)')
 METRICS = ('HOTA', 'CLEAR', 'Identity')
 CLEAR_THRESHOLD = 0.5  # TrackEval's default similarity for a CLEAR / identity match
 CROWD_SHARE = 0.5

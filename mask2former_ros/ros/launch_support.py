@@ -171,12 +171,11 @@ def node_parameters(arg: Callable[[str], str], fixed: Mapping[str, Any] | None =
 
 def task_overrides(arg: Callable[[str], str], fixed: Mapping[str, Any]) -> dict[str, Any]:
     """
-    Return the node parameters of the task, threshold and tracking arguments given (not
-    ``fixed``).
+    Return the node parameters of the task, threshold and tracking arguments given.
 
-    Raises ValueError naming the argument for a task outside :data:`TASK_CHOICES`, a
-    threshold that is not a number in [0, 1], a ``tracking`` that is not a boolean or a
-    ``track_max_age`` that is not an integer >= 0.
+    Arguments in ``fixed`` are not read. Raises ValueError naming the argument for a task
+    outside :data:`TASK_CHOICES`, a threshold that is not a number in [0, 1], a ``tracking``
+    that is not a boolean or a ``track_max_age`` that is not an integer >= 0.
     """
     overrides: dict[str, Any] = {}
     text = arg('task')
