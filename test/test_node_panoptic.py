@@ -214,6 +214,27 @@ def test_panoptic_node_reaches_pq_against_the_scene_ground_truth(peer, panoptic_
     assert task_of_model_status() == 'panoptic'
 
 
+def test_track_ids_persist_over_dds_across_a_gap_and_restart_after_reactivation(
+        peer, instance_outputs):
+    # The same frame again and again: every instance is seen where it was, so each keeps its
+    # id, across a gap in the stamps too; after deactivate/activate the tracks are new.
+    rgb, _ = make_scene(np.random.default_rng(3), 120, 200)
+    start = 4_000_000 * 10 ** 9
+
+    def ids_at(t: int) -> list[int]:
+        header, found = instance_outputs.request(rgb, stamp_ns=start + t * 10 ** 8)
+        check_frame(instance_outputs, header, found, rgb.shape[:2])
+        return [int(d.id) for d in found['detections'].detections]
+    first = ids_at(0)
+    assert len(first) >= 3, first
+    assert ids_at(1) == ids_at(4) == first  # frames 2 and 3 never sent
+    name = 'inst/instance_node'
+    assert _lifecycle(peer, name, Transition.TRANSITION_DEACTIVATE) == (True, 'inactive')
+    assert _lifecycle(peer, name, Transition.TRANSITION_ACTIVATE) == (True, 'active')
+    again = ids_at(5)
+    assert len(again) == len(first) and not set(again) & set(first), (first, again)
+
+
 def _object_ids(ids: np.ndarray, truth: np.ndarray) -> dict[int, int]:
     """Return ground-truth object -> the track id covering most of it (0: not found)."""
     return {int(g): int(np.bincount(ids[truth == g]).argmax())
