@@ -220,6 +220,7 @@ def test_track_ids_persist_over_dds_across_a_gap_and_restart_after_reactivation(
     # id, across a gap in the stamps too; after deactivate/activate the tracks are new.
     rgb, _ = make_scene(np.random.default_rng(3), 120, 200)
     start = 4_000_000 * 10 ** 9
+    diagnostics = peer.collect(DiagnosticArray, '/diagnostics')
 
     def ids_at(t: int) -> list[int]:
         header, found = instance_outputs.request(rgb, stamp_ns=start + t * 10 ** 8)
@@ -228,6 +229,14 @@ def test_track_ids_persist_over_dds_across_a_gap_and_restart_after_reactivation(
     first = ids_at(0)
     assert len(first) >= 3, first
     assert ids_at(1) == ids_at(4) == first  # frames 2 and 3 never sent
+
+    def live_tracks() -> str | None:
+        for _, array in reversed(diagnostics):
+            for status in array.status:
+                if status.name == '/inst/instance_node: /inst/image':
+                    return {kv.key: kv.value for kv in status.values}['tracks']
+        return None
+    assert wait_until(lambda: live_tracks() == str(len(first)), 10), live_tracks()
     name = 'inst/instance_node'
     assert _lifecycle(peer, name, Transition.TRANSITION_DEACTIVATE) == (True, 'inactive')
     assert _lifecycle(peer, name, Transition.TRANSITION_ACTIVATE) == (True, 'active')

@@ -19,21 +19,24 @@ Backend-agnostic: :meth:`InstanceTracker.update` takes what every engine returns
 panoptic or instance frame (the (H, W) instance-id map and its
 :class:`~mask2former_ros.core.results.Segment` records) and the frame's stamp in seconds.
 
-Association is mask IoU, per class, solved as one assignment (Hungarian,
-``scipy.optimize.linear_sum_assignment``; pairs of different classes are never matched):
+Association is mask IoU, per class (pairs of different classes are never matched), solved by
+Hungarian assignment (``scipy.optimize.linear_sum_assignment``):
 
 * Masks live on a grid of at most about :data:`GRID_CELLS` cells, every ``stride``-th pixel
   (stride 4 at 1024x2048, 1 at 240x320).
-* Each track keeps its last mask (a crop of the grid) and the velocity of its box centre in
-  pixels per second. For a new frame every track's mask is pasted into one predicted id map,
-  shifted by velocity x (stamp - the stamp it was last seen at): a frame dropped upstream is a
-  longer time step, not a lost track.
+* Each track keeps its last mask (a reference into the grid of the frame it was seen in) and
+  the velocity of its box centre in pixels per second. For a new frame every track's mask is
+  pasted into one predicted id map, moved by velocity x (stamp - the stamp it was last seen
+  at): a frame dropped upstream is a longer time step, not a lost track.
 * One ``bincount`` of (predicted track, detection) pairs over the grid gives every
   intersection and area at once, so the cost does not grow with tracks x detections.
-  A mask too small for the grid (or a track whose prediction left it) is compared by
-  predicted box IoU instead.
-* Pairs below :attr:`TrackerConfig.min_iou` stay unmatched: an unmatched detection starts a
-  track, a track unmatched in more than ``max_age`` processed frames ends.
+* Assignment in three rounds, each on what the previous left: mask IoU (at least
+  :attr:`TrackerConfig.min_iou`), intersection over the smaller mask (at least
+  :data:`MIN_OVERLAP`: an object partly hidden, or coming out from behind something), predicted
+  box IoU (at least ``min_iou``; also what masks too small for the grid rely on). A track seen
+  with less than :data:`OCCLUDED_SHARE` of its mask keeps its shape and velocity and moves as
+  predicted. An unmatched detection starts a track; a track unmatched in more than ``max_age``
+  processed frames ends.
 
 Track ids are 1..65535 (0 = no instance, as in mono16 instance images). After 65535 they
 wrap to 1, skipping the ids of live tracks, so an id is never shared by two live tracks.

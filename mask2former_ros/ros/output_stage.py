@@ -90,6 +90,7 @@ class Output:
         if tracked.reset:
             warn(f'tracks reset: {tracked.reset}')
         self.segments, self.lut = tracked.segments, tracked.lut
+        self.stats.tracks = len(self.tracker.tracks)
 
     def instance_ids(self) -> np.ndarray:
         """Return the instance image, with track ids once tracked (relabelled on first use)."""
