@@ -61,6 +61,7 @@ DEFAULT_MAX_AGE = 10
 DEFAULT_MIN_IOU = 0.1
 MIN_OVERLAP = 0.5  # second association: intersection over the smaller mask
 OCCLUDED_SHARE = 0.5  # a match below this share of the track's mask is a partly hidden sighting
+STEADY_AREA = 0.85  # velocity is measured while the mask area changes by less than this factor
 
 
 @dataclass(frozen=True)
@@ -330,10 +331,16 @@ class InstanceTracker:
 
     def _advance(self, track: _Track, seg: Segment, stamp: float, grid: np.ndarray,
                  value: int, area: int) -> None:
-        """Move a matched track to its new detection; update its velocity estimate."""
+        """
+        Move a matched track to its new detection; update its velocity estimate.
+
+        Only while its mask keeps its area: an object sliding behind something (or out of the
+        image) moves its box centre at a fraction of its speed.
+        """
         box = np.array(seg.box, np.float64)
         elapsed = stamp - track.stamp
-        if elapsed > 0:
+        steady = STEADY_AREA < area / max(track.area, 1) < 1.0 / STEADY_AREA
+        if elapsed > 0 and (steady or track.hits == 1):
             moved = ((box[:2] + box[2:]) - (track.box[:2] + track.box[2:])) / 2.0
             weight = 1.0 if track.hits == 1 else VELOCITY_SMOOTHING
             track.velocity = weight * moved / elapsed + (1.0 - weight) * track.velocity
