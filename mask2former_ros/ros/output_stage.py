@@ -22,9 +22,9 @@ frame (``instances`` set) also gives, while they have subscribers, the instance-
 the detections; its colour mask and overlay shade each instance and outline it. With its
 camera's tracker (``tracking``) the output thread first gives the instances their track ids
 (stamped by the header, else the arrival time), in the order the frames were segmented. The
-parameters
-are read for every frame, so a live change applies to the next one. Per camera it counts
-``publish_ms``, ``latency_ms`` (from the header stamp, else from arrival) and ``outputs``.
+parameters are read for every frame, so a live change applies to the next one. Per camera it
+counts ``publish_ms`` (tracking included), ``latency_ms`` (from the header stamp, else from
+arrival), ``outputs`` and the live ``tracks``.
 """
 
 from dataclasses import dataclass
