@@ -56,6 +56,7 @@ class Frame:
     labels: np.ndarray | None = None
     instances: np.ndarray | None = None  # panoptic and instance tasks
     segments: tuple = ()  # their Segments (track ids once tracked)
+    frame_instances: np.ndarray | None = None  # the engine's per-frame ids, once tracked
     error: str | None = None  # a bad frame: why it was skipped
     dropped: bool = False  # replaced by a newer frame (--realtime): only copied
     ms: dict[str, float] = field(default_factory=dict)
@@ -96,18 +97,28 @@ class FrameStages:
         self.worst_pq = WorstFrames(worst_k if self.panoptic is not None else 0, 'pq')
         self.tracker = tracker
         self.tracking: TrackingEvaluation | None = None
+        self.per_frame: TrackingEvaluation | None = None  # the engine's ids, for comparison
         if track_ids and self.panoptic is not None:
             self.tracking = TrackingEvaluation(self.panoptic.thing_ids)
+            if tracker is not None:
+                self.per_frame = TrackingEvaluation(self.panoptic.thing_ids)
         self._tracking_result: tuple[int, dict] | None = None
         self._bad_warnings = 0
 
     def tracking_result(self) -> dict | None:
-        """Return the tracking metrics of the frames so far (None without --gt-track-ids)."""
+        """
+        Return the tracking metrics of the frames so far (None without --gt-track-ids).
+
+        With tracking on, ``per_frame_ids`` holds those of the engine's per-frame ids.
+        """
         if self.tracking is None:
             return None
         if self._tracking_result is None or \
                 self._tracking_result[0] != len(self.tracking.frames):
-            self._tracking_result = (len(self.tracking.frames), self.tracking.result())
+            result = self.tracking.result()
+            if self.per_frame is not None:
+                result['per_frame_ids'] = self.per_frame.result()
+            self._tracking_result = (len(self.tracking.frames), result)
         return self._tracking_result[1]
 
     def done(self) -> int:
@@ -209,6 +220,7 @@ class FrameStages:
         started = time.perf_counter()
         seconds = (frame.stamp or frame.log_time) / 1e9
         tracked = self.tracker.update(frame.instances, frame.segments, seconds)
+        frame.frame_instances = frame.instances
         frame.instances = tracked.relabel(frame.instances)
         frame.segments = tracked.segments
         if tracked.reset:
@@ -241,6 +253,9 @@ class FrameStages:
         if self.tracking is not None:
             self.tracking.add(frame.index, frame.stamp, frame.truth, frame.truth_instances,
                               frame.labels, frame.instances)
+        if self.per_frame is not None:
+            self.per_frame.add(frame.index, frame.stamp, frame.truth, frame.truth_instances,
+                               frame.labels, frame.frame_instances)
         self.worst_pq.offer(pq, lambda: panoptic_frame_entry(
             self.bag_name, frame.index, frame.stamp, pq, frame.rgb,
             (frame.truth, frame.truth_instances), (frame.labels, frame.instances),

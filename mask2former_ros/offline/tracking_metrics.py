@@ -66,26 +66,37 @@ def check_tracking_metrics() -> None:
 
 
 def tracking_summary(result: dict, worst: int) -> dict:
-    """Return a bag summary's tracking metrics: the headline numbers and the worst frames."""
+    """
+    Return a bag summary's tracking metrics: the headline numbers and the worst frames.
+
+    ``per_frame_ids``: the same metrics of the engine's per-frame ids (tracking on only).
+    """
     frames = sorted(result['switch_frames'], key=lambda f: (-f[2], f[0]))[:worst]
-    return dict(result['summary'], most_id_switches=[
+    out = dict(result['summary'], most_id_switches=[
         {'index': index, 'stamp_ns': stamp, 'id_switches': count}
         for index, stamp, count in frames])
+    if 'per_frame_ids' in result:
+        out['per_frame_ids'] = result['per_frame_ids']['summary']
+    return out
 
 
 def tracking_row(result: dict | None, worst: int) -> dict | None:
     """Return a fleet row's tracking part: statistics to combine, headline, worst frames."""
     if result is None:
         return None
-    return dict(tracking_summary(result, worst), counts=result['counts'])
+    row = dict(tracking_summary(result, worst), counts=result['counts'])
+    if 'per_frame_ids' in result:
+        row['per_frame_counts'] = result['per_frame_ids']['counts']
+    return row
 
 
 def fleet_tracking(rows: list[dict], worst: int) -> tuple[dict | None, list[dict]]:
     """
     Return the fleet's tracking metrics (None without any) and its frames of most ID switches.
 
-    The metrics combine the bags' statistics (:func:`combine`); the frames are the ``worst``
-    of all bags' (bag, index, stamp, ID switches), most switches first.
+    The metrics combine the bags' statistics (:func:`combine`), ``per_frame_ids`` those of the
+    engine's per-frame ids where every bag has them; the frames are the ``worst`` of all bags'
+    (bag, index, stamp, ID switches), most switches first.
     """
     done = [row for row in rows if row.get('tracking') and row['status'] in ('ok', 'skipped')]
     if not done:
@@ -93,7 +104,10 @@ def fleet_tracking(rows: list[dict], worst: int) -> tuple[dict | None, list[dict
     frames = [dict(entry, bag=row['bag']) for row in done
               for entry in row['tracking']['most_id_switches']]
     frames.sort(key=lambda f: (-f['id_switches'], f['bag'], f['index']))
-    return combine([row['tracking']['counts'] for row in done]), frames[:worst]
+    metrics = combine([row['tracking']['counts'] for row in done])
+    if all('per_frame_counts' in row['tracking'] for row in done):
+        metrics['per_frame_ids'] = combine([row['tracking']['per_frame_counts'] for row in done])
+    return metrics, frames[:worst]
 
 
 def _objects(ids: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, ...]:

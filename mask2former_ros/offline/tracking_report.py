@@ -70,10 +70,16 @@ def tracking_context(summary: dict) -> dict[str, Any]:
     if tracking is None:
         return {'has_tracking': False}
     bags = [b for b in summary.get('bags') or [] if isinstance(b, dict)]
+    baseline = tracking.get('per_frame_ids')
+
+    def row(name: str, metrics: dict) -> dict:
+        return {'name': name, **{key: fmt_percent(metrics.get(key)) for key in FLEET_FIELDS},
+                'id_switches': fmt_int(metrics.get('id_switches'))}
     return {
         'has_tracking': True,
-        'tracking': {**{key: fmt_percent(tracking.get(key)) for key in FLEET_FIELDS},
-                     'id_switches': fmt_int(tracking.get('id_switches'))},
+        'tracking': row('track ids', tracking),
+        'tracking_baseline': row('per-frame ids (no tracking)', baseline)
+        if isinstance(baseline, dict) else None,
         'tracking_chart': tracking_chart(bags),
         'switch_frames': [
             {'bag': str(f.get('bag', '')), 'index': fmt_int(f.get('index')),
