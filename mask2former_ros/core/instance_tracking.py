@@ -56,7 +56,7 @@ from scipy.optimize import linear_sum_assignment
 MAX_TRACK_ID = 65535
 GRID_CELLS = 1 << 17  # target size of the association grid (128 Ki cells)
 BACKWARDS_TOLERANCE_S = 0.5  # a stamp this much older than the last one restarts tracking
-VELOCITY_SMOOTHING = 0.5  # weight of a new velocity measurement (exponential average)
+VELOCITY_SMOOTHING = 0.2  # weight of a new velocity measurement (exponential average)
 DEFAULT_MAX_AGE = 10
 DEFAULT_MIN_IOU = 0.1
 MIN_OVERLAP = 0.5  # second association: intersection over the smaller mask
