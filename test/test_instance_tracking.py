@@ -125,6 +125,18 @@ def test_a_track_ends_after_max_age_unseen_frames():
     assert tracker.update(frame(seg), [seg], 0.7).segments[0].instance_id == 2
 
 
+def test_a_pause_of_the_stream_ends_the_tracks():
+    # Frames every 0.1 s; after a pause longer than (max_age + 1) frame intervals an object
+    # in the same place is a new one, before it the same.
+    for pause, expected in ((1.0, 1), (1.2, 2)):
+        tracker = InstanceTracker(TrackerConfig(max_age=10))
+        seg = box_segment(1, 50)
+        for k in range(5):
+            assert tracker.update(frame(seg), [seg], k * 0.1).segments[0].instance_id == 1
+        out = tracker.update(frame(seg), [seg], 0.4 + pause).segments
+        assert out[0].instance_id == expected, pause
+
+
 def test_classes_are_never_mixed_and_ids_stay_unique():
     tracker = InstanceTracker()
     car, person = box_segment(1, 30), box_segment(2, 60, class_id=PERSON)

@@ -229,6 +229,11 @@ def test_track_ids_persist_over_dds_across_a_gap_and_restart_after_reactivation(
     first = ids_at(0)
     assert len(first) >= 3, first
     assert ids_at(1) == ids_at(4) == first  # frames 2 and 3 never sent
+    name = 'inst/instance_node'
+    assert _lifecycle(peer, name, Transition.TRANSITION_DEACTIVATE) == (True, 'inactive')
+    assert _lifecycle(peer, name, Transition.TRANSITION_ACTIVATE) == (True, 'active')
+    again = ids_at(5)
+    assert len(again) == len(first) and not set(again) & set(first), (first, again)
 
     def live_tracks() -> str | None:
         for _, array in reversed(diagnostics):
@@ -236,12 +241,8 @@ def test_track_ids_persist_over_dds_across_a_gap_and_restart_after_reactivation(
                 if status.name == '/inst/instance_node: /inst/image':
                     return {kv.key: kv.value for kv in status.values}['tracks']
         return None
-    assert wait_until(lambda: live_tracks() == str(len(first)), 10), live_tracks()
-    name = 'inst/instance_node'
-    assert _lifecycle(peer, name, Transition.TRANSITION_DEACTIVATE) == (True, 'inactive')
-    assert _lifecycle(peer, name, Transition.TRANSITION_ACTIVATE) == (True, 'active')
-    again = ids_at(5)
-    assert len(again) == len(first) and not set(again) & set(first), (first, again)
+    # Only this frame's tracks live: the earlier ones ended with the deactivation.
+    assert wait_until(lambda: live_tracks() == str(len(again)), 10), live_tracks()
 
 
 def _object_ids(ids: np.ndarray, truth: np.ndarray) -> dict[int, int]:

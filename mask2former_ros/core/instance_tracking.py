@@ -36,7 +36,8 @@ Hungarian assignment (``scipy.optimize.linear_sum_assignment``):
   box IoU (at least ``min_iou``; also what masks too small for the grid rely on). A track seen
   with less than :data:`OCCLUDED_SHARE` of its mask keeps its shape and velocity and moves as
   predicted. An unmatched detection starts a track; a track unmatched in more than ``max_age``
-  processed frames ends.
+  processed frames ends, and so does one unseen for longer than ``max_age`` + 1 of the
+  camera's usual frame intervals (a pause of the stream).
 
 Track ids are 1..65535 (0 = no instance, as in mono16 instance images). After 65535 they
 wrap to 1, skipping the ids of live tracks, so an id is never shared by two live tracks.
@@ -44,6 +45,7 @@ A frame size change, or a stamp more than :data:`BACKWARDS_TOLERANCE_S` older th
 previous one (e.g. a replayed bag starting over), resets the tracks.
 """
 
+from collections import deque
 from dataclasses import dataclass, field
 import math
 from typing import Sequence
@@ -61,6 +63,7 @@ DEFAULT_MAX_AGE = 10
 DEFAULT_MIN_IOU = 0.1
 MIN_OVERLAP = 0.5  # second association: intersection over the smaller mask
 OCCLUDED_SHARE = 0.5  # a match below this share of the track's mask is a partly hidden sighting
+STEP_WINDOW = 16  # frame intervals whose median bounds how long an unseen track lives
 STEADY_AREA = 0.85  # velocity is measured while the mask area changes by less than this factor
 
 
@@ -164,12 +167,14 @@ class InstanceTracker:
         self._shape: tuple[int, int] | None = None
         self._stride = 1
         self._stamp: float | None = None
+        self._steps: deque[float] = deque(maxlen=STEP_WINDOW)  # seconds between frames
         self._next_id = 1
 
     def reset(self) -> None:
         """End every track; the next frame starts new ones (ids go on from the last one)."""
         self.tracks = []
         self._shape, self._stamp = None, None
+        self._steps.clear()
 
     def update(self, instances: np.ndarray, segments: Sequence[Segment],
                stamp: float) -> TrackedFrame:
@@ -180,6 +185,7 @@ class InstanceTracker:
         order (the result keeps it); ``stamp``: the frame's time in seconds (its header stamp).
         """
         reason = self._check_restart(instances.shape, stamp)
+        self._expire(stamp)
         self._stamp = stamp if self._stamp is None else max(stamp, self._stamp)
         s = self._stride
         grid = np.ascontiguousarray(instances[::s, ::s])
@@ -234,6 +240,19 @@ class InstanceTracker:
             self._shape = (int(shape[0]), int(shape[1]))
             self._stride = grid_stride(*self._shape)
         return reason
+
+    def _expire(self, stamp: float) -> None:
+        """
+        End tracks unseen for longer than ``max_age`` + 1 of this camera's frame intervals.
+
+        The interval is the median step between the last processed frames, drops included:
+        this ends tracks after a pause of the stream, while ``max_age`` counts the frames.
+        """
+        if self._stamp is not None and stamp > self._stamp:
+            if len(self._steps) >= 3:
+                limit = (self.config.max_age + 1) * float(np.median(self._steps))
+                self.tracks = [t for t in self.tracks if stamp - t.stamp <= limit]
+            self._steps.append(stamp - self._stamp)
 
     def _shifts(self, stamp: float) -> np.ndarray:
         """Return the (x, y) pixels each track has moved since it was last seen, (T, 2)."""

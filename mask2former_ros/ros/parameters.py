@@ -146,7 +146,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'across frames (per camera); false: ids per frame'),
     ParameterSpec('track_max_age', DEFAULT_MAX_AGE,
                   'tracking: a track ends after this many processed frames without its object '
-                  '(frames dropped for newer ones do not count)', _range(0, 100000)),
+                  '(frames dropped for newer ones do not count), or when unseen for longer than '
+                  'this many + 1 of its camera\'s usual frame intervals', _range(0, 100000)),
     ParameterSpec('allow_pickle', False,
                   'allow pickle (*.bin) weights; they can run code when loaded'),
     ParameterSpec('cameras', [''],
