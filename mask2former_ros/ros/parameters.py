@@ -147,7 +147,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('track_max_age', DEFAULT_MAX_AGE,
                   'tracking: a track ends after this many processed frames without its object '
                   '(frames dropped for newer ones do not count), or when unseen for longer than '
-                  'this many + 1 of its camera\'s usual frame intervals', _range(0, 100000)),
+                  'this many + 1 of the camera frame intervals', _range(0, 100000)),
     ParameterSpec('allow_pickle', False,
                   'allow pickle (*.bin) weights; they can run code when loaded'),
     ParameterSpec('cameras', [''],
