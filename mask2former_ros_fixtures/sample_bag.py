@@ -19,14 +19,15 @@ The bags hold, per frame and with identical headers, a ``sensor_msgs/msg/Image``
 (any encoding :func:`~mask2former_ros.ros.image_conversion.encode_rgb` supports), optionally its
 ``sensor_msgs/msg/CompressedImage`` (JPEG) and a mono8 ground-truth label image in Cityscapes
 train ids (or labelIds), and with ``instances`` a mono16 instance-id image (0 = stuff, cars and
-persons 1..N within a frame). Scenes come from
+persons 1..N within a frame; with ``sequence`` one id per car or person for the whole bag).
+Scenes come from
 :func:`mask2former_ros_fixtures.synthetic.make_scene` (with ``instances``:
 :func:`~mask2former_ros_fixtures.synthetic.make_panoptic_scene`) with a
 generator seeded by ``seed``, so a bag and :func:`write_gt_dir` agree frame by frame.
 """
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import cv2
 from mask2former_ros.core.cityscapes import trainids_to_labelids
@@ -34,6 +35,7 @@ from mask2former_ros.offline.bag_io import (  # noqa: F401 - re-exported for the
     COMPRESSED_IMAGE, IMAGE, image_message, labels_message, open_writer, rgb_message,
     storage_plugin, STORAGES, typestore)
 from mask2former_ros.ros.image_conversion import encode_rgb
+from mask2former_ros_fixtures.sequences import street_sequence
 from mask2former_ros_fixtures.synthetic import make_panoptic_scene, make_scene
 import numpy as np
 
@@ -41,6 +43,7 @@ STRING = 'std_msgs/msg/String'
 INSTANCES_GT_TOPIC = '/camera/instances_gt'
 DEFAULT_START_NS = 1_700_000_000_000_000_000
 GT_DIR_NAMINGS = ('index', 'stamp', 'stamp_ns')
+SEQUENCES = ('crossing', 'occlusion')  # street_sequence without / with a full occlusion
 
 
 def make_header(stamp_ns: int, frame_id: str) -> Any:
@@ -77,6 +80,22 @@ def _scene(rng: np.random.Generator, height: int, width: int,
     return rgb, labels, None
 
 
+def _scenes(seed: int, frames: int, height: int, width: int, instances: bool,
+            sequence: str | None,
+            rate_hz: float) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Yield the ``(rgb, labels, ids)`` of a sample bag's frames (see write_sample_bag)."""
+    if sequence is not None:
+        if sequence not in SEQUENCES:
+            raise ValueError(f"sequence must be one of {', '.join(SEQUENCES)}, got {sequence!r}")
+        seq = street_sequence(seed, frames, height, width, rate_hz,
+                              occlusion=sequence == 'occlusion')
+        yield from zip(seq.rgb, seq.labels, seq.instances, strict=True)
+        return
+    rng = np.random.default_rng(seed)
+    for _ in range(frames):
+        yield _scene(rng, height, width, instances)
+
+
 def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int = 320,
                      rate_hz: float = 10.0, storage: str = 'mcap',
                      image_topic: str | None = '/camera/image_raw', encoding: str = 'rgb8',
@@ -87,7 +106,8 @@ def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int
                      gt_labelids: bool = False, corrupt_frames: Sequence[int] = (),
                      string_topic: str | None = None, jpeg_quality: int = 95,
                      instances: bool = False,
-                     instances_topic: str = INSTANCES_GT_TOPIC) -> dict:
+                     instances_topic: str = INSTANCES_GT_TOPIC,
+                     sequence: str | None = None) -> dict:
     """
     Write a rosbag2 bag of ``frames`` synthetic scenes and return a description of it.
 
@@ -96,13 +116,17 @@ def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int
     ``gt_topic`` holds mono8 train ids (Cityscapes labelIds with ``gt_labelids``).
     ``instances`` draws panoptic scenes and adds ``instances_topic``: mono16 instance ids
     (0 = stuff, 1..N the frame's cars and persons), same header as the image and labels.
-    ``corrupt_frames`` lists frame indices whose image data is truncated (raw) or cut in half
-    (JPEG). ``string_topic`` adds a ``std_msgs/msg/String`` per frame. The returned dict has
-    ``path``, ``storage``, ``frames``, ``height``, ``width``, ``seed``, ``frame_id``,
-    ``instances`` (whether the scenes are panoptic),
+    ``sequence`` ('crossing' or 'occlusion', implies ``instances``) draws one street whose
+    cars and persons move (:func:`~mask2former_ros_fixtures.sequences.street_sequence`, a
+    full occlusion in 'occlusion'): their instance ids persist across frames, the ground truth
+    of tracking. ``corrupt_frames`` lists frame indices whose image data is truncated (raw)
+    or cut in half (JPEG). ``string_topic`` adds a ``std_msgs/msg/String`` per frame. The
+    returned dict has ``path``, ``storage``, ``frames``, ``height``, ``width``, ``seed``,
+    ``frame_id``, ``instances`` (whether the scenes are panoptic), ``sequence``, ``rate_hz``,
     ``topics`` (name -> type), ``counts`` (name -> messages), ``stamps`` and ``log_times`` (ns).
     """
     encode_rgb(np.zeros((2, 2, 3), np.uint8), encoding)  # fail before writing anything
+    instances = instances or sequence is not None
     path = Path(path)
     types = typestore().types
     stamps = sample_stamps(frames, rate_hz, start_ns)
@@ -114,13 +138,13 @@ def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int
         raise ValueError('topic names must be distinct')
     counts = dict.fromkeys(topics, 0)
     corrupt = set(corrupt_frames)
-    rng = np.random.default_rng(seed)
+    scenes = _scenes(seed, frames, height, width, instances, sequence, rate_hz)
     writer = open_writer(path, storage)
     try:
         conns = {name: writer.add_connection(name, msgtype, typestore=typestore())
                  for name, msgtype in topics.items()}
         for index, (stamp, log_time) in enumerate(zip(stamps, log_times, strict=True)):
-            rgb, labels, ids = _scene(rng, height, width, instances)
+            rgb, labels, ids = next(scenes)
             header = make_header(stamp, frame_id)
             out: list[tuple[str, Any]] = []
             if image_topic:
@@ -151,7 +175,7 @@ def write_sample_bag(path: Path, frames: int = 20, height: int = 240, width: int
     writer.close()
     return {'path': str(path), 'storage': storage, 'frames': frames, 'height': height,
             'width': width, 'seed': seed, 'frame_id': frame_id, 'encoding': encoding,
-            'instances': bool(instances),
+            'instances': bool(instances), 'sequence': sequence, 'rate_hz': rate_hz,
             'topics': topics, 'counts': counts, 'stamps': stamps, 'log_times': log_times}
 
 
@@ -169,10 +193,12 @@ def write_gt_dir(directory: Path, info: dict, naming: str = 'index',
         raise ValueError(f'naming must be one of {", ".join(GT_DIR_NAMINGS)}, got {naming!r}')
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(info['seed'])
+    scenes = _scenes(info['seed'], len(info['stamps']), info['height'], info['width'],
+                     info.get('instances', False), info.get('sequence'),
+                     info.get('rate_hz', 10.0))
     paths = []
     for index, stamp in enumerate(info['stamps']):
-        _, labels, _ = _scene(rng, info['height'], info['width'], info.get('instances', False))
+        _, labels, _ = next(scenes)
         if naming == 'index':
             name = f'{index:06d}.png'
         elif naming == 'stamp':

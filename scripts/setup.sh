@@ -13,6 +13,10 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # shellcheck disable=SC2086
 "${pip[@]}" ${TORCH_SPEC:-torch==2.13.0}
 "${pip[@]}" -r requirements.txt
+# TrackEval (segment_bag --gt-track-ids) without its dependencies: its metadata requires
+# opencv-python, whose cv2 would replace opencv-python-headless's; the metrics need only numpy
+# and scipy.
+"${pip[@]}" --no-deps 'trackeval==1.3.0'
 # The ROS 2 launch stack (launch, launch_ros, launch_testing, the ros2 CLI) for the launch tests.
 # PyPI has no wheels of it: they come from ROS_WHEELS_DIR (default: shared/ros-wheels beside the
 # checkout). On a ROS machine (apt) they come with ROS instead; without either, the launch tests

@@ -71,7 +71,7 @@ def test_every_argument_is_described(share, name):
     arguments = description.get_launch_arguments()
     assert {'model', 'device', 'params_file', 'autostart', 'backend', 'onnx_model',
             'frame_size', 'task', 'score_threshold', 'mask_threshold',
-            'overlap_threshold'} <= {a.name for a in arguments}
+            'overlap_threshold', 'tracking', 'track_max_age'} <= {a.name for a in arguments}
     for argument in arguments:
         assert argument.description and 'no description' not in argument.description, (
             argument.name)
@@ -92,6 +92,7 @@ def test_every_argument_is_described(share, name):
     ('multi_camera.launch.py', {'score_threshold': '1.5'}, "score_threshold:='1.5'"),
     ('bag_replay.launch.py', {'bag': '.', 'mask_threshold': 'half'}, "mask_threshold:='half'"),
     ('segmentation.launch.py', {'overlap_threshold': 'nan'}, "overlap_threshold:='nan'"),
+    ('segmentation.launch.py', {'track_max_age': '-1'}, "track_max_age:='-1' must be an integer"),
 ])
 def test_bad_arguments_stop_the_launch_before_anything_starts(
         share, name, arguments, expected):
@@ -107,6 +108,7 @@ def test_bad_arguments_stop_the_launch_before_anything_starts(
       'overlap_threshold': '1'},
      {'task': 'instance', 'score_threshold': 0.6, 'mask_threshold': 0.0,
       'overlap_threshold': 1.0}),
+    ({'tracking': 'false', 'track_max_age': '30'}, {'tracking': False, 'track_max_age': 30}),
 ])
 def test_task_and_thresholds_reach_the_node_only_when_given(given, expected):
     from mask2former_ros.ros.launch_support import node_parameters
@@ -114,10 +116,12 @@ def test_task_and_thresholds_reach_the_node_only_when_given(given, expected):
     arguments = {'params_file': '', 'image_transport': 'raw', 'use_sim_time': 'false',
                  'autostart': 'true', 'model': '', 'device': '', 'backend': '',
                  'onnx_model': '', 'frame_size': '', 'task': '', 'score_threshold': '',
-                 'mask_threshold': '', 'overlap_threshold': '', **given}
+                 'mask_threshold': '', 'overlap_threshold': '', 'tracking': '',
+                 'track_max_age': '', **given}
     files, overrides = node_parameters(lambda name: arguments[name].strip())
     assert files == []
-    names = ('task', 'score_threshold', 'mask_threshold', 'overlap_threshold')
+    names = ('task', 'score_threshold', 'mask_threshold', 'overlap_threshold', 'tracking',
+             'track_max_age')
     assert {k: v for k, v in overrides.items() if k in names} == expected
     for name, value in expected.items():  # typed as the node declares them (str, double)
         assert type(value) is type(SPECS[name].default), name

@@ -17,10 +17,11 @@ Panoptic and instance outputs of the node over real DDS: node in a subprocess, p
 
 Per frame ``segmentation/instances`` and ``segmentation/detections`` must agree with each other
 and with ``segmentation/labels`` (ids exist and are unique, one class each, boxes are the masks'
-bounds, headers are the input's); the trained tiny panoptic model must reach a PQ bar against
-the synthetic scenes' ground truth through the node; a semantic checkpoint asked for panoptic
-and bad thresholds give one clear error each; without vision_msgs the node says so once and
-publishes the other outputs.
+bounds, headers are the input's); over a played street sequence objects keep their track ids
+(across a frame left out too) and a deactivation ends the tracks; the trained tiny panoptic
+model must reach a PQ bar against the synthetic scenes' ground truth through the node; a
+semantic checkpoint asked for panoptic and bad thresholds give one clear error each; without
+vision_msgs the node says so once and publishes the other outputs.
 """
 
 import json
@@ -36,6 +37,7 @@ from mask2former_ros.core.panoptic_quality import PanopticQuality
 from mask2former_ros.core.segmentation_task import CITYSCAPES_THING_IDS
 from mask2former_ros.ros.detections import Detection2DArray, detection_box, VISION_MSGS_MISSING
 from mask2former_ros.ros.image_conversion import image_to_rgb, make_image_msg
+from mask2former_ros_fixtures.sequences import street_sequence
 from mask2former_ros_fixtures.synthetic import make_panoptic_scene, make_scene
 import numpy as np
 import pytest
@@ -56,6 +58,8 @@ KINDS = ('labels', 'instances', 'color')
 # instance ids lost or scrambled on the way through DDS fall far below these bars.
 PQ_BAR, PQ_THINGS_BAR = 0.7, 0.15
 PQ_FRAMES, PQ_SEED = 8, 9100
+# A street sequence (moving cars and persons) played to the node with one frame left out.
+TRACK_SEED, TRACK_FRAMES, TRACK_GAP, TRACK_MIN_OBJECTS = 5, 8, 4, 1
 
 
 class Outputs:
@@ -78,11 +82,15 @@ class Outputs:
                                 np.uint8)
         self._frame = 0
 
-    def request(self, rgb: np.ndarray, timeout: float = 60.0) -> tuple[Any, dict[str, Any]]:
+    def request(self, rgb: np.ndarray, timeout: float = 60.0,
+                stamp_ns: int | None = None) -> tuple[Any, dict[str, Any]]:
         """Publish ``rgb`` with a unique header; return it and every output for it."""
         self._frame += 1
         msg = make_image_msg(rgb, 'rgb8')
-        msg.header.stamp.sec, msg.header.stamp.nanosec = 2_000_000 + self._frame, 987654321
+        if stamp_ns is None:
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 2_000_000 + self._frame, 987654321
+        else:
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         msg.header.frame_id = f'camera_optical_{self._frame}'
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:  # outputs gated by subscribers may miss the first
@@ -125,8 +133,9 @@ def check_frame(outputs: Outputs, header: Any, found: dict[str, Any],
     assert array.header == header and all(d.header == header for d in array.detections)
     det_ids = [int(d.id) for d in array.detections]
     assert len(set(det_ids)) == len(det_ids), f'an instance id is used twice: {det_ids}'
-    # Every detection's id is in the instance image and every id there has one detection.
-    assert det_ids == sorted(set(np.unique(ids).tolist()) - {0}), det_ids
+    # Every detection's id (a track id) is in the instance image and every id there has one
+    # detection.
+    assert sorted(det_ids) == sorted(set(np.unique(ids).tolist()) - {0}), det_ids
     scores = []
     for detection in array.detections:
         mask = ids == int(detection.id)
@@ -137,7 +146,7 @@ def check_frame(outputs: Outputs, header: Any, found: dict[str, Any],
         assert np.unique(labels[mask]).tolist() == [int(hypothesis.class_id)], detection.id
         assert 0.0 <= hypothesis.score <= 1.0
         scores.append(hypothesis.score)
-    assert scores == sorted(scores, reverse=True), 'id 1 is the highest score'
+    assert scores == sorted(scores, reverse=True), 'detections in order of falling score'
     assert np.array_equal(image_to_rgb(found['color']),
                           colorize_instances(labels, ids, outputs.palette))
     return labels, ids
@@ -203,6 +212,73 @@ def test_panoptic_node_reaches_pq_against_the_scene_ground_truth(peer, panoptic_
         return None
     assert wait_until(lambda: task_of_model_status() is not None, 10)
     assert task_of_model_status() == 'panoptic'
+
+
+def test_track_ids_persist_over_dds_across_a_gap_and_restart_after_reactivation(
+        peer, instance_outputs):
+    # The same frame again and again: every instance is seen where it was, so each keeps its
+    # id, across a gap in the stamps too; after deactivate/activate the tracks are new.
+    rgb, _ = make_scene(np.random.default_rng(3), 120, 200)
+    start = 4_000_000 * 10 ** 9
+    diagnostics = peer.collect(DiagnosticArray, '/diagnostics')
+
+    def ids_at(t: int) -> list[int]:
+        header, found = instance_outputs.request(rgb, stamp_ns=start + t * 10 ** 8)
+        check_frame(instance_outputs, header, found, rgb.shape[:2])
+        return [int(d.id) for d in found['detections'].detections]
+    first = ids_at(0)
+    assert len(first) >= 3, first
+    assert ids_at(1) == ids_at(4) == first  # frames 2 and 3 never sent
+    name = 'inst/instance_node'
+    assert _lifecycle(peer, name, Transition.TRANSITION_DEACTIVATE) == (True, 'inactive')
+    assert _lifecycle(peer, name, Transition.TRANSITION_ACTIVATE) == (True, 'active')
+    again = ids_at(5)
+    assert len(again) == len(first) and not set(again) & set(first), (first, again)
+
+    def live_tracks() -> str | None:
+        for _, array in reversed(diagnostics):
+            for status in array.status:
+                if status.name == '/inst/instance_node: /inst/image':
+                    return {kv.key: kv.value for kv in status.values}['tracks']
+        return None
+    # Only this frame's tracks live: the earlier ones ended with the deactivation.
+    assert wait_until(lambda: live_tracks() == str(len(again)), 10), live_tracks()
+
+
+def _object_ids(ids: np.ndarray, truth: np.ndarray) -> dict[int, int]:
+    """Return ground-truth object -> the track id covering most of it (0: not found)."""
+    return {int(g): int(np.bincount(ids[truth == g]).argmax())
+            for g in np.unique(truth) if g}
+
+
+def test_objects_keep_their_track_ids_across_frames_a_gap_and_not_a_reactivation(
+        peer, panoptic_outputs):
+    seq = street_sequence(TRACK_SEED, TRACK_FRAMES + 1, 256, 512)
+    start = 3_000_000 * 10 ** 9  # after the other tests' stamps
+    seen: dict[int, list[int]] = {}
+    for t in range(TRACK_FRAMES):
+        if t == TRACK_GAP:  # never sent: a gap in the stamps, as a frame dropped upstream
+            continue
+        header, found = panoptic_outputs.request(seq.rgb[t], stamp_ns=start + t * 10 ** 8)
+        _, ids = check_frame(panoptic_outputs, header, found, seq.rgb[t].shape[:2])
+        for obj, track in _object_ids(ids, seq.instances[t]).items():
+            seen.setdefault(obj, []).append(track)
+    # Objects found in every frame sent keep one track id throughout, the gap included.
+    steady = {obj: tracks for obj, tracks in seen.items()
+              if len(tracks) == TRACK_FRAMES - 1 and all(tracks)}
+    print('track ids per object:', seen)
+    assert len(steady) >= TRACK_MIN_OBJECTS, seen
+    assert all(len(set(tracks)) == 1 for tracks in steady.values()), steady
+    name = 'pan/panoptic_node'
+    assert _lifecycle(peer, name, Transition.TRANSITION_DEACTIVATE) == (True, 'inactive')
+    assert _lifecycle(peer, name, Transition.TRANSITION_ACTIVATE) == (True, 'active')
+    t = TRACK_FRAMES
+    header, found = panoptic_outputs.request(seq.rgb[t], stamp_ns=start + t * 10 ** 8)
+    _, ids = check_frame(panoptic_outputs, header, found, seq.rgb[t].shape[:2])
+    after = _object_ids(ids, seq.instances[t])
+    old = {track for tracks in seen.values() for track in tracks} - {0}
+    renewed = [after[obj] for obj in steady if after.get(obj)]
+    assert renewed and not set(renewed) & old, (renewed, steady)  # tracks ended: new ids
 
 
 def _set_parameter(peer: RosPeer, node: str, name: str, value) -> tuple[bool, str]:

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from mask2former_ros.core.instance_render import colorize_instances
+from mask2former_ros.core.instance_tracking import InstanceTracker
 from mask2former_ros.core.palette import CITYSCAPES_COLORS, colorize, overlay
 from mask2former_ros.core.results import NO_SEGMENT, Segment
 from mask2former_ros.core.stats import CameraStats
@@ -358,3 +359,32 @@ def test_semantic_frames_publish_no_instances(panoptic_bench):
     assert np.array_equal(image_to_rgb(colors[0][1]), colorize(out.labels, CITYSCAPES_COLORS))
     time.sleep(0.3)
     assert not instances and not bench.publishers['detections'].published
+
+
+def test_tracked_outputs_publish_track_ids_per_camera(panoptic_bench):
+    # Two cameras' outputs through one stage, each with its own tracker: camera B sees camera
+    # A's frame mirrored (no object of a class where A has one), then A sees its frame again.
+    bench = panoptic_bench
+    instances = bench.subscribe('instances')
+    detections = bench.peer.collect(Detection2DArray, f'{bench.prefix}/detections')
+    assert bench.peer.wait_for_subscribers(bench.publishers['detections'])
+    bench.stage.start()
+    trackers = {'a': InstanceTracker(), 'b': InstanceTracker()}
+    for index, (camera, stamp) in enumerate((('a', 1), ('b', 1), ('a', 2))):
+        out = _panoptic_output(bench, index)
+        out.header.stamp.sec = stamp
+        if camera == 'b':
+            out.labels, out.instances = np.fliplr(out.labels), np.fliplr(out.instances)
+            out.segments = tuple(Segment(s.instance_id, s.class_id, s.score,
+                                         (WIDTH - 1 - s.box[2], s.box[1], WIDTH - 1 - s.box[0],
+                                          s.box[3]), s.area) for s in out.segments)
+        out.tracker = trackers[camera]
+        bench.stage.submit(out)
+    assert wait_until(lambda: len(instances) == 3 and len(detections) == 3, 20)
+    for (_, image), (_, array) in zip(instances, detections, strict=True):
+        ids = np.frombuffer(bytes(image.data), '<u2').reshape(HEIGHT, WIDTH)
+        assert sorted(d.id for d in array.detections) == ['1', '2', '3']  # per camera
+        for detection in array.detections:
+            assert detection_box(detection) == _bounds(ids == int(detection.id))
+    assert [trackers[c].tracks[0].hits for c in 'ab'] == [2, 1]
+    assert bench.stats.tracks == 3 and not bench.warnings

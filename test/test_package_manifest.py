@@ -85,9 +85,10 @@ MODULE_KEYS = {
     'huggingface_hub': 'python3-transformers-pip',  # a dependency of transformers
     'onnxruntime': 'python3-onnxruntime-pip',
 }
-# Modules imported only inside ``try: ... except ImportError`` for an optional feature, and the
+# Modules imported only inside ``try: ... except ImportError`` for an optional feature (trackeval:
+# segment_bag --gt-track-ids, installed --no-deps by scripts/setup.sh), and the
 # ONNX export's pip-only packages (no rosdep key found; installed with torch, see the README).
-OPTIONAL_MODULES = {'ray', 'onnx', 'onnxscript'}
+OPTIONAL_MODULES = {'ray', 'onnx', 'onnxscript', 'trackeval'}
 # Test-only pip packages without a rosdep key (requirements.txt installs them): torchmetrics,
 # the second panoptic-quality implementation test_panoptic_quality.py compares against.
 PIP_ONLY_TEST_MODULES = {'torchmetrics'}

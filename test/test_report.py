@@ -522,3 +522,36 @@ def test_fleet_run_writes_a_report_end_to_end(tmp_path, request):
     assert loaded['images'] and all(i['width'] > 0 for i in loaded['images']), loaded
     assert {i['chart'] for i in loaded['images']} >= {'iou', 'confusion', 'frame-ms', 'fps'}
     assert sorted(b.rsplit('/', 1)[-1] for b in loaded['bags']) == ['bag0', 'bag1']
+
+
+def test_tracking_section_shows_the_fleet_metrics_chart_and_switch_frames(realistic):
+    summary, out_dir = realistic
+    tracked = {'hota': 0.6123, 'deta': 0.7, 'assa': 0.5357, 'idf1': 0.7001, 'mota': -0.25,
+               'id_switches': 7}
+    summary['bags'][0]['tracking'] = dict(tracked, id_switches=5)
+    summary['bags'][1]['tracking'] = dict(tracked, hota=None, id_switches=2)  # a NaN in JSON
+    summary['dataset']['tracking'] = dict(tracked, most_id_switches=[
+        {'bag': 'drive/2026-11-01/run_a', 'index': 12, 'stamp_ns': 1_764_460_800_500_000_000,
+         'id_switches': 3},
+        {'bag': 'drive/2026-11-02/rain_b.mcap', 'index': 4, 'stamp_ns': None,
+         'id_switches': 1}])
+    tree = parse(write_report(summary, out_dir).read_text(encoding='utf-8'))
+    assert {ident: tree.by_id(ident).text() for ident in (
+        't-hota', 't-deta', 't-assa', 't-idf1', 't-mota', 't-id-switches')} == {
+        't-hota': '61.2 %', 't-deta': '70.0 %', 't-assa': '53.6 %', 't-idf1': '70.0 %',
+        't-mota': '-25.0 %', 't-id-switches': '7'}
+    chart = tree.find_all('img', data_chart='tracking')
+    assert len(chart) == 1
+    texts = svg_texts(chart[0].attrs['src'])
+    assert 'drive/2026-11-01/run_a' in texts and '5 ID sw.' in texts and '2 ID sw.' in texts
+    assert 'drive/2026-11-03/night_c' not in texts  # no tracking metrics: not in the chart
+    rows = tree.by_id('switch-frames').find_all('tr')[1:]
+    assert [[cell.text() for cell in r.find_all('td')] for r in rows] == [
+        ['drive/2026-11-01/run_a', '12', '1764460800500000000', '2025-11-30 00:00:00.500 UTC',
+         '3'], ['drive/2026-11-02/rain_b.mcap', '4', 'n/a', 'n/a', '1']]
+
+
+def test_no_tracking_section_without_tracking_metrics(realistic):
+    summary, out_dir = realistic
+    tree = parse(write_report(summary, out_dir).read_text(encoding='utf-8'))
+    assert not tree.find_all(id='tracking') and not tree.find_all('img', data_chart='tracking')

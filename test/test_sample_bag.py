@@ -90,3 +90,30 @@ def test_instance_topic_name_must_be_distinct(tmp_path):
     with pytest.raises(ValueError, match='distinct'):
         write_sample_bag(tmp_path / 'bag', frames=1, height=HEIGHT, width=WIDTH,
                          instances=True, instances_topic='/camera/labels_gt')
+
+
+@pytest.mark.parametrize('kind', ['crossing', 'occlusion'])
+def test_sequence_bags_keep_one_instance_id_per_object(tmp_path, kind):
+    from mask2former_ros_fixtures.sequences import street_sequence
+    info = write_sample_bag(tmp_path / 'bag', frames=8, height=96, width=160, seed=4,
+                            compressed_topic=None, sequence=kind, rate_hz=5.0)
+    assert info['instances'] and info['sequence'] == kind
+    messages = _read(Path(info['path']))
+    seq = street_sequence(4, 8, 96, 160, 5.0, occlusion=kind == 'occlusion')
+    classes: dict[int, set] = {}
+    for i in range(8):
+        ids = _pixels(messages[INSTANCES_GT_TOPIC][i], np.uint16)
+        labels = _pixels(messages['/camera/labels_gt'][i], np.uint8)
+        np.testing.assert_array_equal(ids, seq.instances[i])
+        image = messages['/camera/image_raw'][i]
+        np.testing.assert_array_equal(np.asarray(image.data).reshape(96, 160, 3), seq.rgb[i])
+        for obj in set(np.unique(ids).tolist()) - {0}:
+            classes.setdefault(obj, set()).update(np.unique(labels[ids == obj]).tolist())
+    # Ids persist: each is one mover of one class, most of them in every frame.
+    assert all(len(c) == 1 for c in classes.values()), classes
+    assert set(classes) == set(range(1, len(seq.movers) + 1)) - {
+        i + 1 for i in range(len(seq.movers)) if np.isnan(seq.visible[:, i]).all()}
+    if kind == 'occlusion':
+        assert any(seq.hidden)  # the walker behind the pillar
+    paths = write_gt_dir(tmp_path / 'gt', info)
+    np.testing.assert_array_equal(cv2.imread(str(paths[5]), cv2.IMREAD_UNCHANGED), seq.labels[5])

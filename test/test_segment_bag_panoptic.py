@@ -116,11 +116,14 @@ def test_output_bag_holds_the_instance_ids_and_shades_instances(engine, panoptic
         assert (ids.height, ids.width, ids.step) == (HEIGHT, WIDTH, WIDTH * 2)
         instances = np.frombuffer(bytes(ids.data), '<u2').reshape(HEIGHT, WIDTH)
         expected = engine.segment(src.data.reshape(HEIGHT, WIDTH, 3))
-        np.testing.assert_array_equal(instances, expected.instances)
+        # Track ids (tracking is on): the engine's instances, each under one other id.
+        pairs = np.unique(np.stack([instances.ravel(), expected.instances.ravel()]), axis=1)
+        assert len(set(pairs[0])) == len(set(pairs[1])) == pairs.shape[1]
+        assert ((instances == 0) == (expected.instances == 0)).all()
         np.testing.assert_array_equal(labels.data.reshape(HEIGHT, WIDTH), expected.labels)
         rgb = color.data.reshape(HEIGHT, WIDTH, 3)
         np.testing.assert_array_equal(
-            rgb, colorize_instances(expected.labels, expected.instances, engine.palette))
+            rgb, colorize_instances(expected.labels, instances, engine.palette))
         shaded += int((rgb != colorize(expected.labels, engine.palette)).any())
     assert shaded > 0, 'instances should be drawn apart from their class colour'
 
@@ -154,15 +157,21 @@ def test_pq_of_a_fleet_sums_the_bags_like_one_bag_of_all_frames(engine, panoptic
     assert all((tmp_path / 'report' / w['prediction']).is_file() for w in worst)
 
 
-def test_pq_of_ray_workers_equals_in_process(engine, panoptic_bags, tmp_path):
+def test_pq_and_tracking_of_ray_workers_equal_in_process(engine, panoptic_bags, tmp_path):
     pytest.importorskip('ray')
+    pytest.importorskip('trackeval')
+    # Tracking metrics too (these scenes' ids are per frame: the numbers only need to agree).
     local, _ = segment_fleet([panoptic_bags['parts']], RAW, engine=engine,
-                             log=lambda _: None, **PANOPTIC)
+                             log=lambda _: None, gt_track_ids=True, **PANOPTIC)
     spread, code = segment_fleet([panoptic_bags['parts']], RAW,
                                  model=str(engine.config.model), log=lambda _: None,
-                                 fleet={'workers': 2}, torch_threads=1, **PANOPTIC)
+                                 fleet={'workers': 2}, torch_threads=1, gt_track_ids=True,
+                                 **PANOPTIC)
     assert code == 0
     assert spread['dataset']['panoptic']['counts'] == local['dataset']['panoptic']['counts']
+    assert spread['dataset']['tracking'] == local['dataset']['tracking']
+    assert [row['tracking'] for row in spread['bags']] == \
+        [row['tracking'] for row in local['bags']]
     assert [w['pq'] for w in spread['worst_pq_frames']] == \
         [w['pq'] for w in local['worst_pq_frames']]
 

@@ -82,6 +82,7 @@ class CameraStats:
     publish_ms: WindowStats = field(default_factory=WindowStats)
     bad_frames: int = 0
     failed_frames: int = 0
+    tracks: int | None = None  # live tracks after the last frame (None: tracking off)
     last_problem: str = ''
     last_warning: float = -1e9
 

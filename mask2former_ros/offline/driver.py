@@ -156,7 +156,8 @@ def _summary(run: FleetRun, o: Options, f: FleetOptions, seconds: float,
     if any(row.get('panoptic') is not None for row in run.rows.values()):
         extra['worst_pq_frames'] = pq_rows
     summary = fleet_summary(run.sorted_rows(), run.classes or [], run.palette or [], o.model,
-                            seconds, rows, extra, startup_seconds=run.startup_seconds)
+                            seconds, rows, extra, startup_seconds=run.startup_seconds,
+                            worst_k=f.worst_frames)
     if f.report is not None:
         _write_report(summary, Path(f.report))
     return summary

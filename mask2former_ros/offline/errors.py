@@ -19,7 +19,8 @@ from mask2former_ros.core.metrics import IGNORE_INDEX
 PROG = 'segment_bag'
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUTPUT_KINDS = ('labels', 'color', 'overlay')
-STAGES = ('read', 'decode', 'preprocess', 'model', 'postprocess', 'write', 'evaluate', 'frame')
+STAGES = ('read', 'decode', 'preprocess', 'model', 'postprocess', 'track', 'write', 'evaluate',
+          'frame')
 MAX_BAD_FRAME_WARNINGS = 10
 
 __all__ = ['EXIT_FAILURE', 'EXIT_INTERRUPTED', 'EXIT_OK', 'EXIT_USAGE', 'IGNORE_INDEX',

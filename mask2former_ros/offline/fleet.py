@@ -34,6 +34,7 @@ from mask2former_ros.offline.errors import one_line, SegmentBagError
 from mask2former_ros.offline.options import Options
 from mask2former_ros.offline.run import BagSegmenter
 from mask2former_ros.offline.summary import decode_entry, encode_entry, to_json
+from mask2former_ros.offline.tracking_metrics import tracking_row, WORST_SWITCHES
 
 PARTIAL, SUMMARY = '.partial', '.summary.json'
 
@@ -124,6 +125,8 @@ def bag_row(job: BagJob, segmenter: BagSegmenter | None, summary: dict | None, s
             'confusion': confusion,
             'pq': ((metrics.get('panoptic') or {}).get('all') or {}).get('pq'),
             'panoptic': panoptic, 'stage_ms': (summary or {}).get('timings_ms', {}),
+            'tracking': None if stages is None else  # summed over the fleet
+            tracking_row(stages.tracking_result(), max(stages.worst.k, WORST_SWITCHES)),
             'frame_ms': [] if stages is None else list(stages.frame_ms),
             'frames_evaluated': metrics.get('frames_evaluated', 0),
             'output_bag': None if job.output is None or status != 'ok' else str(job.output),

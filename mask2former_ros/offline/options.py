@@ -26,6 +26,7 @@ from typing import Any
 
 from mask2former_ros.core.engine_config import (
     DEFAULT_MASK_THRESHOLD, DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD, TASK_CHOICES)
+from mask2former_ros.core.instance_tracking import DEFAULT_MAX_AGE
 from mask2former_ros.offline.bag_io import BAG_SUFFIXES, output_topic, STORAGES
 from mask2former_ros.offline.errors import OUTPUT_KINDS, SegmentBagError
 
@@ -117,6 +118,14 @@ class Options:
         DEFAULT_OVERLAP_THRESHOLD, 'panoptic/instance: keep a segment that keeps more than this '
         f'share of its mask, 0..1 (default: {DEFAULT_OVERLAP_THRESHOLD})', group='model',
         param='overlap_threshold', type=float, metavar='T')
+    tracking: str = option(
+        'on', 'panoptic/instance: on (default) gives every instance the id of its track, the '
+        'same object keeping its id across frames; off: ids per frame', group='model',
+        param='tracking', choices=('on', 'off'))
+    track_max_age: int = option(
+        DEFAULT_MAX_AGE, 'with --tracking on: a track ends after this many processed frames '
+        f'without its object (default: {DEFAULT_MAX_AGE})', group='model', param='track_max_age',
+        type=int, metavar='N')
     torch_threads: int | None = option(None, "torch intra-op threads (default: torch's choice, "
                                        'one per core); fewer leave cores to the helper threads',
                                        group='model', type=int, metavar='N')
@@ -135,6 +144,10 @@ class Options:
         None, 'mono16 instance-id Image topic beside --gt-topic (0: no instance; thing pixels '
         'with id 0 are crowd), matched by stamp: panoptic quality (PQ, SQ, RQ) of a panoptic '
         'or instance model', group='evaluation', metavar='TOPIC')
+    gt_track_ids: bool = option(
+        False, 'the ids of --gt-instances-topic persist across frames (one id, one object over '
+        'the bag): also report tracking metrics (HOTA, DetA, AssA, IDF1, MOTA, ID switches)',
+        group='evaluation')
     gt_dir: Path | None = option(None, 'directory of label PNGs (see below for their names)',
                                  group='evaluation', type=Path, metavar='DIR')
     gt_labelids: bool = option(False, 'ground truth holds Cityscapes labelIds (mapped to train '
@@ -230,6 +243,7 @@ def check_options(o: Options) -> None:
     if o.gt_labelids and not (o.gt_topic or o.gt_dir):
         raise SegmentBagError('--gt-labelids needs --gt-topic or --gt-dir')
     _check_panoptic(o)
+    _check_tracking(o)
     if o.max_frames is not None and o.max_frames < 1:
         raise SegmentBagError(f'--max-frames must be >= 1, got {o.max_frames}')
     if o.torch_threads is not None and o.torch_threads < 1:
@@ -277,6 +291,18 @@ def _check_panoptic(o: Options) -> None:
         raise SegmentBagError('--gt-instances-topic measures panoptic quality: it needs --task '
                               'panoptic or instance (or auto with a panoptic checkpoint), not '
                               'semantic')
+
+
+def _check_tracking(o: Options) -> None:
+    """Validate --tracking, --track-max-age and --gt-track-ids."""
+    if o.tracking not in ('on', 'off'):
+        raise SegmentBagError(f"--tracking must be on or off, got '{o.tracking}'")
+    if isinstance(o.track_max_age, bool) or not isinstance(o.track_max_age, int) or \
+            o.track_max_age < 0:
+        raise SegmentBagError(f'--track-max-age must be an integer >= 0, got {o.track_max_age}')
+    if o.gt_track_ids and not o.gt_instances_topic:
+        raise SegmentBagError('--gt-track-ids needs --gt-instances-topic (the instance ids '
+                              'whose tracks are scored)')
 
 
 def check_engine_task(o: Options, engine: Any) -> None:

@@ -25,51 +25,21 @@ thumbnails, NaN) is shown as such ("n/a", "no ground truth", a placeholder) inst
 import base64
 from datetime import datetime, UTC
 import functools
-import io
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 import jinja2
+from mask2former_ros.offline.report_format import (
+    fmt_float, fmt_int, fmt_percent, NA, number, stamp_utc as _stamp_utc, svg_uri as _svg_uri)
+from mask2former_ros.offline.tracking_report import tracking_context
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 import numpy as np
 
 TEMPLATE = 'report.html.j2'
-NA = 'n/a'
 ANNOTATE_MAX_CLASSES = 25  # confusion cells show their value up to this many classes
 _IMAGE_MAGIC = ((b'\x89PNG\r\n\x1a\n', 'image/png'), (b'\xff\xd8\xff', 'image/jpeg'))
-
-
-def number(value: Any) -> float | None:
-    """Return ``value`` as a finite float; None for None, NaN, infinities and non-numbers."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
-def fmt_percent(value: Any) -> str:
-    """Format a 0..1 ratio as a percentage with one decimal (``73.4 %``), or ``n/a``."""
-    v = number(value)
-    return NA if v is None else f'{100.0 * v:.1f} %'
-
-
-def fmt_float(value: Any, digits: int = 1) -> str:
-    """Format a number with ``digits`` decimals, or ``n/a``."""
-    v = number(value)
-    return NA if v is None else f'{v:.{digits}f}'
-
-
-def fmt_int(value: Any) -> str:
-    """Format an integer (exactly, e.g. a stamp in ns), or ``n/a``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    v = number(value)
-    return NA if v is None else str(int(v))
 
 
 def bag_sort_key(bag: dict) -> tuple:
@@ -90,12 +60,6 @@ def _colour(palette: Sequence[Sequence[int]], index: int) -> tuple[float, float,
     except (IndexError, TypeError, ValueError):
         return 0.6, 0.6, 0.6
     return r, g, b
-
-
-def _svg_uri(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format='svg', metadata={'Date': None})
-    return 'data:image/svg+xml;base64,' + base64.b64encode(buf.getvalue()).decode('ascii')
 
 
 def iou_chart(classes: Sequence[str], per_class_iou: dict, palette: Sequence,
@@ -220,17 +184,6 @@ def image_uri(out_dir: Path, relative: Any) -> str | None:
     return None
 
 
-def _stamp_utc(stamp_ns: Any) -> str:
-    if number(stamp_ns) is None:
-        return NA
-    try:
-        seconds, ns = divmod(int(stamp_ns), 1_000_000_000)
-        moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=ns // 1000)
-    except (OverflowError, OSError, ValueError, TypeError):
-        return NA
-    return moment.strftime('%Y-%m-%d %H:%M:%S.%f')[:-3] + ' UTC'
-
-
 def _has_ground_truth(dataset: dict) -> bool:
     values = [dataset.get(k) for k in ('miou', 'pixel_accuracy', 'fw_iou')]
     values += list((dataset.get('per_class_iou') or {}).values())
@@ -346,6 +299,7 @@ def build_context(summary: dict, out_dir: Path) -> dict:
         'worst_frames': _worst_frames(summary.get('worst_frames') or [], out_dir),
         'legend': [{'name': name, 'rgb': tuple(round(255 * c) for c in _colour(palette, i))}
                    for i, name in enumerate(classes)],
+        **tracking_context(summary),
     }
 
 

@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable
 
 from mask2former_ros.core.frame_slot import simulate_realtime
+from mask2former_ros.core.instance_tracking import InstanceTracker, TrackerConfig
 from mask2former_ros.offline.bag_io import InputBag, OutputBag
 from mask2former_ros.offline.errors import (
     EXIT_FAILURE, one_line, PROG, SegmentBagError)
@@ -33,6 +34,8 @@ from mask2former_ros.offline.pipeline import run_pipeline, SigintGuard
 from mask2former_ros.offline.progress import Progress
 from mask2former_ros.offline.stages import FrameStages, size_message
 from mask2former_ros.offline.summary import json_safe, panoptic_metrics
+from mask2former_ros.offline.tracking_metrics import (
+    check_tracking_metrics, tracking_summary, WORST_SWITCHES)
 from mask2former_ros.ros.image_conversion import stamp_ns
 
 
@@ -265,6 +268,8 @@ class BagSegmenter:
         """Run and return the summary; raise SegmentBagError for errors."""
         o = self.options
         check_options(o)
+        if o.gt_track_ids:
+            check_tracking_metrics()
         self.bag = InputBag(o.input_bag, o.topic)
         try:
             self.gt = open_ground_truth(o.input_bag, o.gt_topic, o.gt_dir, o.gt_labelids,
@@ -286,9 +291,12 @@ class BagSegmenter:
         o = self.options
         self.total = min(self.bag.count, o.max_frames) if o.max_frames else self.bag.count
         self.progress = Progress(self.total, o.progress and self._external_log is None)
+        tracker = InstanceTracker(TrackerConfig(max_age=o.track_max_age)) \
+            if self._serves_instances() and o.tracking == 'on' else None
         self.stages = FrameStages(self.bag, self.engine, None, self.gt,
                                   o.overlay_alpha, o.include_input, self.log,
-                                  self._update_progress, self.bag_name, self.worst_k)
+                                  self._update_progress, self.bag_name, self.worst_k,
+                                  tracker, o.gt_track_ids)
         interrupted, error = False, None
         started = time.perf_counter()
         try:
@@ -334,6 +342,8 @@ class BagSegmenter:
             'device': engine.device_name, 'precision': engine.precision_name,
             'input_size': engine.input_size, 'torch_threads': _torch_threads(engine),
             'mode': 'realtime' if o.realtime else 'sequential',
+            'tracking': {'enabled': s.tracker is not None, 'max_age': o.track_max_age}
+            if self._serves_instances() else None,
             'interrupted': interrupted, 'frames': frames,
             'fps': round(s.processed / self.wall_seconds, 3) if self.wall_seconds > 0
             else None,
@@ -359,6 +369,9 @@ class BagSegmenter:
                     frames_evaluated=s.frames_panoptic,
                     frames_without_instances=s.frames_without_instances,
                     ground_truth=self.gt.instances_description, task=engine.task)
+            tracking = s.tracking_result()
+            if tracking is not None:
+                metrics['tracking'] = tracking_summary(tracking, self.worst_k or WORST_SWITCHES)
             out['metrics'] = metrics
         return json_safe(out)
 

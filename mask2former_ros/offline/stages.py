@@ -26,6 +26,7 @@ import math
 import time
 from typing import Any, Callable
 
+from mask2former_ros.core.instance_tracking import InstanceTracker
 from mask2former_ros.core.metrics import ConfusionMatrix
 from mask2former_ros.core.panoptic_quality import PanopticQuality
 from mask2former_ros.core.segmentation_task import thing_class_ids
@@ -35,6 +36,7 @@ from mask2former_ros.offline.errors import (
 from mask2former_ros.offline.ground_truth import GroundTruth
 from mask2former_ros.offline.summary import (
     frame_entry, frame_miou, panoptic_frame_entry, StageTimes, WorstFrames)
+from mask2former_ros.offline.tracking_metrics import TrackingEvaluation
 from mask2former_ros.ros.image_conversion import stamp_ns
 import numpy as np
 
@@ -53,6 +55,8 @@ class Frame:
     truth_instances: np.ndarray | None = None  # with --gt-instances-topic
     labels: np.ndarray | None = None
     instances: np.ndarray | None = None  # panoptic and instance tasks
+    segments: tuple = ()  # their Segments (track ids once tracked)
+    frame_instances: np.ndarray | None = None  # the engine's per-frame ids, once tracked
     error: str | None = None  # a bad frame: why it was skipped
     dropped: bool = False  # replaced by a newer frame (--realtime): only copied
     ms: dict[str, float] = field(default_factory=dict)
@@ -64,8 +68,14 @@ class FrameStages:
     def __init__(self, bag: InputBag, engine: Any, output: OutputBag | None,
                  gt: GroundTruth | None, alpha: float, include_input: bool,
                  log: Callable[[str], None], on_frame: Callable[[], None],
-                 bag_name: str = '', worst_k: int = 0) -> None:
-        """Set up for ``bag``; ``on_frame`` is called after every finished frame."""
+                 bag_name: str = '', worst_k: int = 0, tracker: InstanceTracker | None = None,
+                 track_ids: bool = False) -> None:
+        """
+        Set up for ``bag``; ``on_frame`` is called after every finished frame.
+
+        ``tracker`` gives instances track ids; ``track_ids``: the instance ground truth's ids
+        persist across frames, so tracking metrics are computed.
+        """
         self.bag, self.engine, self.output, self.gt = bag, engine, output, gt
         self.alpha, self.include_input = alpha, include_input
         self.log, self.on_frame = log, on_frame
@@ -85,7 +95,31 @@ class FrameStages:
                                             thing_class_ids(engine.class_names, 'panoptic'),
                                             IGNORE_INDEX)
         self.worst_pq = WorstFrames(worst_k if self.panoptic is not None else 0, 'pq')
+        self.tracker = tracker
+        self.tracking: TrackingEvaluation | None = None
+        self.per_frame: TrackingEvaluation | None = None  # the engine's ids, for comparison
+        if track_ids and self.panoptic is not None:
+            self.tracking = TrackingEvaluation(self.panoptic.thing_ids)
+            if tracker is not None:
+                self.per_frame = TrackingEvaluation(self.panoptic.thing_ids)
+        self._tracking_result: tuple[int, dict] | None = None
         self._bad_warnings = 0
+
+    def tracking_result(self) -> dict | None:
+        """
+        Return the tracking metrics of the frames so far (None without --gt-track-ids).
+
+        With tracking on, ``per_frame_ids`` holds those of the engine's per-frame ids.
+        """
+        if self.tracking is None:
+            return None
+        if self._tracking_result is None or \
+                self._tracking_result[0] != len(self.tracking.frames):
+            result = self.tracking.result()
+            if self.per_frame is not None:
+                result['per_frame_ids'] = self.per_frame.result()
+            self._tracking_result = (len(self.tracking.frames), result)
+        return self._tracking_result[1]
 
     def done(self) -> int:
         """Return the number of frames finished (processed, dropped or bad)."""
@@ -147,6 +181,7 @@ class FrameStages:
             return frame
         frame.labels = result.labels
         frame.instances = result.instances
+        frame.segments = result.segments
         for stage in ('preprocess', 'model', 'postprocess'):
             frame.ms[stage] = result.timings_ms.get(stage, math.nan)
         return frame
@@ -161,6 +196,8 @@ class FrameStages:
             self.bad += 1
             self._warn_bad(frame)
         else:
+            if self.tracker is not None and frame.instances is not None:
+                self._track(frame)
             t0 = time.perf_counter()
             if self.output is not None:
                 self.output.write_frame(frame.log_time, frame.header, frame.rgb, frame.labels,
@@ -177,6 +214,18 @@ class FrameStages:
             self.frame_ms.append(round(frame.ms['frame'], 3))
             self.processed += 1
         self.on_frame()
+
+    def _track(self, frame: Frame) -> None:
+        """Give the frame's instances their track ids (frames arrive here in bag order)."""
+        started = time.perf_counter()
+        seconds = (frame.stamp or frame.log_time) / 1e9
+        tracked = self.tracker.update(frame.instances, frame.segments, seconds)
+        frame.frame_instances = frame.instances
+        frame.instances = tracked.relabel(frame.instances)
+        frame.segments = tracked.segments
+        if tracked.reset:
+            self.log(f'warning: tracks reset before frame {frame.index}: {tracked.reset}')
+        frame.ms['track'] = (time.perf_counter() - started) * 1e3
 
     def _evaluate(self, frame: Frame) -> None:
         if frame.truth is None:
@@ -201,6 +250,12 @@ class FrameStages:
         except ValueError as exc:  # e.g. ground-truth labels beyond the model's classes
             raise SegmentBagError(f'panoptic quality of frame {frame.index}: {exc}') from None
         self.frames_panoptic += 1
+        if self.tracking is not None:
+            self.tracking.add(frame.index, frame.stamp, frame.truth, frame.truth_instances,
+                              frame.labels, frame.instances)
+        if self.per_frame is not None:
+            self.per_frame.add(frame.index, frame.stamp, frame.truth, frame.truth_instances,
+                               frame.labels, frame.frame_instances)
         self.worst_pq.offer(pq, lambda: panoptic_frame_entry(
             self.bag_name, frame.index, frame.stamp, pq, frame.rgb,
             (frame.truth, frame.truth_instances), (frame.labels, frame.instances),

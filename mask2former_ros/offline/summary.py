@@ -29,6 +29,7 @@ from mask2former_ros.core.metrics import ConfusionMatrix
 from mask2former_ros.core.palette import colorize
 from mask2former_ros.core.panoptic_quality import PanopticQuality
 from mask2former_ros.offline.errors import IGNORE_INDEX, STAGES
+from mask2former_ros.offline.tracking_metrics import fleet_tracking, WORST_SWITCHES
 import numpy as np
 
 THUMB_SIDE = 320  # longest side of the worst-frame thumbnails, in pixels
@@ -254,18 +255,20 @@ def _class_names(class_names: list[str], count: int) -> list[str]:
 
 def fleet_summary(rows: list[dict], class_names: list[str], palette: np.ndarray, model: str,
                   seconds: float, worst: list[dict], extra: dict | None = None,
-                  startup_seconds: float = 0.0) -> dict:
+                  startup_seconds: float = 0.0, worst_k: int = WORST_SWITCHES) -> dict:
     """
     Return the fleet summary: dataset metrics from the sum of the bags' confusion matrices.
 
     Panoptic quality likewise sums the bags' per-class TP, FP, FN and IoU sums (``panoptic``
-    of the rows), the result of one bag holding every frame, never a mean of per-bag PQs.
+    of the rows), the result of one bag holding every frame, never a mean of per-bag PQs;
+    tracking metrics combine the bags' TrackEval statistics (each bag one sequence).
 
     ``rows`` are per-bag rows (see :func:`mask2former_ros.offline.fleet.bag_row`); skipped
     (resumed) bags count with the results of the run that completed them. The headline ``fps``
     is the processing rate: frames processed in this run / the summed ``seconds`` the bags took
     (per worker; with N workers the fleet runs up to N times faster); ``seconds`` is the wall
-    time of the run, ``startup_seconds`` its model loading and ``wall_fps`` frames / ``seconds``.
+    time of the run, ``startup_seconds`` its model loading and ``wall_fps`` frames / ``seconds``;
+    ``worst_k`` frames of most ID switches are listed.
     """
     total, panoptic = None, None
     for row in rows:
@@ -283,6 +286,9 @@ def fleet_summary(rows: list[dict], class_names: list[str], palette: np.ndarray,
     if panoptic is not None:
         dataset['panoptic'] = panoptic_metrics(panoptic, class_names)
         dataset['pq'] = dataset['panoptic']['all']['pq']
+    tracking, switches = fleet_tracking(rows, worst_k)
+    if tracking is not None:
+        dataset['tracking'] = dict(tracking, most_id_switches=switches)
     processing = sum(row.get('seconds') or 0.0 for row in rows if row['status'] == 'ok')
     dataset.update({'fps': round(processed_now / processing, 3) if processing > 0 else 0.0,
                     'fps_basis': FPS_BASIS, 'processing_seconds': round(processing, 3),

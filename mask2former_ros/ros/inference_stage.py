@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import time
 from typing import Any, Callable, Mapping
 
+from mask2former_ros.core.instance_tracking import InstanceTracker
 from mask2former_ros.core.results import Segmenter
 from mask2former_ros.core.stats import CameraStats
 from mask2former_ros.ros.diagnostics import BatchStats
@@ -44,6 +45,7 @@ class Camera:
     publishers: dict[str, Any] = field(default_factory=dict)
     subscription: Any = None
     stats: CameraStats = field(default_factory=CameraStats)
+    tracker: InstanceTracker | None = None  # panoptic/instance with tracking on
 
 
 class InferenceStage:
@@ -60,6 +62,12 @@ class InferenceStage:
         """Serve ``cameras`` (CompressedImage messages if ``compressed``), counting ``batches``."""
         self.cameras, self.compressed, self.batches = cameras, compressed, batches
         self._output, self._warn, self._topic_name = output, warn, topic_name
+
+    def reset_tracks(self) -> None:
+        """End every camera's tracks (call while no frame is on its way to the output)."""
+        for camera in self.cameras.values():
+            if camera.tracker is not None:
+                camera.tracker.reset()
 
     def decode(self, camera: Camera, raw: bytes) -> tuple[Header, np.ndarray] | None:
         """Return the header and RGB pixels of one serialized message, or count a bad frame."""
@@ -120,4 +128,4 @@ class InferenceStage:
                 continue
             self._output.submit(Output(camera.publishers, camera.stats, header, rgb,
                                        result.labels, engine.palette, arrival,
-                                       result.instances, result.segments))
+                                       result.instances, result.segments, camera.tracker))

@@ -171,10 +171,11 @@ def node_parameters(arg: Callable[[str], str], fixed: Mapping[str, Any] | None =
 
 def task_overrides(arg: Callable[[str], str], fixed: Mapping[str, Any]) -> dict[str, Any]:
     """
-    Return the node parameters of the ``task`` and threshold arguments given (not ``fixed``).
+    Return the node parameters of the task, threshold and tracking arguments given.
 
-    Raises ValueError naming the argument for a task outside :data:`TASK_CHOICES` or a
-    threshold that is not a number in [0, 1].
+    Arguments in ``fixed`` are not read. Raises ValueError naming the argument for a task
+    outside :data:`TASK_CHOICES`, a threshold that is not a number in [0, 1], a ``tracking``
+    that is not a boolean or a ``track_max_age`` that is not an integer >= 0.
     """
     overrides: dict[str, Any] = {}
     text = arg('task')
@@ -193,6 +194,15 @@ def task_overrides(arg: Callable[[str], str], fixed: Mapping[str, Any]) -> dict[
         except ValueError:
             raise ValueError(f"launch argument {name}:='{text}' must be a number in "
                              '[0, 1]') from None
+    text = arg('tracking')
+    if text and 'tracking' not in fixed:
+        overrides['tracking'] = as_bool('tracking', text)
+    text = arg('track_max_age')
+    if text and 'track_max_age' not in fixed:
+        if not text.isdigit():
+            raise ValueError(f"launch argument track_max_age:='{text}' must be an integer "
+                             '>= 0')
+        overrides['track_max_age'] = int(text)
     return overrides
 
 
@@ -320,7 +330,7 @@ def backend_arguments() -> list[Any]:
 
 
 def task_arguments() -> list[Any]:
-    """Return the ``task`` and threshold launch arguments (empty: the params file's)."""
+    """Return the task, threshold and tracking launch arguments (empty: the params file's)."""
     from launch.actions import DeclareLaunchArgument
     return [
         DeclareLaunchArgument(
@@ -334,4 +344,12 @@ def task_arguments() -> list[Any]:
           for name, what in zip(THRESHOLD_ARGUMENTS, (
               'score threshold of a query', 'mask threshold (sigmoid)',
               'share of its mask a segment must keep'), strict=True)],
+        DeclareLaunchArgument(
+            'tracking', default_value='',
+            description='panoptic/instance: true gives instances track ids that persist across '
+                        "frames, false ids per frame; empty: the params_file's (default true)"),
+        DeclareLaunchArgument(
+            'track_max_age', default_value='',
+            description='tracking: processed frames a track may miss its object before it '
+                        "ends; empty: the params_file's"),
     ]

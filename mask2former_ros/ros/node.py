@@ -41,6 +41,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from mask2former_ros.core.checkpoint import ModelLoadError
 from mask2former_ros.core.frame_slot import LatestFrameSlots
 from mask2former_ros.core.inference_worker import InferenceWorker
+from mask2former_ros.core.instance_tracking import InstanceTracker, TrackerConfig
 from mask2former_ros.core.large_buffers import keep_large_buffers
 from mask2former_ros.core.results import Segmenter, STAGES
 from mask2former_ros.core.stats import CameraStats, WindowStats
@@ -160,12 +161,15 @@ class SegmentationNode(LifecycleNode):
             self.get_logger().warning(
                 f'vision_msgs is not installed ({VISION_MSGS_MISSING}): no segmentation/'
                 'detections (nor vision_label_info); the other outputs are published')
+        tracking = settings.tracking and engine.task != 'semantic'
         self.get_logger().info(
             f'configured: task {engine.task}{thresholds(engine.task, settings.engine)}; '
-            f"outputs segmentation/{{{','.join(outputs)}}}")
+            f"outputs segmentation/{{{','.join(outputs)}}}"
+            + (f'; tracking on (track_max_age {settings.track_max_age})' if tracking else ''))
         for name in settings.cameras:
             camera = Camera(name=name, input_topic=_join(
-                name, 'image', 'compressed' if settings.compressed else ''))
+                name, 'image', 'compressed' if settings.compressed else ''), tracker=(
+                InstanceTracker(TrackerConfig(settings.track_max_age)) if tracking else None))
             out = _join(name, 'segmentation')
             for kind, msg_type in outputs.items():
                 camera.publishers[kind] = self.create_lifecycle_publisher(
@@ -190,6 +194,7 @@ class SegmentationNode(LifecycleNode):
                          else ReliabilityPolicy.BEST_EFFORT)
         msg_type = CompressedImage if settings.compressed else Image
         self._slots.reopen()
+        self._inference.reset_tracks()  # tracks start anew after a deactivation
         self._output.start()
         self._serve()
         for camera in self.cameras.values():

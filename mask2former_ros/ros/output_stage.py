@@ -19,9 +19,12 @@ For each :class:`Output` the thread publishes the label image (``publish_labels`
 while they have subscribers, the colour mask and the overlay (``publish_color``,
 ``publish_overlay``, ``overlay_alpha``), all with the input's header. A panoptic or instance
 frame (``instances`` set) also gives, while they have subscribers, the instance-id image and
-the detections; its colour mask and overlay shade each instance and outline it. The parameters
-are read for every frame, so a live change applies to the next one. Per camera it counts
-``publish_ms``, ``latency_ms`` (from the header stamp, else from arrival) and ``outputs``.
+the detections; its colour mask and overlay shade each instance and outline it. With its
+camera's tracker (``tracking``) the output thread first gives the instances their track ids
+(stamped by the header, else the arrival time), in the order the frames were segmented. The
+parameters are read for every frame, so a live change applies to the next one. Per camera it
+counts ``publish_ms`` (tracking included), ``latency_ms`` (from the header stamp, else from
+arrival), ``outputs`` and the live ``tracks``.
 """
 
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ from typing import Any, Callable, Mapping
 
 from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros.core.instance_render import colorize_instances
+from mask2former_ros.core.instance_tracking import InstanceTracker, relabel
 from mask2former_ros.core.palette import colorize, overlay
 from mask2former_ros.core.results import Segment
 from mask2former_ros.core.stats import CameraStats
@@ -75,6 +79,24 @@ class Output:
     arrival: float  # monotonic time the message arrived
     instances: np.ndarray | None = None  # panoptic/instance: (H, W) uint16 ids, 0 = none
     segments: tuple[Segment, ...] = ()  # panoptic/instance: one per id of ``instances``
+    tracker: InstanceTracker | None = None  # its camera's tracks (tracking on)
+    lut: np.ndarray | None = None  # per-frame id -> track id, until ``instances`` use it
+
+    def track(self, warn: Callable[[str], None]) -> None:
+        """Give the segments their track ids; the instance image follows when it is used."""
+        stamp = stamp_ns(self.header)
+        tracked = self.tracker.update(self.instances, self.segments,
+                                      stamp / 1e9 if stamp else self.arrival)
+        if tracked.reset:
+            warn(f'tracks reset: {tracked.reset}')
+        self.segments, self.lut = tracked.segments, tracked.lut
+        self.stats.tracks = len(self.tracker.tracks)
+
+    def instance_ids(self) -> np.ndarray:
+        """Return the instance image, with track ids once tracked (relabelled on first use)."""
+        if self.lut is not None:
+            self.instances, self.lut = relabel(self.instances, self.lut), None
+        return self.instances
 
 
 class OutputStage:
@@ -150,6 +172,8 @@ class OutputStage:
             stats.outputs.add()
 
     def _publish(self, out: Output) -> None:
+        if out.tracker is not None and out.instances is not None:
+            out.track(lambda text: self._warn(out.stats, text))
         pubs, header, labels = out.publishers, out.header, out.labels
         if self._param('publish_labels'):
             pubs['labels'].publish(labels_to_image(labels, header))
@@ -158,7 +182,7 @@ class OutputStage:
                         and pubs['overlay'].get_subscription_count() > 0)
         if want_color or want_overlay:
             color = (colorize(labels, out.palette) if out.instances is None
-                     else colorize_instances(labels, out.instances, out.palette))
+                     else colorize_instances(labels, out.instance_ids(), out.palette))
             if want_color:
                 pubs['color'].publish(rgb_to_image(color, header))
             if want_overlay:
@@ -172,6 +196,6 @@ class OutputStage:
     def _publish_instances(out: Output) -> None:
         instances, detections = out.publishers.get('instances'), out.publishers.get('detections')
         if instances is not None and instances.get_subscription_count() > 0:
-            instances.publish(labels_to_image(out.instances, out.header))
+            instances.publish(labels_to_image(out.instance_ids(), out.header))
         if detections is not None and detections.get_subscription_count() > 0:
             detections.publish(detection_array(out.segments, out.header))

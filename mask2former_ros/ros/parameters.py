@@ -21,6 +21,7 @@ from mask2former_ros.core.engine_config import (
     BACKEND_CHOICES, DEFAULT_MASK_THRESHOLD, DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD,
     DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_frame_size, parse_input_size,
     parse_providers, PRECISION_CHOICES, PROVIDER_ALIASES, TASK_CHOICES)
+from mask2former_ros.core.instance_tracking import DEFAULT_MAX_AGE
 
 DEFAULT_MODEL = 'facebook/mask2former-swin-large-cityscapes-semantic'
 
@@ -141,6 +142,13 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('overlap_threshold', DEFAULT_OVERLAP_THRESHOLD,
                   'panoptic/instance: keep a segment only if it keeps more than this share of '
                   'its mask after overlaps are resolved, 0..1', _range(0.0, 1.0)),
+    ParameterSpec('tracking', True,
+                  'panoptic/instance: instance ids are track ids, the same object keeping its id '
+                  'across frames (per camera); false: ids per frame'),
+    ParameterSpec('track_max_age', DEFAULT_MAX_AGE,
+                  'tracking: a track ends after this many processed frames without its object '
+                  '(frames dropped for newer ones do not count), or when unseen for longer than '
+                  'this many + 1 of the camera frame intervals', _range(0, 100000)),
     ParameterSpec('allow_pickle', False,
                   'allow pickle (*.bin) weights; they can run code when loaded'),
     ParameterSpec('cameras', [''],
@@ -208,6 +216,8 @@ class Settings:
     qos_depth: int
     output_reliable: bool
     diagnostics_period: float
+    tracking: bool = True
+    track_max_age: int = DEFAULT_MAX_AGE
 
     @classmethod
     def read(cls, p: Callable[[str], Any]) -> 'Settings':
@@ -227,4 +237,5 @@ class Settings:
                    compressed=p('image_transport') == 'compressed',
                    qos_reliable=p('qos_reliability') == 'reliable', qos_depth=p('qos_depth'),
                    output_reliable=p('output_qos_reliability') == 'reliable',
-                   diagnostics_period=p('diagnostics_period'))
+                   diagnostics_period=p('diagnostics_period'), tracking=p('tracking'),
+                   track_max_age=p('track_max_age'))
