@@ -48,6 +48,8 @@ class OnnxSegmentationEngine:
     """Mask2Former semantic segmentation of RGB uint8 frames through an exported ONNX graph."""
 
     backend = 'onnxruntime'
+    compile_status = 'off'  # torch.compile is the torch backend's
+    compile_seconds = 0.0
     task = 'semantic'  # exported graphs hold the semantic post-processing
     thing_ids: frozenset[int] = frozenset()
 
