@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--budget', type=float, default=450.0,
                         help='seconds for the whole run; rows that would not fit are skipped')
     parser.add_argument('--child', help=argparse.SUPPRESS)  # one row of section e
+    parser.add_argument('--dry-run-cpu', action='store_true',  # section e's GPU path, on
+                        help=argparse.SUPPRESS)                 # the CPU, tiny for Swin-L
     args = parser.parse_args(argv)
     if args.child:
         return gpu_compile.child_main(json.loads(args.child))
@@ -196,9 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     if 'e' in args.sections:
         if cuda:
             rows.append(('e) upload 1024x2048 rgb8: pageable / pinned', upload_row()))
+        frames_file = work / 'frames.npy'  # the timed frames, made once for every child
+        np.save(frames_file, np.stack(scenes(frames_n)))
         guarded('e)', lambda: gpu_compile.section_e(
-            rows, tiny, swin, cuda, args.quick, frames_n, budget, Path(__file__),
-            work / 'compile_cache'))
+            rows, tiny, (lambda: tiny) if args.dry_run_cpu else swin, cuda or args.dry_run_cpu,
+            args.quick, frames_file, budget, Path(__file__), work / 'compile_cache',
+            'cuda' if cuda else 'cpu'))
     if 'a' in args.sections:
         guarded('a)', lambda: section_a(rows, tiny, cuda, no_cuda))
     if 'c' in args.sections:

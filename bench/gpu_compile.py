@@ -15,16 +15,17 @@
 """
 Section e) of gpu_check: the torch engine compiled by Inductor, with CUDA graphs, on the GPU.
 
-Rows, most important first: Swin-L (random weights) at native 1024x2048 input in bf16 eager,
-compiled with CUDA graphs (``reduce-overhead``: cold configure, then a restart on the filled
-cache), the tiny model's labels per compile mode against eager fp32 at three frame sizes, the
-inference worker (newest frame wins, no ROS) fed at 30 Hz against the engine alone, then the
-remaining Swin-L rows (compiled without CUDA graphs, fp32 eager, and at 384x384 input).
+Rows, most important first (:data:`ORDER`): Swin-L (random weights) at native 1024x2048 input
+in bf16 eager and compiled with CUDA graphs (``reduce-overhead``: the cold configure), the tiny
+model's labels with CUDA graphs against eager fp32 at three frame sizes, the restart of the
+Swin-L row on the filled cache (warm configure), the inference worker (newest frame wins, no
+ROS) fed at 30 Hz against the engine alone, then Swin-L compiled without CUDA graphs, the other
+tiny modes, Swin-L fp32 eager and the rows at 384x384 input.
 
 Every row runs in a child process (``gpu_check.py --child SPEC``) in its own session: a CUDA
 error or a hung compile costs that row only. A row runs only if its estimate fits in the time
-budget left, and is killed when the budget runs out; the estimates of compile rows come from the
-first compile measured in the run. Inductor's cache is a fresh folder of this run (cold), shared
+budget left, and is killed when the budget runs out; the estimates come from the first row of
+each kind measured in the run. Inductor's cache is a fresh folder of this run (cold), shared
 by its rows.
 """
 
@@ -39,40 +40,46 @@ import threading
 import time
 from typing import Any, Callable
 
-SWIN_ROWS = (  # (name, input_size, precision, compile)
-    ('Swin-L native bf16 eager', 'native', 'bf16', 'off'),
-    ('Swin-L native bf16 compiled + CUDA graphs', 'native', 'bf16', 'reduce-overhead'),
-)
-LATER_SWIN_ROWS = (
-    ('Swin-L native bf16 compiled', 'native', 'bf16', 'default'),
-    ('Swin-L native fp32 eager', 'native', 'fp32', 'off'),
-    ('Swin-L input 384x384 fp32 eager', 'checkpoint', 'fp32', 'off'),
-    ('Swin-L input 384x384 bf16 eager', 'checkpoint', 'bf16', 'off'),
-    ('Swin-L input 384x384 bf16 compiled', 'checkpoint', 'bf16', 'default'),
-    ('Swin-L input 384x384 bf16 compiled + CUDA graphs', 'checkpoint', 'bf16',
-     'reduce-overhead'),
-)
-TINY_MODES = (('reduce-overhead', 'bf16'), ('default', 'bf16'), ('reduce-overhead', 'fp32'),
-              ('max-autotune', 'bf16'))
+SWIN = {  # name: (input_size, precision, compile)
+    'native bf16 eager': ('native', 'bf16', 'off'),
+    'native bf16 compiled + CUDA graphs': ('native', 'bf16', 'reduce-overhead'),
+    'native bf16 compiled': ('native', 'bf16', 'default'),
+    'native fp32 eager': ('native', 'fp32', 'off'),
+    'input 384x384 fp32 eager': ('checkpoint', 'fp32', 'off'),
+    'input 384x384 bf16 eager': ('checkpoint', 'bf16', 'off'),
+    'input 384x384 bf16 compiled': ('checkpoint', 'bf16', 'default'),
+    'input 384x384 bf16 compiled + CUDA graphs': ('checkpoint', 'bf16', 'reduce-overhead'),
+}
+# Rows in the order they run (most important first): ('swin', name), ('tiny', mode, precision),
+# ('warm',) the cold CUDA-graph row's restart on the filled cache, ('worker',).
+ORDER = (('swin', 'native bf16 eager'), ('swin', 'native bf16 compiled + CUDA graphs'),
+         ('tiny', 'reduce-overhead', 'bf16'), ('warm',), ('worker',),
+         ('swin', 'native bf16 compiled'), ('tiny', 'default', 'bf16'),
+         ('tiny', 'reduce-overhead', 'fp32'), ('swin', 'native fp32 eager'),
+         ('swin', 'input 384x384 bf16 eager'),
+         ('swin', 'input 384x384 bf16 compiled + CUDA graphs'),
+         ('swin', 'input 384x384 fp32 eager'), ('swin', 'input 384x384 bf16 compiled'),
+         ('tiny', 'max-autotune', 'bf16'))
 TINY_SIZES = ((120, 200), (333, 517), (1024, 2048))
-# Seconds, before anything was measured in this run: loading and timing an eager row, and the
-# first compile of Swin-L (Inductor's documented range for large models is minutes).
-EAGER_ESTIMATE = 60.0
+# Seconds, until measured in the run: a child that loads Swin-L and times it eager, the first
+# compile of Swin-L (minutes, by Inductor's reports for large models) and of the tiny model.
+EAGER_ESTIMATE = 45.0
 SWIN_COMPILE_ESTIMATE = 240.0
-TINY_COMPILE_ESTIMATE = 90.0
+TINY_COMPILE_ESTIMATE = 60.0
 WORKER_SECONDS = 10.0
 Row = dict[str, Any]
 
 
 class Budget:
-    """Seconds left of the run, and the estimates of compile rows learnt while it runs."""
+    """Seconds left of the run, and the estimates of rows learnt while it runs."""
 
     def __init__(self, seconds: float) -> None:
         """Start the clock."""
         self.deadline = time.monotonic() + seconds
-        self.swin_compile = SWIN_COMPILE_ESTIMATE
-        self.swin_warm: float | None = None
-        self.tiny_compile = TINY_COMPILE_ESTIMATE
+        self.eager = EAGER_ESTIMATE  # a Swin-L child without compiling
+        self.swin_compile = SWIN_COMPILE_ESTIMATE  # a first compile of Swin-L, cold
+        self.swin_warm: float | None = None  # the restart on the filled cache
+        self.tiny = EAGER_ESTIMATE / 2 + TINY_COMPILE_ESTIMATE  # a tiny agreement child
 
     def left(self) -> float:
         """Return the seconds left."""
@@ -104,57 +111,73 @@ def run_child(spec: dict, estimate: float, budget: Budget, script: Path) -> Row:
 
 
 def section_e(rows: list, tiny: str, swin: Callable[[], str], cuda: bool, quick: bool,
-              frames_n: int, budget: Budget, script: Path, cache: Path) -> None:
-    """Measure e) into ``rows`` (name, row), in priority order, within ``budget``."""
-    base = {'frames': frames_n, 'cache': str(cache)}
+              frames: Path, budget: Budget, script: Path, cache: Path,
+              device: str = 'cuda') -> None:
+    """
+    Measure e) into ``rows`` (name, row), in :data:`ORDER`, within ``budget``.
+
+    ``device`` 'cpu' with ``cuda`` True is the dry run of the GPU path on the CPU (gpu_check's
+    ``--dry-run-cpu``: ``swin`` then gives the tiny model).
+    """
+    base = {'frames': str(frames), 'cache': str(cache)}
     if not cuda:
-        for name, *_ in SWIN_ROWS + LATER_SWIN_ROWS:
-            rows.append((f'e) {name}', {'skipped': 'no CUDA device'}))
-        rows.append(('e) Swin-L restart on the warm cache', {'skipped': 'no CUDA device'}))
-        for mode, precision in TINY_MODES:
-            rows.append((f'e) tiny cuda {mode} {precision} vs eager fp32',
-                         {'skipped': 'no CUDA device'}))
+        for job in ORDER:
+            if job[0] != 'worker':
+                rows.append((_name(job), {'skipped': 'no CUDA device'}))
         # The worker row runs on the CPU too (eager, tiny model): the same code path.
         rows.append(('e) worker at 30 Hz, tiny cpu eager', run_child(
             {**base, 'kind': 'worker', 'model': tiny, 'device': 'cpu', 'input_size': 'checkpoint',
              'precision': 'fp32', 'compile': 'off', 'seconds': 2.0 if quick else WORKER_SECONDS},
-            EAGER_ESTIMATE, budget, script)))
+            budget.eager, budget, script)))
         return
     swin_dir = swin()
+    cold: Row = {}
+    for job in ORDER:
+        if job[0] == 'swin':
+            input_size, precision, mode = SWIN[job[1]]
+            spec = {'kind': 'engine', 'model': swin_dir, 'input_size': input_size,
+                    'precision': precision, 'compile': mode}
+            estimate = budget.eager + (0.0 if mode == 'off' else budget.swin_compile)
+        elif job[0] == 'tiny':
+            spec = {'kind': 'agreement', 'model': tiny, 'compile': job[1], 'precision': job[2]}
+            estimate = budget.tiny
+        elif job[0] == 'warm':
+            spec = {'kind': 'engine', 'model': swin_dir, 'input_size': 'native',
+                    'precision': 'bf16', 'compile': 'reduce-overhead'}
+            estimate = budget.eager + 0.5 * cold.get('configure_s', budget.swin_compile)
+        else:
+            spec = {'kind': 'worker', 'model': swin_dir, 'input_size': 'native',
+                    'precision': 'bf16', 'compile': 'reduce-overhead', 'seconds': WORKER_SECONDS}
+            estimate = budget.eager + WORKER_SECONDS + (budget.swin_warm or budget.swin_compile)
+        row = run_child({**base, 'device': device, **spec}, estimate, budget, script)
+        rows.append((_name(job), row))
+        _learn(budget, job, spec, row)
+        if job == ORDER[1]:
+            cold = row
 
-    def swin_row(name: str, input_size: str, precision: str, mode: str) -> None:
-        estimate = EAGER_ESTIMATE + (0.0 if mode == 'off' else budget.swin_compile)
-        row = run_child({**base, 'kind': 'engine', 'model': swin_dir, 'device': 'cuda',
-                         'input_size': input_size, 'precision': precision, 'compile': mode},
-                        estimate, budget, script)
-        if mode != 'off' and 'configure_s' in row and budget.swin_compile == \
-                SWIN_COMPILE_ESTIMATE:
-            budget.swin_compile = row['configure_s']  # the first compile measured
-        rows.append((f'e) {name}', row))
 
-    for spec in SWIN_ROWS:
-        swin_row(*spec)
-    cold = rows[-1][1]
-    warm_estimate = EAGER_ESTIMATE + 0.5 * cold.get('configure_s', SWIN_COMPILE_ESTIMATE)
-    warm = run_child({**base, 'kind': 'engine', 'model': swin_dir, 'device': 'cuda',
-                      'input_size': 'native', 'precision': 'bf16',
-                      'compile': 'reduce-overhead'}, warm_estimate, budget, script)
-    budget.swin_warm = warm.get('configure_s')
-    rows.append(('e) Swin-L restart on the warm cache', warm))
-    for mode, precision in TINY_MODES:
-        row = run_child({**base, 'kind': 'agreement', 'model': tiny, 'device': 'cuda',
-                         'precision': precision, 'compile': mode},
-                        EAGER_ESTIMATE + budget.tiny_compile, budget, script)
-        if 'configure_s' in row:
-            budget.tiny_compile = max(row['configure_s'], 10.0)
-        rows.append((f'e) tiny cuda {mode} {precision} vs eager fp32', row))
-    worker_estimate = EAGER_ESTIMATE + WORKER_SECONDS + (budget.swin_warm or budget.swin_compile)
-    rows.append(('e) worker at 30 Hz, Swin-L native bf16 + CUDA graphs', run_child(
-        {**base, 'kind': 'worker', 'model': swin_dir, 'device': 'cuda', 'input_size': 'native',
-         'precision': 'bf16', 'compile': 'reduce-overhead', 'seconds': WORKER_SECONDS},
-        worker_estimate, budget, script)))
-    for spec in LATER_SWIN_ROWS:
-        swin_row(*spec)
+def _name(job: tuple) -> str:
+    if job[0] == 'swin':
+        return f'e) Swin-L {job[1]}'
+    if job[0] == 'tiny':
+        return f'e) tiny cuda {job[1]} {job[2]} vs eager fp32'
+    if job[0] == 'warm':
+        return 'e) Swin-L native bf16 compiled + CUDA graphs, restart on the warm cache'
+    return 'e) worker at 30 Hz, Swin-L native bf16 compiled + CUDA graphs'
+
+
+def _learn(budget: Budget, job: tuple, spec: dict, row: Row) -> None:
+    """Replace the estimates by what the first row of a kind took."""
+    if 'wall_s' not in row:
+        return
+    if job[0] == 'swin' and spec['compile'] == 'off' and budget.eager == EAGER_ESTIMATE:
+        budget.eager = row['wall_s'] * 1.2
+    elif job[0] == 'swin' and budget.swin_compile == SWIN_COMPILE_ESTIMATE:
+        budget.swin_compile = max(row['wall_s'] - budget.eager, 10.0) * 1.2
+    elif job[0] == 'tiny':
+        budget.tiny = row['wall_s'] * 1.2
+    elif job[0] == 'warm':
+        budget.swin_warm = row['wall_s']
 
 
 # --- the child process ----------------------------------------------------------------------
@@ -190,14 +213,15 @@ def _cudagraph_skips() -> int:
 
 def engine_row(spec: dict) -> Row:
     """Configure (compile) one engine and time it at 1024x2048: frames/s, ms per stage."""
-    from gpu_check import scenes, timed
+    from gpu_check import timed
     from mask2former_ros.core.engine import SegmentationEngine
+    import numpy as np
     import torch
     warnings: list[str] = []
     started = time.perf_counter()
     engine = SegmentationEngine(_config(spec), warn=warnings.append)
     configure = time.perf_counter() - started
-    row = timed(engine, scenes(spec['frames']))
+    row = timed(engine, list(np.load(spec['frames'])))
     del row['labels']
     if torch.cuda.is_available():
         row['peak_gpu_mb'] = torch.cuda.max_memory_allocated() / 2**20
@@ -227,10 +251,10 @@ def agreement_row(spec: dict) -> Row:
 def worker_row(spec: dict) -> Row:
     """The inference worker fed at 30 Hz (newest frame wins) against the engine alone."""
     from frame_timing import segment_timed
-    from gpu_check import scenes
     from mask2former_ros.core.frame_slot import LatestFrameSlots
     from mask2former_ros.core.inference_worker import InferenceWorker
-    frames = scenes(spec['frames'])
+    import numpy as np
+    frames = list(np.load(spec['frames']))
     worker = InferenceWorker(name='inference')
     started = time.perf_counter()
     engine = worker.start(_config(spec))
