@@ -202,13 +202,10 @@ def _config(spec: dict, frame: tuple[int, int] = (1024, 2048), **overrides: Any)
                            **overrides})
 
 
-def _cudagraph_skips() -> int:
-    """Return how often Inductor fell back from CUDA graphs in this process (0 if unknown)."""
-    try:
-        from torch._dynamo.utils import counters
-    except ImportError:
-        return 0
-    return int(counters['inductor'].get('cudagraph_skips', 0))
+def _cudagraph_skips(device: str) -> int:
+    """Return how often Inductor declined a CUDA graph in this process (CPU: never counted)."""
+    from mask2former_ros.core.torch_compile import _cudagraph_skips as skips
+    return 0 if device == 'cpu' else skips()
 
 
 def engine_row(spec: dict) -> Row:
@@ -226,7 +223,7 @@ def engine_row(spec: dict) -> Row:
     if torch.cuda.is_available():
         row['peak_gpu_mb'] = torch.cuda.max_memory_allocated() / 2**20
     return {**row, 'configure_s': configure, 'compile_s': engine.compile_seconds,
-            'status': engine.compile_status, 'cudagraph_skips': _cudagraph_skips(),
+            'status': engine.compile_status, 'cudagraph_skips': _cudagraph_skips(spec['device']),
             'warnings': warnings[-2:]}
 
 
@@ -244,12 +241,12 @@ def agreement_row(spec: dict) -> Row:
     compiled = engine.compile_seconds
     labels = [engine.segment(f).labels for f in frames]
     return {'agreement': agreement(expected, labels), 'configure_s': configure,
-            'status': engine.compile_status, 'cudagraph_skips': _cudagraph_skips(),
+            'status': engine.compile_status, 'cudagraph_skips': _cudagraph_skips(spec['device']),
             'compiled_on_data_path_s': engine.compile_seconds - compiled}
 
 
 def worker_row(spec: dict) -> Row:
-    """The inference worker fed at 30 Hz (newest frame wins) against the engine alone."""
+    """Feed the inference worker at 30 Hz (newest frame wins); compare with the engine alone."""
     from frame_timing import segment_timed
     from mask2former_ros.core.frame_slot import LatestFrameSlots
     from mask2former_ros.core.inference_worker import InferenceWorker

@@ -28,6 +28,7 @@ from pathlib import Path
 import subprocess
 import sys
 
+from compile_toy import Toy
 from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
 from mask2former_ros.core.onnx_cache import cache_root
 from mask2former_ros.core.torch_compile import (
@@ -36,9 +37,7 @@ from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import pytest
 import torch
-from transformers.models.mask2former.modeling_mask2former import (
-    Mask2FormerForUniversalSegmentationOutput)
-
+HERE = Path(__file__).resolve().parent
 SIZES = ((120, 200), (333, 517), (1024, 2048))
 USER_CACHE = os.environ.get('TORCHINDUCTOR_CACHE_DIR')
 
@@ -82,24 +81,18 @@ def test_compiled_labels_agree_with_eager_fp32(tiny_model_dir, scenes, eager_lab
 def test_compile_failure_is_one_warning_and_eager_serving(tiny_model_dir, tmp_path):
     """A process without a C++ compiler: Inductor cannot build CPU code, the engine serves."""
     script = (
-        'import json, sys\n'
+        'import json\n'
         'import numpy as np\n'
         'from mask2former_ros.core.backends import create_engine\n'
         'from mask2former_ros.core.engine_config import EngineConfig\n'
         'warnings = []\n'
-        "engine = create_engine(EngineConfig(model=sys.argv[1], compile='default'),\n"
+        f"engine = create_engine(EngineConfig(model={str(tiny_model_dir)!r}, compile='default'),\n"
         '                       warn=warnings.append)\n'
         'engine.warmup()\n'
         'labels = engine.segment(np.full((120, 200, 3), 90, np.uint8)).labels\n'
         "print(json.dumps({'status': engine.compile_status, 'warnings': warnings,\n"
         "                  'shape': list(labels.shape)}))\n")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ('TORCHINDUCTOR_CACHE_DIR', 'TRITON_CACHE_DIR')}
-    env.update(CXX=str(tmp_path / 'no-such-c++'), XDG_CACHE_HOME=str(tmp_path / 'cache'))
-    done = subprocess.run([sys.executable, '-c', script, str(tiny_model_dir)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = _run_python(script, tmp_path, CXX=str(tmp_path / 'no-such-c++'))
     assert result['status'].startswith('off (failed: InvalidCxxCompiler'), result
     assert 'no-such-c++' in result['status']
     assert len(result['warnings']) == 1, result['warnings']
@@ -107,23 +100,45 @@ def test_compile_failure_is_one_warning_and_eager_serving(tiny_model_dir, tmp_pa
     assert result['shape'] == [120, 200]
 
 
-class _Toy(torch.nn.Module):
-    """A convolution answering like Mask2Former: compiles in seconds, not minutes."""
+def test_a_compiler_that_fails_mid_compile_leaves_the_forward_eager(tmp_path):
+    """A C++ compiler that answers --version but cannot compile: Inductor fails while building."""
+    compiler = tmp_path / 'broken-c++'
+    compiler.write_text('#!/bin/sh\n[ "$1" = --version ] && echo "g++ 12" && exit 0\nexit 1\n')
+    compiler.chmod(0o755)
+    script = (
+        'import json, torch\n'
+        'from compile_toy import Toy\n'
+        'from mask2former_ros.core.torch_compile import ModelForward\n'
+        'warnings = []\n'
+        "forward = ModelForward(Toy().eval(), torch.device('cpu'), torch.float32, 'default',\n"
+        '                       lambda _: None, warnings.append)\n'
+        'forward.prepare((1, 3, 16, 16))\n'
+        'with torch.inference_mode():\n'
+        '    masks = forward(torch.rand(1, 3, 16, 16))[1]\n'
+        "print(json.dumps({'status': forward.status, 'warnings': warnings,\n"
+        "                  'active': forward.active, 'shape': list(masks.shape)}))\n")
+    result = _run_python(script, tmp_path, CXX=str(compiler))
+    assert result['status'].startswith('off (failed: InductorError: CppCompileError'), result
+    assert len(result['warnings']) == 1 and not result['active']
+    assert result['shape'] == [1, 4, 16, 16]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
 
-    def forward(self, pixel_values: torch.Tensor) -> Mask2FormerForUniversalSegmentationOutput:
-        masks = self.conv(pixel_values)
-        return Mask2FormerForUniversalSegmentationOutput(
-            class_queries_logits=masks.mean((2, 3)), masks_queries_logits=masks)
+def _run_python(script: str, tmp_path: Path, **env: str) -> dict:
+    """Run ``script`` in a fresh process with an empty cache and ``env``; return its JSON line."""
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ('TORCHINDUCTOR_CACHE_DIR', 'TRITON_CACHE_DIR')}
+    environ.update(env, XDG_CACHE_HOME=str(tmp_path / 'cache'),
+                   PYTHONPATH=os.pathsep.join([str(HERE), environ.get('PYTHONPATH', '')]))
+    done = subprocess.run([sys.executable, '-c', script], env=environ, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_new_shapes_compile_once_each_up_to_a_bound_then_run_eager():
     torch.manual_seed(0)
     logs, warnings = [], []
-    forward = ModelForward(_Toy().eval(), torch.device('cpu'), torch.float32, 'default',
+    forward = ModelForward(Toy().eval(), torch.device('cpu'), torch.float32, 'default',
                            logs.append, warnings.append, max_shapes=2)
     shapes = [(1, 3, 16, 24), (1, 3, 32, 16), (1, 3, 24, 24)]
     inputs = [torch.rand(shape) for shape in shapes]

@@ -55,7 +55,7 @@ class EngineConfig:
     score_threshold: float = DEFAULT_SCORE_THRESHOLD  # keep a query above this class score
     mask_threshold: float = DEFAULT_MASK_THRESHOLD  # a query's mask: sigmoid >= this
     overlap_threshold: float = DEFAULT_OVERLAP_THRESHOLD  # keep a segment > this share of mask
-    compile: str = 'auto'  # backend torch: COMPILE_CHOICES (compiled at configure)
+    compile: str = 'auto'  # noqa: A003 - torch backend: COMPILE_CHOICES, at configure
 
 
 def parse_device(device: str) -> str:

@@ -180,6 +180,8 @@ class ModelForward:
     def _compile(self, compiled: Callable,
                  pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = tuple(pixel_values.shape)
+        graphs = self.mode in CUDA_GRAPH_MODES and self.device.type == 'cuda'
+        skips = _cudagraph_skips() if graphs else 0
         self._log(f'compile={self.mode}: compiling the model forward for input {_shape(shape)} '
                   f'(shape {len(self.shapes) + 1} of at most {self.max_shapes}; cache '
                   f'{self.cache_dir})')
@@ -196,6 +198,9 @@ class ModelForward:
         self.shapes.append(shape)
         self._log(f'compile={self.mode}: input {_shape(shape)} compiled and warm in '
                   f'{seconds:.1f} s')
+        if graphs and _cudagraph_skips() > skips:
+            self._warn(f'compile={self.mode}: no CUDA graph for input {_shape(shape)}: the '
+                       'compiled kernels run without one (TORCH_LOGS=perf_hints says why)')
         return outputs
 
     def _step(self) -> None:
@@ -209,6 +214,15 @@ class ModelForward:
         if isinstance(exc, torch.OutOfMemoryError) and self.device.type == 'cuda':
             torch.cuda.empty_cache()
         self._warn(f'compile={self.mode} failed, the model runs eager: {self.failure}')
+
+
+def _cudagraph_skips() -> int:
+    """Return how often Inductor declined a CUDA graph in this process (0 if unknown)."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:
+        return 0
+    return int(counters['inductor'].get('cudagraph_skips', 0))
 
 
 def _shape(shape: tuple[int, ...]) -> str:

@@ -24,9 +24,9 @@ from pathlib import Path
 import re
 from typing import Any
 
+from mask2former_ros.core.engine_config import COMPILE_CHOICES
 from mask2former_ros.core.engine_config import (
     DEFAULT_MASK_THRESHOLD, DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD, TASK_CHOICES)
-from mask2former_ros.core.engine_config import COMPILE_CHOICES
 from mask2former_ros.offline.bag_io import BAG_SUFFIXES, output_topic, STORAGES
 from mask2former_ros.offline.errors import OUTPUT_KINDS, SegmentBagError
 
@@ -103,10 +103,10 @@ class Options:
                                  metavar='LIST')
     frame_size: str = option('', 'frame size HxW the graph is exported for (default: the '
                              "first bag's)", group='model', param='frame_size', metavar='HxW')
-    compile: str = option('auto', 'backend torch: torch.compile mode of the model forward, '
-                          "compiled before the first frame for the first bag's frame size "
-                          '(auto: off on the CPU, reduce-overhead on CUDA)', group='model',
-                          param='compile', choices=COMPILE_CHOICES)
+    compile: str = option(  # noqa: A003 - the node parameter's name
+        'auto', 'backend torch: torch.compile mode of the model forward, compiled before the '
+        "first frame for the first bag's frame size (auto: off on the CPU, reduce-overhead on "
+        'CUDA)', group='model', param='compile', choices=COMPILE_CHOICES)
     task: str = option('auto', 'auto (read from the checkpoint), semantic, panoptic or instance '
                        '(panoptic and instance: backend torch)', group='model', param='task',
                        choices=TASK_CHOICES)

@@ -39,7 +39,7 @@ class ModelInfo:
     device: str = 'none'  # torch device, or the ONNX Runtime provider that runs
     precision: str = 'none'
     task: str = 'none'  # the task served (semantic, panoptic, instance)
-    compile: str = 'none'  # torch.compile mode, 'off', or 'off (failed: <reason>)'
+    compile: str = 'none'  # noqa: A003 - torch.compile mode, off, or 'off (failed: ...)'
     compile_seconds: float = 0.0  # spent compiling, at configure and for new input shapes
     loaded: bool = False
     problem: str = ''  # the inference thread died or is stuck: the camera statuses are ERROR

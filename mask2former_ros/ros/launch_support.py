@@ -27,8 +27,8 @@ from pathlib import Path
 import tempfile
 from typing import Any, Callable, Iterable, Mapping
 
-from mask2former_ros.core.engine_config import parse_task, parse_threshold, TASK_CHOICES
 from mask2former_ros.core.engine_config import COMPILE_CHOICES
+from mask2former_ros.core.engine_config import parse_task, parse_threshold, TASK_CHOICES
 
 PACKAGE = 'mask2former_ros'
 PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
