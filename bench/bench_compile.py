@@ -27,7 +27,7 @@ compile, and the configure of a fresh process on the now filled cache (warm, wha
 pays). Graph breaks come from ``torch._dynamo.explain`` of the model forward (run before any
 compile: it resets dynamo's caches).
 
-    python bench/bench_compile.py                              # fp32, every mode
+    python bench/bench_compile.py                              # fp32, every mode (~1 h here)
     python bench/bench_compile.py --precisions fp32,bf16 --modes default
     python bench/bench_compile.py --sizes 256x512 --input-size checkpoint --rounds 5
 """

@@ -88,7 +88,8 @@ def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Pa
     output = Path(output)
     started = time.perf_counter()
     engine = SegmentationEngine(EngineConfig(model=model, device='cpu', precision='fp32',
-                                             input_size=input_size, allow_pickle=allow_pickle))
+                                             input_size=input_size, allow_pickle=allow_pickle,
+                                             compile='off'))
     net = engine.model
     # The fused SDPA attention of the Swin backbone does not decompose for export.
     net.set_attn_implementation('eager')
