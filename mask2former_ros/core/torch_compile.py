@@ -120,6 +120,7 @@ class ModelForward:
         self._log = log
         self._warn = warn or log
         self._compiled: Callable | None = None
+        self.cache_dir: Path | None = None  # Inductor's, when compiling
         if mode == 'off':
             return
         self.cache_dir = compile_cache_dir()
