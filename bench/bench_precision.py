@@ -44,7 +44,11 @@ def whole_model_cast(engine: SegmentationEngine, dtype: torch.dtype) -> Segmenta
     """Return a copy of ``engine`` whose forward runs a ``model.to(dtype)`` copy (old way)."""
     cast = copy.deepcopy(engine.model).to(dtype)
     clone = copy.copy(engine)
-    clone.forward = lambda _model, pixel_values: cast(pixel_values=pixel_values.to(dtype))
+
+    def forward(pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = cast(pixel_values=pixel_values.to(dtype))
+        return outputs.class_queries_logits, outputs.masks_queries_logits
+    clone._forward = forward
     return clone
 
 

@@ -28,14 +28,23 @@ c) label agreement between backends on the tiny model (torch CUDA vs torch CPU v
 d) panoptic (with ``--panoptic DIR``, the trained tiny panoptic model): the engine with task
    semantic, panoptic and instance, and our panoptic/instance post-processing against
    transformers' on the same outputs (ms, panoptic quality between them), also on the Swin-L
-   architecture's 100 queries with the score threshold at 0 (every query kept: the worst case).
+   architecture's 100 queries with the score threshold at 0 (every query kept: the worst case);
+e) the torch engine compiled (Inductor, CUDA graphs): Swin-L at native 1024x2048 and 384x384
+   input eager fp32 / eager bf16 / compiled bf16 / compiled bf16 with CUDA graphs, cold and warm
+   configure, the tiny model's labels per compile mode against eager fp32, the inference worker
+   fed at 30 Hz against the engine alone, and the upload of a frame from pageable and pinned
+   memory (see ``gpu_compile.py``). Sections a-d run eager (``compile off``).
 
-Without CUDA every CUDA row says ``skipped`` and the CPU rows still run (this is tested):
+The run keeps a time budget (``--budget``, default 450 s: the whole run fits in 8 minutes):
+section e runs first, row by row in child processes; a row or section whose estimate does not
+fit in the time left is skipped and says so. Without CUDA every CUDA row says ``skipped`` and
+the CPU rows still run (this is tested):
 
     python bench/gpu_check.py                       # everything this machine can run
     python bench/gpu_check.py --quick               # fewer frames, no Swin-L (the test)
     python bench/gpu_check.py --tiny DIR --json out.json
     python bench/gpu_check.py --sections d --panoptic DIR
+    python bench/gpu_check.py --sections e --budget 900   # only the compiled rows
 """
 
 import argparse
@@ -51,6 +60,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from frame_timing import segment_timed  # noqa: E402
+import gpu_compile  # noqa: E402
 from mask2former_ros.core.engine import EngineConfig, SegmentationEngine  # noqa: E402
 from mask2former_ros_fixtures.synthetic import make_scene  # noqa: E402
 import numpy as np  # noqa: E402
@@ -58,6 +68,8 @@ import torch  # noqa: E402
 
 FRAME = (1024, 2048)
 Row = dict[str, Any]
+# Seconds each eager section takes on the GPU machine (quick: about a third), for the budget.
+SECTION_ESTIMATES = {'a': 40.0, 'c': 90.0, 'b': 150.0, 'd': 90.0}
 
 
 def swin_large_checkpoint(folder: Path) -> Path:
@@ -135,8 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--quick', action='store_true', help='4 frames, no Swin-L rows')
     parser.add_argument('--json', type=Path, help='also write the rows as JSON')
     parser.add_argument('--panoptic', help='trained tiny panoptic model (section d)')
-    parser.add_argument('--sections', default='abcd', help='sections to run, e.g. "d"')
+    parser.add_argument('--sections', default='eacbd', help='sections to run, e.g. "d"')
+    parser.add_argument('--budget', type=float, default=450.0,
+                        help='seconds for the whole run; rows that would not fit are skipped')
+    parser.add_argument('--child', help=argparse.SUPPRESS)  # one row of section e
+    parser.add_argument('--dry-run-cpu', action='store_true',  # section e's GPU path, on
+                        help=argparse.SUPPRESS)                 # the CPU, tiny for Swin-L
     args = parser.parse_args(argv)
+    if args.child:
+        return gpu_compile.child_main(json.loads(args.child))
+    budget = gpu_compile.Budget(args.budget)
     from mask2former_ros.core.onnx_export import export_graph
     frames_n = 4 if args.quick else args.frames
     cuda = torch.cuda.is_available()
@@ -152,7 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix='gpu_check_'))
 
     def guarded(section: str, work_fn) -> None:
-        """Run one section; an error becomes a row, the other sections still run."""
+        """Run one section if it fits the budget; an error becomes a row, the others run."""
+        estimate = SECTION_ESTIMATES.get(section[0], 0.0) / (3 if args.quick else 1)
+        if estimate > budget.left():
+            rows.append((f'{section} skipped', {'skipped': f'time budget: needs ~{estimate:.0f} '
+                                                           f's, {budget.left():.0f} s left'}))
+            return
         try:
             work_fn()
         except Exception as exc:  # noqa: BLE001 - reported in the table
@@ -161,17 +186,37 @@ def main(argv: list[str] | None = None) -> int:
                                                           f'{text[0] if text else ""}'[:300]}))
 
     post: list[Row] = []
+    swin_dir: list[str] = []
+
+    def swin() -> str:
+        """Return the Swin-L checkpoint of this run, saved on first use."""
+        if not swin_dir:
+            swin_dir.append(str(swin_large_checkpoint(work / 'swin_l')))
+            if cuda:
+                torch.cuda.empty_cache()  # the child processes need the memory
+        return swin_dir[0]
+    if 'e' in args.sections:
+        if cuda:
+            rows.append(('e) upload 1024x2048 rgb8: pageable / pinned', upload_row()))
+        frames_file = work / 'frames.npy'  # the timed frames, made once for every child
+        np.save(frames_file, np.stack(scenes(frames_n)))
+        guarded('e)', lambda: gpu_compile.section_e(
+            rows, tiny, (lambda: tiny) if args.dry_run_cpu else swin, cuda or args.dry_run_cpu,
+            args.quick, frames_file, budget, Path(__file__), work / 'compile_cache',
+            'cuda' if cuda else 'cpu'))
     if 'a' in args.sections:
         guarded('a)', lambda: section_a(rows, tiny, cuda, no_cuda))
     if 'c' in args.sections:
         guarded('c)', lambda: section_c(rows, tiny, cuda, no_cuda, frames_n, work,
                                         export_graph))
     if 'b' in args.sections:
-        guarded('b)', lambda: section_b(rows, args.quick, cuda, frames_n, work, export_graph))
+        guarded('b)', lambda: section_b(rows, args.quick, cuda, frames_n, work, export_graph,
+                                        swin))
     if 'd' in args.sections and args.panoptic:
         guarded('d)', lambda: section_d(rows, post, args.panoptic, args.quick, cuda, frames_n,
                                         work))
-    print_table(rows, gpu, frames_n, started)
+    print_table([r for r in rows if not r[0].startswith('e)')], gpu, frames_n, started)
+    gpu_compile.print_compile_table(rows)
     print_postprocess_table(post)
     if args.json:
         args.json.write_text(json.dumps(
@@ -188,7 +233,7 @@ def section_a(rows: list, tiny: str, cuda: bool, no_cuda: Row) -> None:
             rows.append((f'a) tiny torch cuda {precision} vs fp32', dict(no_cuda)))
             continue
         engine = SegmentationEngine(EngineConfig(model=tiny, device='cuda',
-                                                 precision=precision))
+                                                 precision=precision, compile='off'))
         labels = [engine.segment(f).labels for s in sizes for f in scenes(3, s)]
         if precision == 'fp32':
             reference = labels
@@ -201,12 +246,12 @@ def section_c(rows: list, tiny: str, cuda: bool, no_cuda: Row, frames_n: int, wo
               export_graph: Any) -> None:
     """Measure c) backends on the tiny model at 1024x2048: torch cpu, torch cuda, onnxruntime."""
     tiny_frames = scenes(frames_n)
-    cpu_engine = SegmentationEngine(EngineConfig(model=tiny, device='cpu'))
+    cpu_engine = SegmentationEngine(EngineConfig(model=tiny, device='cpu', compile='off'))
     cpu_row = timed(cpu_engine, tiny_frames)
     rows.append(('c) tiny torch cpu fp32 (reference)', cpu_row))
     if cuda:
-        cuda_row = timed(SegmentationEngine(EngineConfig(model=tiny, device='cuda',
-                                                         precision='fp32')), tiny_frames)
+        cuda_row = timed(SegmentationEngine(EngineConfig(
+            model=tiny, device='cuda', precision='fp32', compile='off')), tiny_frames)
         cuda_row['agreement'] = agreement(cpu_row['labels'], cuda_row['labels'])
         rows.append(('c) tiny torch cuda fp32', cuda_row))
     else:
@@ -222,7 +267,7 @@ def section_c(rows: list, tiny: str, cuda: bool, no_cuda: Row, frames_n: int, wo
 
 
 def section_b(rows: list, quick: bool, cuda: bool, frames_n: int, work: Path,
-              export_graph: Any) -> None:
+              export_graph: Any, swin_checkpoint: Any) -> None:
     """Measure b) Swin-L (random weights) at 1024x2048 per backend and precision."""
     if quick or not cuda:
         reason = 'quick run' if quick else 'no CUDA device'
@@ -231,7 +276,7 @@ def section_b(rows: list, quick: bool, cuda: bool, frames_n: int, work: Path,
                      'onnxruntime CUDA', 'onnxruntime TensorRT fp16'):
             rows.append((f'b) Swin-L {name}', {'skipped': reason}))
     else:
-        swin = str(swin_large_checkpoint(work / 'swin_l'))
+        swin = swin_checkpoint()
         swin_frames = scenes(frames_n)
         reference = None
         for input_size, precision in (('checkpoint', 'fp32'), ('checkpoint', 'fp16'),
@@ -239,7 +284,7 @@ def section_b(rows: list, quick: bool, cuda: bool, frames_n: int, work: Path,
                                       ('native', 'bf16')):
             engine = SegmentationEngine(EngineConfig(model=swin, device='cuda',
                                                      precision=precision,
-                                                     input_size=input_size))
+                                                     input_size=input_size, compile='off'))
             row = timed(engine, swin_frames)
             if input_size == 'checkpoint':
                 if precision == 'fp32':
@@ -276,7 +321,8 @@ def section_d(rows: list, post: list, panoptic: str, quick: bool, cuda: bool, fr
     frames = [bench_panoptic.make_panoptic_scene(np.random.default_rng(600 + i), *FRAME)[0]
               for i in range(frames_n)]
     for task in ('semantic', 'panoptic', 'instance'):
-        engine = SegmentationEngine(EngineConfig(model=panoptic, device=device, task=task))
+        engine = SegmentationEngine(EngineConfig(model=panoptic, device=device, task=task,
+                                                 compile='off'))
         rows.append((f'd) tiny panoptic model torch {device} task {task}',
                      timed(engine, frames)))
         engine.close()
@@ -290,6 +336,25 @@ def section_d(rows: list, post: list, panoptic: str, quick: bool, cuda: bool, fr
         for row in bench_panoptic.postprocess_rows(str(swin), [FRAME], 2, 3,
                                                    torch.device(device), [0.0]):
             post.append({**row, 'model': 'Swin-L architecture, random weights'})
+
+
+def upload_row(repeats: int = 20) -> Row:
+    """Milliseconds to copy one 1024x2048 rgb8 frame to the GPU from pageable / pinned memory."""
+    frame = torch.from_numpy(scenes(1)[0])
+    pinned = frame.pin_memory()
+    times = {}
+    for name, source in (('pageable', frame), ('pinned', pinned)):
+        samples = []
+        for _ in range(repeats):
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            source.to('cuda', non_blocking=True)
+            torch.cuda.synchronize()
+            samples.append((time.perf_counter() - started) * 1e3)
+        times[name] = statistics.median(samples)
+    return {'upload_pageable_ms': times['pageable'], 'upload_pinned_ms': times['pinned'],
+            'note': f"upload ms: pageable {times['pageable']:.2f}, pinned "
+                    f"{times['pinned']:.2f}"}
 
 
 def print_postprocess_table(post: list[Row]) -> None:

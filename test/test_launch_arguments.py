@@ -70,7 +70,7 @@ def test_every_argument_is_described(share, name):
         get_launch_description(LaunchContext())
     arguments = description.get_launch_arguments()
     assert {'model', 'device', 'params_file', 'autostart', 'backend', 'onnx_model',
-            'frame_size', 'task', 'score_threshold', 'mask_threshold',
+            'frame_size', 'compile', 'task', 'score_threshold', 'mask_threshold',
             'overlap_threshold', 'tracking', 'track_max_age'} <= {a.name for a in arguments}
     for argument in arguments:
         assert argument.description and 'no description' not in argument.description, (
@@ -93,6 +93,8 @@ def test_every_argument_is_described(share, name):
     ('bag_replay.launch.py', {'bag': '.', 'mask_threshold': 'half'}, "mask_threshold:='half'"),
     ('segmentation.launch.py', {'overlap_threshold': 'nan'}, "overlap_threshold:='nan'"),
     ('segmentation.launch.py', {'track_max_age': '-1'}, "track_max_age:='-1' must be an integer"),
+    ('multi_camera.launch.py', {'compile': 'fast'},
+     "compile:='fast' must be one of auto, off, default, reduce-overhead, max-autotune"),
 ])
 def test_bad_arguments_stop_the_launch_before_anything_starts(
         share, name, arguments, expected):
@@ -115,9 +117,9 @@ def test_task_and_thresholds_reach_the_node_only_when_given(given, expected):
 
     arguments = {'params_file': '', 'image_transport': 'raw', 'use_sim_time': 'false',
                  'autostart': 'true', 'model': '', 'device': '', 'backend': '',
-                 'onnx_model': '', 'frame_size': '', 'task': '', 'score_threshold': '',
-                 'mask_threshold': '', 'overlap_threshold': '', 'tracking': '',
-                 'track_max_age': '', **given}
+                 'onnx_model': '', 'frame_size': '', 'compile': '', 'task': '',
+                 'score_threshold': '', 'mask_threshold': '', 'overlap_threshold': '',
+                 'tracking': '', 'track_max_age': '', **given}
     files, overrides = node_parameters(lambda name: arguments[name].strip())
     assert files == []
     names = ('task', 'score_threshold', 'mask_threshold', 'overlap_threshold', 'tracking',
@@ -127,6 +129,10 @@ def test_task_and_thresholds_reach_the_node_only_when_given(given, expected):
         assert type(value) is type(SPECS[name].default), name
     _, overrides = node_parameters(lambda name: arguments[name].strip(), {'task': 'semantic'})
     assert overrides['task'] == 'semantic'  # what the launch file fixes wins
+    assert 'compile' not in overrides  # empty: the parameter file's
+    arguments['compile'] = 'reduce-overhead'
+    _, overrides = node_parameters(lambda name: arguments[name].strip())
+    assert overrides['compile'].value == 'reduce-overhead'
 
 
 @pytest.mark.parametrize('text,expected', [

@@ -185,11 +185,13 @@ def test_diagnostics_report_rates_latency_device_and_model(raw_session, tiny_mod
                 'latency_p95_ms', 'inference_ms'):
         assert key in camera
     assert camera['device'] == 'cpu' and camera['precision'] == 'fp32'
+    assert camera['compile'] == 'off'  # compile auto: off on the CPU
     assert camera['model'] == str(tiny_model_dir)
     assert int(camera['frames_processed']) >= 3
     model = raw_session.last_status(': model')
     assert float(model['inference_ms_per_frame_p50']) > 0
     assert json.loads(model['batch_size_histogram'])['1'] >= 3
+    assert model['compile'] == 'off' and float(model['compile_seconds']) == 0.0
     assert camera['task'] == model['task'] == 'semantic'
 
 
@@ -248,6 +250,7 @@ def _set_parameter(peer: RosPeer, node: str, name: str, value) -> tuple[bool, st
     ('image_transport', 'theora', 'raw, compressed'),
     ('qos_depth', 0, 'within [1, 100]'),
     ('input_size', 'big', 'checkpoint, native'),
+    ('compile', 'fast', 'auto, off, default, reduce-overhead, max-autotune'),
     ('overlay_alpha', 'half', 'Wrong parameter type'),  # rclpy's own type check
 ])
 def test_invalid_parameters_are_refused_with_what_is_allowed(peer, raw_session, name, value,

@@ -33,4 +33,4 @@ def create_engine(config: EngineConfig, log: Callable[[str], None] | None = None
         from mask2former_ros.core.onnx_engine import OnnxSegmentationEngine
         return OnnxSegmentationEngine(config, log=log, warn=warn)
     from mask2former_ros.core.engine import SegmentationEngine
-    return SegmentationEngine(config, log=log)
+    return SegmentationEngine(config, log=log, warn=warn)

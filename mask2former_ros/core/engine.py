@@ -17,8 +17,9 @@ Mask2Former semantic segmentation engine: RGB frames in, label maps out (no ROS 
 
 The engine loads any Mask2Former checkpoint through ``transformers``, preprocesses frames in torch
 on the inference device, runs the model forward under ``torch.autocast`` in the requested
-precision (weights stay fp32) and post-processes in fp32 on the device without materialising
-full-resolution query masks (see :mod:`mask2former_ros.core.semantic_postprocess`).
+precision (weights stay fp32), eager or compiled at construction by ``torch.compile``
+(:mod:`mask2former_ros.core.torch_compile`), and post-processes in fp32 on the device without
+materialising full-resolution query masks (see :mod:`mask2former_ros.core.semantic_postprocess`).
 
 All torch work of an engine happens on the thread that created it: OpenMP thread teams are per
 calling thread, and a model run from another thread than the one that loaded it was measured
@@ -34,7 +35,8 @@ import warnings
 from mask2former_ros.core.checkpoint import (
     first_line, load_checkpoint, ModelLoadError, Preprocessing)
 from mask2former_ros.core.engine_config import (
-    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_input_size, PRECISION_CHOICES)
+    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_frame_size, parse_input_size,
+    PRECISION_CHOICES)
 from mask2former_ros.core.palette import palette_for
 from mask2former_ros.core.panoptic_postprocess import (
     InstanceMaps, query_inference, thresholds_of, to_result)
@@ -43,6 +45,7 @@ from mask2former_ros.core.results import (
     SegmentationResult, WrongThreadError)
 from mask2former_ros.core.segmentation_task import resolve_task, thing_class_ids
 from mask2former_ros.core.semantic_postprocess import class_probabilities, semantic_inference
+from mask2former_ros.core.torch_compile import compile_cache_dir, ModelForward, resolve_compile
 from mask2former_ros.core.torch_device import dtype_name, resolve_device, resolve_precision
 import numpy as np
 import torch
@@ -63,11 +66,16 @@ class SegmentationEngine:
     thread ran the model 1.6x slower here. :meth:`close` may be called from any thread.
     """
 
-    def __init__(self, config: EngineConfig, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, config: EngineConfig, log: Callable[[str], None] | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.device = resolve_device(config.device)
         self.dtype = resolve_precision(config.precision, self.device)
         self.input_size = parse_input_size(config.input_size)
+        self.frame_size = parse_frame_size(config.frame_size)
+        compile_mode = resolve_compile(config.compile, self.device)
+        if compile_mode != 'off':  # before transformers imports torch._dynamo
+            compile_cache_dir()
         self._log = log or (lambda _msg: None)
         self.thresholds = thresholds_of(config)
         started = time.perf_counter()
@@ -93,6 +101,41 @@ class SegmentationEngine:
         if self.dtype == torch.float16 and self.device.type == 'cpu':
             self._log('precision fp16 on the CPU: correct but slower than fp32 (meant for '
                       'checking the GPU numerics)')
+        self._forward: ModelForward | None = ModelForward(
+            self.model, self.device, self.dtype, compile_mode, self._log, warn)
+        self._compile_at_configure(warn or self._log)
+
+    def _compile_at_configure(self, warn: Callable[[str], None]) -> None:
+        """Compile for the model input of ``frame_size`` (or the fixed one) now, at configure."""
+        if self._forward is None or not self._forward.active:
+            return
+        size = self._warmup_frame_size()
+        if size is None:
+            warn(f'compile={self._forward.mode}: the model input depends on the frame size and '
+                 'frame_size is not set, so the first frame of each size compiles (minutes); '
+                 'set frame_size (e.g. 1024x2048) to compile at configure')
+            return
+        self._forward.prepare((1, 3, *self.preprocessing.target_size(*size, self.input_size)))
+
+    def _warmup_frame_size(self) -> tuple[int, int] | None:
+        """Return frame_size, else a small frame where any frame gives the same model input."""
+        if self.frame_size is not None:
+            return self.frame_size
+        target = self.preprocessing.target_size
+        fixed = target(480, 640, self.input_size) == target(1024, 2048, self.input_size)
+        return (64, 64) if fixed else None
+
+    @property
+    def compile_status(self) -> str:
+        """Return ``off``, the torch.compile mode in use, or ``off (failed: <reason>)``."""
+        forward = self._forward
+        return 'off' if forward is None else forward.status
+
+    @property
+    def compile_seconds(self) -> float:
+        """Return the seconds spent compiling and warming up compiled shapes so far."""
+        forward = self._forward
+        return 0.0 if forward is None else forward.compile_seconds
 
     @property
     def num_classes(self) -> int:
@@ -121,13 +164,18 @@ class SegmentationEngine:
         self._owner.check()
 
     def warmup(self) -> None:
-        """Run one small frame: first-call allocations and kernel selection, off the data path."""
-        self.segment_batch([np.zeros((64, 64, 3), np.uint8)])
+        """Run one frame of frame_size (else 64x64) off the data path, never compiling for it."""
+        size = self._warmup_frame_size() or (64, 64)
+        forward = self._forward
+        if forward is not None and not forward.covers(
+                (1, 3, *self.preprocessing.target_size(*size, self.input_size))):
+            return
+        self.segment_batch([np.zeros((*size, 3), np.uint8)])
 
     def close(self) -> None:
         """Release the model and any cached GPU memory."""
         with self._lock:
-            self.model = None
+            self.model = self._forward = None
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()
 
@@ -175,17 +223,17 @@ class SegmentationEngine:
             groups.setdefault(key, []).append(index)
         results: list[SegmentationResult | None] = [None] * len(images)
         with self._lock:
-            model = self.model
-        if model is None:
+            forward = self._forward
+        if forward is None:
             raise RuntimeError('engine is closed')
         try:
             with torch.inference_mode():
                 for indices in groups.values():
-                    outs = self._run(model, [images[i] for i in indices])
+                    outs = self._run(forward, [images[i] for i in indices])
                     for i, out in zip(indices, outs, strict=True):
                         results[i] = out
         except torch.OutOfMemoryError as exc:
-            del model
+            del forward
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()
             raise InferenceOutOfMemoryError(
@@ -247,22 +295,15 @@ class SegmentationEngine:
             results.append(to_result(labels, instances, item.records, self.label_dtype))
         return results
 
-    def forward(self, model: torch.nn.Module, pixel_values: torch.Tensor):
-        """Run the model forward under autocast in the engine's precision (fp32: plain)."""
-        with torch.autocast(self.device.type, dtype=self.dtype,
-                            enabled=self.dtype != torch.float32):
-            return model(pixel_values=pixel_values)
-
-    def _run(self, model: torch.nn.Module,
+    def _run(self, forward: ModelForward,
              images: Sequence[np.ndarray]) -> list[SegmentationResult]:
         clock = _StageClock(self.device)
         pixel_values = self.preprocess(images)
         clock.mark('preprocess')
-        outputs = self.forward(model, pixel_values)
+        class_logits, masks = forward(pixel_values)
         clock.mark('model')
         # Post-processing in fp32, outside autocast (index_put under autocast mixes dtypes).
-        class_logits = outputs.class_queries_logits.float()
-        masks = outputs.masks_queries_logits.float()
+        class_logits, masks = class_logits.float(), masks.float()
         finite = (torch.isfinite(class_logits).flatten(1).all(1)
                   & torch.isfinite(masks).flatten(1).all(1)).tolist()
         if self.task == 'semantic':

@@ -21,6 +21,9 @@ DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
 PRECISION_CHOICES = ('auto', 'fp32', 'fp16', 'bf16')
 INPUT_SIZE_CHOICES = ('checkpoint', 'native', '<short side in pixels, e.g. 1024>')
 TASK_CHOICES = ('auto', 'semantic', 'panoptic', 'instance')
+# torch.compile of the torch backend's model forward; torch's own mode names (reduce-overhead
+# and max-autotune capture CUDA graphs on CUDA). auto: off on the CPU, reduce-overhead on CUDA.
+COMPILE_CHOICES = ('auto', 'off', 'default', 'reduce-overhead', 'max-autotune')
 # transformers' post_process_panoptic/instance_segmentation defaults (threshold,
 # mask_threshold, overlap_mask_area_threshold).
 DEFAULT_SCORE_THRESHOLD = 0.5
@@ -52,6 +55,7 @@ class EngineConfig:
     score_threshold: float = DEFAULT_SCORE_THRESHOLD  # keep a query above this class score
     mask_threshold: float = DEFAULT_MASK_THRESHOLD  # a query's mask: sigmoid >= this
     overlap_threshold: float = DEFAULT_OVERLAP_THRESHOLD  # keep a segment > this share of mask
+    compile: str = 'auto'  # noqa: A003 - torch backend: COMPILE_CHOICES, at configure
 
 
 def parse_device(device: str) -> str:
@@ -68,6 +72,14 @@ def parse_precision(precision: str) -> str:
     if text not in PRECISION_CHOICES:
         raise ValueError(
             f"invalid precision '{precision}': allowed {', '.join(PRECISION_CHOICES)}")
+    return text
+
+
+def parse_compile(mode: str) -> str:
+    """Validate ``auto | off | default | reduce-overhead | max-autotune``; return it normalised."""
+    text = str(mode).strip().lower()
+    if text not in COMPILE_CHOICES:
+        raise ValueError(f"invalid compile '{mode}': allowed {', '.join(COMPILE_CHOICES)}")
     return text
 
 

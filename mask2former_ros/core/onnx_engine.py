@@ -55,6 +55,8 @@ class OnnxSegmentationEngine:
     """Mask2Former semantic, panoptic or instance segmentation through an exported ONNX graph."""
 
     backend = 'onnxruntime'
+    compile_status = 'off'  # torch.compile is the torch backend's
+    compile_seconds = 0.0
 
     def __init__(self, config: EngineConfig, log: Callable[[str], None] | None = None,
                  warn: Callable[[str], None] | None = None) -> None:

@@ -93,7 +93,7 @@ def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Pa
     started = time.perf_counter()
     engine = SegmentationEngine(EngineConfig(model=model, device='cpu', precision='fp32',
                                              input_size=input_size, allow_pickle=allow_pickle,
-                                             task=task), log=log)
+                                             task=task, compile='off'), log=log)
     net = engine.model
     # The fused SDPA attention of the Swin backbone does not decompose for export.
     net.set_attn_implementation('eager')

@@ -95,6 +95,8 @@ class Segmenter(Protocol):
     input_size: str | int
     task: str  # the task served: 'semantic', 'panoptic' or 'instance'
     thing_ids: frozenset[int]  # classes counted as instances (empty for semantic)
+    compile_status: str  # torch.compile: 'off', the mode, or 'off (failed: <reason>)'
+    compile_seconds: float  # spent compiling (at configure, and for new input shapes)
 
     @property
     def num_classes(self) -> int: ...  # noqa: D102

@@ -27,7 +27,7 @@ from mask2former_ros.offline.fleet import (
 from mask2former_ros.offline.options import (
     check_fleet_options, check_options, FleetOptions, make_options, Options)
 from mask2former_ros.offline.progress import FleetProgress
-from mask2former_ros.offline.run import bag_frame_size, load_engine
+from mask2former_ros.offline.run import bag_frame_size, load_engine, needs_frame_size
 from mask2former_ros.offline.summary import entry_row, fleet_summary, WorstFrames, write_thumbs
 
 
@@ -176,8 +176,8 @@ def _write_report(summary: dict, report_dir: Path) -> None:
 
 
 def _frame_size_from(bag: Path, o: Options) -> None:
-    """Give an onnxruntime run without a graph the frame size of the first bag to export for."""
-    if o.backend == 'onnxruntime' and not o.onnx_model and not o.frame_size:
+    """Give a run the first bag's frame size where loading needs it (export, compile)."""
+    if needs_frame_size(o):
         try:
             o.frame_size = bag_frame_size(bag, o.topic)
         except SegmentBagError:

@@ -24,6 +24,7 @@ from pathlib import Path
 import re
 from typing import Any
 
+from mask2former_ros.core.engine_config import COMPILE_CHOICES
 from mask2former_ros.core.engine_config import (
     DEFAULT_MASK_THRESHOLD, DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD, TASK_CHOICES)
 from mask2former_ros.core.instance_tracking import DEFAULT_MAX_AGE
@@ -103,6 +104,10 @@ class Options:
                                  metavar='LIST')
     frame_size: str = option('', 'frame size HxW the graph is exported for (default: the '
                              "first bag's)", group='model', param='frame_size', metavar='HxW')
+    compile: str = option(  # noqa: A003 - the node parameter's name
+        'auto', 'backend torch: torch.compile mode of the model forward, compiled before the '
+        "first frame for the first bag's frame size (auto: off on the CPU, reduce-overhead on "
+        'CUDA)', group='model', param='compile', choices=COMPILE_CHOICES)
     task: str = option('auto', 'auto (read from the checkpoint, or from --onnx-model), '
                        'semantic, panoptic or instance', group='model', param='task',
                        choices=TASK_CHOICES)

@@ -52,8 +52,8 @@ def load_engine(o: Options, log: Callable[[str], None]) -> Any:
     from mask2former_ros.core.backends import create_engine
     from mask2former_ros.core.checkpoint import ModelLoadError
     from mask2former_ros.core.engine_config import (
-        EngineConfig, parse_backend, parse_device, parse_frame_size, parse_input_size,
-        parse_precision, parse_providers)
+        EngineConfig, parse_backend, parse_compile, parse_device, parse_frame_size,
+        parse_input_size, parse_precision, parse_providers)
     from mask2former_ros.core.segmentation_task import TaskMismatchError
     from mask2former_ros.ros.parameters import DEFAULT_MODEL
     o.model = o.model or DEFAULT_MODEL
@@ -63,7 +63,8 @@ def load_engine(o: Options, log: Callable[[str], None]) -> Any:
                         ('precision', lambda: parse_precision(o.precision)),
                         ('input_size', lambda: parse_input_size(o.input_size)),
                         ('onnx_providers', lambda: parse_providers(providers)),
-                        ('frame_size', lambda: parse_frame_size(o.frame_size))):
+                        ('frame_size', lambda: parse_frame_size(o.frame_size)),
+                        ('compile', lambda: parse_compile(o.compile))):
         try:
             check()
         except ValueError as exc:
@@ -71,14 +72,14 @@ def load_engine(o: Options, log: Callable[[str], None]) -> Any:
     if o.torch_threads and o.backend == 'torch':
         import torch
         torch.set_num_threads(o.torch_threads)
-    if o.backend == 'onnxruntime' and not o.onnx_model and not o.frame_size and o.input_bag:
+    if needs_frame_size(o) and o.input_bag:
         o.frame_size = bag_frame_size(Path(o.input_bag), o.topic)
     config = EngineConfig(model=o.model, device=o.device, precision=o.precision,
                           input_size=o.input_size, allow_pickle=o.allow_pickle,
                           backend=o.backend, onnx_model=o.onnx_model,
                           onnx_providers=providers, frame_size=o.frame_size, task=o.task,
                           score_threshold=o.score_threshold, mask_threshold=o.mask_threshold,
-                          overlap_threshold=o.overlap_threshold)
+                          overlap_threshold=o.overlap_threshold, compile=o.compile)
     try:
         engine = create_engine(config, log=log, warn=log)
     except ModelLoadError as exc:
@@ -94,6 +95,14 @@ def load_engine(o: Options, log: Callable[[str], None]) -> Any:
         engine.close()
         raise
     return engine
+
+
+def needs_frame_size(o: Options) -> bool:
+    """Return True if loading needs the frame size: to export a graph, or to compile for it."""
+    if o.frame_size:
+        return False
+    return (not o.onnx_model if o.backend == 'onnxruntime'
+            else str(o.compile).strip().lower() not in ('off', 'auto'))
 
 
 def bag_frame_size(path: Path, topic: str) -> str:

@@ -39,6 +39,8 @@ class ModelInfo:
     device: str = 'none'  # torch device, or the ONNX Runtime provider that runs
     precision: str = 'none'
     task: str = 'none'  # the task served (semantic, panoptic, instance)
+    compile: str = 'none'  # noqa: A003 - torch.compile mode, off, or 'off (failed: ...)'
+    compile_seconds: float = 0.0  # spent compiling, at configure and for new input shapes
     loaded: bool = False
     problem: str = ''  # the inference thread died or is stuck: the camera statuses are ERROR
     restarts: int = 0
@@ -86,7 +88,7 @@ def camera_status(name: str, topic: str, state: str, stats: CameraStats,
         _kv('publish_ms_p50', stats.publish_ms.percentiles(50)[0]),
         _kv('tracks', 'off' if stats.tracks is None else stats.tracks),
         _kv('backend', info.backend), _kv('device', info.device),
-        _kv('precision', info.precision), _kv('task', info.task),
+        _kv('precision', info.precision), _kv('task', info.task), _kv('compile', info.compile),
         _kv('model', info.model), _kv('last_problem', stats.last_problem),
         _kv('pending_reconfigure', info.pending_reconfigure)]
     return status
@@ -111,5 +113,6 @@ def model_status(name: str, info: ModelInfo, batches: BatchStats) -> DiagnosticS
           for stage, stats in batches.stage_ms.items()],
         _kv('failed_batches', batches.failed_batches), _kv('worker_restarts', info.restarts),
         _kv('model', info.model), _kv('backend', info.backend), _kv('device', info.device),
-        _kv('precision', info.precision), _kv('task', info.task)]
+        _kv('precision', info.precision), _kv('task', info.task), _kv('compile', info.compile),
+        _kv('compile_seconds', info.compile_seconds)]
     return status

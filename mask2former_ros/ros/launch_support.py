@@ -27,6 +27,7 @@ from pathlib import Path
 import tempfile
 from typing import Any, Callable, Iterable, Mapping
 
+from mask2former_ros.core.engine_config import COMPILE_CHOICES
 from mask2former_ros.core.engine_config import parse_task, parse_threshold, TASK_CHOICES
 
 PACKAGE = 'mask2former_ros'
@@ -163,6 +164,9 @@ def node_parameters(arg: Callable[[str], str], fixed: Mapping[str, Any] | None =
     for name in ('model', 'device') + BACKEND_ARGUMENTS:
         if name not in fixed and arg(name):
             overrides[name] = ParameterValue(arg(name), value_type=str)
+    if 'compile' in overrides and arg('compile').lower() not in COMPILE_CHOICES:
+        raise ValueError(f"launch argument compile:='{arg('compile')}' must be one of "
+                         f"{', '.join(COMPILE_CHOICES)}")
     overrides.update(task_overrides(arg, fixed))
     if 'autostart' not in fixed:
         overrides['autostart'] = as_bool('autostart', arg('autostart'))
@@ -268,7 +272,7 @@ def _remove(path: str) -> None:
 
 
 # Launch arguments of the inference backend, passed to the node only when given.
-BACKEND_ARGUMENTS = ('backend', 'onnx_model', 'frame_size')
+BACKEND_ARGUMENTS = ('backend', 'onnx_model', 'frame_size', 'compile')
 # Launch arguments of the panoptic and instance post-processing, passed only when given.
 THRESHOLD_ARGUMENTS = ('score_threshold', 'mask_threshold', 'overlap_threshold')
 
@@ -325,7 +329,13 @@ def backend_arguments() -> list[Any]:
         DeclareLaunchArgument(
             'frame_size', default_value='',
             description='camera frame size HxW (backend onnxruntime without onnx_model: the '
-                        "size to export for); empty: the params_file's"),
+                        'size to export for; backend torch: the size compiled for at '
+                        "configure); empty: the params_file's"),
+        DeclareLaunchArgument(
+            'compile', default_value='',
+            description=f"backend torch: torch.compile mode, {', '.join(COMPILE_CHOICES)} "
+                        '(auto: off on the CPU, reduce-overhead with CUDA graphs on CUDA); '
+                        "empty: the params_file's"),
     ]
 
 

@@ -347,6 +347,8 @@ class SegmentationNode(LifecycleNode):
             device=engine.device_name if engine else 'none',
             precision=engine.precision_name if engine else 'none',
             task=engine.task if engine else 'none',
+            compile=engine.compile_status if engine else 'none',
+            compile_seconds=engine.compile_seconds if engine else 0.0,
             loaded=engine is not None, problem=self._worker_problem,
             restarts=self._worker_restarts,
             pending_reconfigure=', '.join(sorted(self._pending_reconfigure)))

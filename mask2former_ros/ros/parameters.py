@@ -21,6 +21,7 @@ from mask2former_ros.core.engine_config import (
     BACKEND_CHOICES, DEFAULT_MASK_THRESHOLD, DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD,
     DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_frame_size, parse_input_size,
     parse_providers, PRECISION_CHOICES, PROVIDER_ALIASES, TASK_CHOICES)
+from mask2former_ros.core.engine_config import COMPILE_CHOICES
 from mask2former_ros.core.instance_tracking import DEFAULT_MAX_AGE
 
 DEFAULT_MODEL = 'facebook/mask2former-swin-large-cityscapes-semantic'
@@ -127,6 +128,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "camera frame size HxW, e.g. '1024x2048'; backend onnxruntime: the size the "
                   'graph is exported for (needed when onnx_model is empty), checked against '
                   'onnx_model', _parsed(parse_frame_size)),
+    ParameterSpec('compile', 'auto',
+                  'backend torch: torch.compile mode of the model forward, compiled at '
+                  "configure for frame_size (or the checkpoint's fixed input): off, default, "
+                  'reduce-overhead (CUDA graphs), max-autotune; auto = off on the CPU, '
+                  'reduce-overhead on CUDA. A failure leaves the model eager',
+                  _choice(*COMPILE_CHOICES)),
     ParameterSpec('task', 'auto',
                   'semantic, panoptic or instance; auto = what the checkpoint was trained for '
                   '(its config or name; semantic where it does not say; with onnx_model: the '
@@ -232,7 +239,8 @@ class Settings:
                                        onnx_spinning=p('onnx_spinning'), task=p('task'),
                                        score_threshold=p('score_threshold'),
                                        mask_threshold=p('mask_threshold'),
-                                       overlap_threshold=p('overlap_threshold')),
+                                       overlap_threshold=p('overlap_threshold'),
+                                       compile=p('compile')),
                    cameras=tuple(p('cameras')), max_batch_size=p('max_batch_size'),
                    compressed=p('image_transport') == 'compressed',
                    qos_reliable=p('qos_reliability') == 'reliable', qos_depth=p('qos_depth'),
