@@ -311,3 +311,20 @@ def find_bags(root: Path) -> list[Path]:
         elif is_bag(entry):
             found.append(entry)
     return found
+
+
+def bag_frame_size(path: Path, topic: str) -> str:
+    """Return 'HxW' of the first frame of ``topic`` in a bag ('' if it has none readable)."""
+    bag = InputBag(path, topic)
+    try:
+        for _, _, raw in bag.frames(limit=1):
+            try:
+                msg = bag.deserialize(raw)
+                height, width = (bag.to_rgb(msg).shape[:2] if bag.compressed
+                                 else (int(msg.height), int(msg.width)))
+            except Exception:  # noqa: BLE001 - a bad first frame is reported while running
+                return ''
+            return f'{height}x{width}'
+    finally:
+        bag.close()
+    return ''

@@ -20,6 +20,7 @@ import sys
 import time
 from typing import Any, Callable
 
+from mask2former_ros.offline.bag_io import bag_frame_size
 from mask2former_ros.offline.errors import (
     EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, PROG, SegmentBagError)
 from mask2former_ros.offline.fleet import (
@@ -27,7 +28,7 @@ from mask2former_ros.offline.fleet import (
 from mask2former_ros.offline.options import (
     check_fleet_options, check_options, FleetOptions, make_options, Options)
 from mask2former_ros.offline.progress import FleetProgress
-from mask2former_ros.offline.run import bag_frame_size, load_engine, needs_frame_size
+from mask2former_ros.offline.run import load_engine, needs_frame_size
 from mask2former_ros.offline.summary import entry_row, fleet_summary, WorstFrames, write_thumbs
 
 

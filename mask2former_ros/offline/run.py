@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from mask2former_ros.core.frame_slot import simulate_realtime
 from mask2former_ros.core.instance_tracking import InstanceTracker, TrackerConfig
-from mask2former_ros.offline.bag_io import InputBag, OutputBag
+from mask2former_ros.offline.bag_io import bag_frame_size, InputBag, OutputBag
 from mask2former_ros.offline.errors import (
     EXIT_FAILURE, one_line, PROG, SegmentBagError)
 from mask2former_ros.offline.ground_truth import GroundTruth, open_ground_truth
@@ -103,23 +103,6 @@ def needs_frame_size(o: Options) -> bool:
         return False
     return (not o.onnx_model if o.backend == 'onnxruntime'
             else str(o.compile).strip().lower() not in ('off', 'auto'))
-
-
-def bag_frame_size(path: Path, topic: str) -> str:
-    """Return 'HxW' of the first frame of ``topic`` in a bag ('' if it has none readable)."""
-    bag = InputBag(path, topic)
-    try:
-        for _, _, raw in bag.frames(limit=1):
-            try:
-                msg = bag.deserialize(raw)
-                height, width = (bag.to_rgb(msg).shape[:2] if bag.compressed
-                                 else (int(msg.height), int(msg.width)))
-            except Exception:  # noqa: BLE001 - a bad first frame is reported while running
-                return ''
-            return f'{height}x{width}'
-    finally:
-        bag.close()
-    return ''
 
 
 class BagSegmenter:
