@@ -142,7 +142,10 @@ def onnx_row(model: str, graph: Path, provider: str, frames: list[np.ndarray]) -
 def main(argv: list[str] | None = None) -> int:
     """Run every row this machine can and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--tiny', help='trained tiny model (default: the cached one)')
+    parser.add_argument('--tiny', help='trained tiny model (default: the shipped one)')
+    parser.add_argument('--tiny-graph', type=Path,
+                        help=f'the tiny model already exported for {FRAME[0]}x{FRAME[1]} '
+                             'frames (mask2former_export; default: export it here)')
     parser.add_argument('--frames', type=int, default=20, help='timed frames per row')
     parser.add_argument('--quick', action='store_true', help='4 frames, no Swin-L rows')
     parser.add_argument('--json', type=Path, help='also write the rows as JSON')
@@ -207,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     if 'a' in args.sections:
         guarded('a)', lambda: section_a(rows, tiny, cuda, no_cuda))
     if 'c' in args.sections:
-        guarded('c)', lambda: section_c(rows, tiny, cuda, no_cuda, frames_n, work,
-                                        export_graph))
+        guarded('c)', lambda: section_c(rows, tiny, cuda, no_cuda, frames_n,
+                                        args.tiny_graph or work / 'tiny.onnx', export_graph))
     if 'b' in args.sections:
         guarded('b)', lambda: section_b(rows, args.quick, cuda, frames_n, work, export_graph,
                                         swin))
@@ -242,8 +245,8 @@ def section_a(rows: list, tiny: str, cuda: bool, no_cuda: Row) -> None:
         engine.close()
 
 
-def section_c(rows: list, tiny: str, cuda: bool, no_cuda: Row, frames_n: int, work: Path,
-              export_graph: Any) -> None:
+def section_c(rows: list, tiny: str, cuda: bool, no_cuda: Row, frames_n: int,
+              tiny_graph: Path, export_graph: Any) -> None:
     """Measure c) backends on the tiny model at 1024x2048: torch cpu, torch cuda, onnxruntime."""
     tiny_frames = scenes(frames_n)
     cpu_engine = SegmentationEngine(EngineConfig(model=tiny, device='cpu', compile='off'))
@@ -256,8 +259,8 @@ def section_c(rows: list, tiny: str, cuda: bool, no_cuda: Row, frames_n: int, wo
         rows.append(('c) tiny torch cuda fp32', cuda_row))
     else:
         rows.append(('c) tiny torch cuda fp32', dict(no_cuda)))
-    tiny_graph = work / 'tiny.onnx'
-    export_graph(tiny, FRAME, tiny_graph, log=lambda _t: None)
+    if not tiny_graph.is_file():
+        export_graph(tiny, FRAME, tiny_graph, log=lambda _t: None)
     for provider in ('CPUExecutionProvider', 'CUDAExecutionProvider',
                      'TensorrtExecutionProvider'):
         row = onnx_row(tiny, tiny_graph, provider, tiny_frames)

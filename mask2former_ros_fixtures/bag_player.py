@@ -65,10 +65,11 @@ class BagPlayer:
                 self.publishers[topic] = (node.create_publisher(
                     cls, (remap or {}).get(topic, topic), qos), cls)
 
-    def wait_for_subscribers(self, timeout: float = 30.0) -> bool:
-        """Wait until every publisher has a subscriber."""
+    def wait_for_subscribers(self, timeout: float = 30.0,
+                             stop: threading.Event | None = None) -> bool:
+        """Wait until every publisher has a subscriber (or ``stop`` is set)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
             if all(p.get_subscription_count() for p, _ in self.publishers.values()):
                 return True
             time.sleep(0.05)

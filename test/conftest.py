@@ -14,6 +14,7 @@
 
 """Shared fixtures: DDS isolation, offline hub, random and trained tiny checkpoints."""
 
+from collections.abc import Callable
 import os
 from pathlib import Path
 import random
@@ -92,6 +93,28 @@ def panoptic_graph(tiny_panoptic_model_dir, tmp_path_factory):
             else:
                 made[key] = retask_graph(graph(size), task, path)
         return made[key]
+    return graph
+
+
+@pytest.fixture(scope='session')
+def tiny_onnx_graph(tiny_model_dir, tmp_path_factory) -> Callable[[tuple[int, int]], Path]:
+    """
+    Return ``graph(size)``: the trained tiny model exported for frames of ``size``, once a run.
+
+    An export takes 15-25 s of both cores; every test that only needs a graph of the tiny
+    model (not the export itself or the export cache) shares these.
+    """
+    from mask2former_ros.core.onnx_export import export_graph
+    folder = tmp_path_factory.mktemp('tiny_onnx')
+    graphs: dict[tuple[int, int], Path] = {}
+
+    def graph(size: tuple[int, int]) -> Path:
+        size = (int(size[0]), int(size[1]))
+        if size not in graphs:
+            path = folder / f'tiny_{size[0]}x{size[1]}.onnx'
+            export_graph(str(tiny_model_dir), size, path, log=lambda _message: None)
+            graphs[size] = path
+        return graphs[size]
     return graph
 
 

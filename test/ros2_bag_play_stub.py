@@ -21,17 +21,25 @@ Takes the arguments bag_replay.launch.py gives the player (``<bag> --clock [Hz] 
 exits 0 at the end of the bag, or never with ``--loop``. Unlike ``ros2 bag play`` it first
 waits (``--wait-for-subscribers`` seconds) until every topic has a subscriber, so that a test
 need not guess how long the node takes to load its model.
+
+SIGINT and SIGTERM (Ctrl-C under ``ros2 launch`` delivers SIGINT twice: from the terminal's
+process group and forwarded by launch) only set a stop flag: rclpy's handlers, which chain to
+ours, shut the context down, the player ends at its next message, cleans up and exits 0
+(ignoring further signals, as the node does). A
+KeyboardInterrupt, raised wherever the main thread happened to be, used to escape from the
+cleanup (e.g. ``destroy_node``) as a traceback.
 """
 
 import argparse
 from pathlib import Path
+import signal
 import sys
 import threading
 import time
 
+from mask2former_ros.ros.signal_exit import exit_after_signal
 from mask2former_ros_fixtures.bag_player import BagPlayer
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
 
@@ -55,9 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     remap = dict(rule.split(':=', 1) for rule in args.remap)
     with AnyReader([Path(args.bag)]) as reader:
         topics = sorted({connection.topic for connection in reader.connections})
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before init: rclpy's handlers chain to it
+        signal.signal(sig, lambda _signum, _frame: stop.set())
     rclpy.init(args=['--ros-args'])
     node = rclpy.create_node('rosbag2_player')
-    stop = threading.Event()
     clock_thread: threading.Thread | None = None
     try:
         player = BagPlayer(node, Path(args.bag), topics, remap=remap)
@@ -80,26 +90,31 @@ def main(argv: list[str] | None = None) -> int:
             clock_thread = threading.Thread(target=publish_clock, daemon=True)
             clock_thread.start()
         print(f'ros2_bag_play_stub: waiting for subscribers of {topics}', flush=True)
-        if not player.wait_for_subscribers(args.wait_for_subscribers):
+        if not player.wait_for_subscribers(args.wait_for_subscribers, stop=stop):
             print('ros2_bag_play_stub: no subscriber; playing anyway', flush=True)
         passes = 0
-        while True:
+        while not stop.is_set():
             passes += 1
-            count = player.play(rate=args.rate)
+            count = player.play(rate=args.rate, stop=stop)
             print(f'ros2_bag_play_stub: pass {passes}: {count} messages', flush=True)
             if not args.loop:
                 break
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
     except Exception:
         if rclpy.ok():
             raise  # a real error, not a publish cut off by a signal that took the context
     finally:
+        signalled = stop.is_set()
         stop.set()
         if clock_thread is not None:  # never destroy the publisher under a publish
             clock_thread.join()
+        if signalled:  # rclpy's signal thread shuts the context: let it finish, not race it
+            deadline = time.monotonic() + 2.0
+            while rclpy.ok() and time.monotonic() < deadline:
+                time.sleep(0.01)
         node.destroy_node()
         rclpy.try_shutdown()
+        if signalled:  # ignores further signals: one during finalisation would kill us (-2)
+            exit_after_signal()
     return 0
 
 

@@ -22,10 +22,12 @@ import sys
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_gpu_check_runs_without_cuda(tiny_model_dir, tmp_path):
+def test_gpu_check_runs_without_cuda(tiny_model_dir, tiny_onnx_graph, tmp_path):
     out = tmp_path / 'rows.json'
+    graph = tiny_onnx_graph((1024, 2048))  # shared with test_onnx_backend: one export a run
     done = subprocess.run([sys.executable, str(ROOT / 'bench' / 'gpu_check.py'), '--quick',
-                           '--tiny', str(tiny_model_dir), '--json', str(out)],
+                           '--tiny', str(tiny_model_dir), '--tiny-graph', str(graph),
+                           '--json', str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     table = [line for line in done.stdout.splitlines() if line.startswith('| ')]

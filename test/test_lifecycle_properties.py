@@ -21,7 +21,6 @@ parameter changes go through the node's lifecycle and parameter services, as a l
 manager would drive them. After every step the invariants of a managed node are checked.
 """
 
-import gc
 import itertools
 import os
 from pathlib import Path
@@ -30,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from hypothesis import HealthCheck, settings
@@ -44,6 +44,7 @@ import pytest
 from rcl_interfaces.srv import SetParameters
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from ros_harness import call_service, RosPeer, wait_until
 from sensor_msgs.msg import Image
@@ -96,11 +97,26 @@ def inference_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == 'inference']
 
 
+_engines: 'weakref.WeakSet[SegmentationEngine]' = weakref.WeakSet()
+
+
+@pytest.fixture(scope='module', autouse=True)
+def track_engines():
+    """Note every SegmentationEngine made in this module (a scan of gc took ~0.5 s a check)."""
+    original = SegmentationEngine.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        _engines.add(self)
+        original(self, *args, **kwargs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SegmentationEngine, '__init__', init)
+        yield
+
+
 def loaded_models(model: str) -> int:
-    """Return how many engines of ``model`` hold weights in this process."""
-    gc.collect()
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, SegmentationEngine)
-               and obj.model is not None and obj.config.model == model)
+    """Return how many engines of ``model`` still hold weights (closed ones hold none)."""
+    return sum(1 for engine in list(_engines) if getattr(engine, 'model', None) is not None
+               and engine.config.model == model)
 
 
 def call(peer: RosPeer, srv_type, name: str, request, timeout: float = 60.0):
@@ -346,3 +362,57 @@ def test_dead_inference_thread_turns_diagnostics_to_error_and_is_restarted(
     finally:
         peer.node.destroy_subscription(sub)
         server.close()
+
+
+def test_teardown_racing_the_watchdog_leaves_no_restarted_model(tiny_model_dir, monkeypatch):
+    """
+    Teardown on another thread while the watchdog looks at the worker: no restart, no ERROR.
+
+    The watchdog (diagnostics timer, executor thread) read the worker, teardown stopped it,
+    and the watchdog then took the stopped worker for a dead one: it reported 'inference
+    thread died' and loaded a replacement model that nothing released (the lifecycle property
+    test once failed on 'teardown left a model in memory'). Here the watchdog is held between
+    reading the worker and asking whether it is alive, until teardown has stopped it (or for
+    1 s, when teardown waits for the watchdog as it must).
+    """
+    from mask2former_ros.core import inference_worker
+
+    model = str(tiny_model_dir)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = SegmentationNode(context=context, namespace='/lc_race', parameter_overrides=[
+        Parameter('model', value=model), Parameter('autostart', value=False)])
+    watchdog = threading.Thread(target=node._check_worker, name='watchdog')
+    asked, stopped = threading.Event(), threading.Event()
+    alive = inference_worker.InferenceWorker.alive.fget
+    stop = inference_worker.InferenceWorker.stop
+
+    def alive_after_the_stop(worker) -> bool:
+        if threading.current_thread() is watchdog:
+            asked.set()
+            stopped.wait(1.0)
+        return alive(worker)
+
+    def stop_then_yield(worker, *args, **kwargs) -> bool:
+        ended = stop(worker, *args, **kwargs)
+        stopped.set()
+        time.sleep(0.5)  # the tearing-down thread descheduled right after the stop
+        return ended
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        monkeypatch.setattr(inference_worker.InferenceWorker, 'alive',
+                            property(alive_after_the_stop))
+        monkeypatch.setattr(inference_worker.InferenceWorker, 'stop', stop_then_yield)
+        watchdog.start()
+        assert asked.wait(30), 'the watchdog never looked at the worker'
+        node.teardown()
+        watchdog.join(60)
+        assert not watchdog.is_alive()
+        assert node._worker_problem == '' and node._worker_restarts == 0
+        assert node._worker is None and inference_threads() == []
+        assert loaded_models(model) == 0, 'a model was loaded after teardown'
+    finally:
+        monkeypatch.undo()
+        node.teardown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)

@@ -162,16 +162,21 @@ def test_bad_frames_warn_and_good_frames_still_work(raw_session):
         Image(height=0, width=0, encoding='rgb8', step=0, data=b''),  # zero size
         Image(height=4, width=4, encoding='rgb8', step=6, data=bytes(48)),  # step too short
     ]
-    for msg in bad:
-        raw_session.pub.publish(msg)
-        time.sleep(0.3)
+
+    def sent_and_counted() -> bool:
+        for msg in bad:
+            raw_session.pub.publish(msg)
+            time.sleep(0.3)
+        return int(raw_session.last_status('/image').get('bad_frames', 0)) >= 4
+    # Best effort and newest frame wins: a bad frame replaced in the node's slot before the
+    # inference thread took it is dropped, not decoded (2 of 4 were counted on a loaded
+    # machine), so the four are sent again until the node has counted four.
+    assert wait_until(sent_and_counted, 60, period=1.0), raw_session.last_status('/image')
     rgb, truth = scene(99)
     labels = labels_array(raw_session.request(make_image_msg(rgb, 'bgr8')))
     assert miou(truth, labels, 19) >= 0.9
     assert raw_session.node.proc.poll() is None
     assert 'bad frame on /image' in raw_session.node.output
-    assert wait_until(lambda: int(raw_session.last_status('/image').get('bad_frames', 0)) >= 4,
-                      5), raw_session.last_status('/image')
 
 
 def test_diagnostics_report_rates_latency_device_and_model(raw_session, tiny_model_dir):

@@ -18,7 +18,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
-from mask2former_ros.core.onnx_export import export_graph
 from mask2former_ros.core.panoptic_quality import PanopticQuality
 from mask2former_ros.ros.detections import Detection2DArray
 from mask2former_ros.ros.image_conversion import make_image_msg
@@ -32,10 +31,8 @@ SIZE = (240, 320)
 
 
 @pytest.fixture(scope='module')
-def graph(tiny_model_dir, tmp_path_factory):
-    path = tmp_path_factory.mktemp('node_graph') / 'tiny_240x320.onnx'
-    export_graph(str(tiny_model_dir), SIZE, path, log=print)
-    return path
+def graph(tiny_onnx_graph):
+    return tiny_onnx_graph(SIZE)  # one export a run, shared with test_onnx_backend
 
 
 def _request(peer, pub, labels, rgb, frame: int):

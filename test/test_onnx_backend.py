@@ -25,7 +25,6 @@ from mask2former_ros.core.backends import create_engine
 from mask2former_ros.core.checkpoint import ModelLoadError
 from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
 from mask2former_ros.core.onnx_cache import cache_key, cached_graph, METADATA_PREFIX
-from mask2former_ros.core.onnx_export import export_graph
 from mask2former_ros.core.panoptic_quality import PanopticQuality
 from mask2former_ros.core.results import Segment
 from mask2former_ros.core.segmentation_task import TaskMismatchError
@@ -40,14 +39,18 @@ MIN_AGREEMENT = 0.995
 
 
 @pytest.fixture(scope='module')
-def graphs(tiny_model_dir, tmp_path_factory) -> dict[tuple[int, int], Path]:
-    """Export the trained tiny model once per frame size."""
-    folder = tmp_path_factory.mktemp('graphs')
-    out = {}
-    for height, width in SIZES:
-        out[(height, width)] = folder / f'tiny_{height}x{width}.onnx'
-        export_graph(str(tiny_model_dir), (height, width), out[(height, width)], log=print)
-    return out
+def graphs(tiny_onnx_graph) -> dict[tuple[int, int], Path]:
+    """Return the trained tiny model exported per frame size (conftest: once a run)."""
+    return {size: tiny_onnx_graph(size) for size in SIZES}
+
+
+def seed_cache(cache_home: Path, graph: Path, model: Path, size: tuple[int, int]) -> Path:
+    """Put ``graph`` where cached_graph looks for it under ``$XDG_CACHE_HOME=cache_home``."""
+    folder = cache_home / 'mask2former_ros' / 'onnx'
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{cache_key(str(model), size, 'checkpoint', 18)}.onnx"
+    shutil.copyfile(graph, path)
+    return path
 
 
 @pytest.fixture(scope='module')
@@ -162,30 +165,34 @@ def test_unavailable_provider_falls_back_with_one_warning(graphs, tiny_model_dir
                                    onnx_providers=('tensorrt',)), warn=warnings.append)
 
 
-def test_export_cache_reuses_and_follows_the_checkpoint(tiny_model_dir, tmp_path, monkeypatch):
+def test_export_cache_reuses_and_follows_the_checkpoint(graphs, tiny_model_dir, tmp_path,
+                                                        monkeypatch):
+    """
+    A cached graph is used as it is; another frame size or checkpoint has another key.
+
+    The cache is seeded with a graph exported by the graphs fixture (what a first use writes:
+    test_engine_exports_into_the_cache_on_first_use exports into an empty cache), so no export
+    runs here; a changed key is what makes cached_graph export again.
+    """
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
-    logs: list[str] = []
-    first = cached_graph(str(tiny_model_dir), (120, 200), log=logs.append)
-    assert first.is_file() and any('exporting task semantic into' in line for line in logs)
+    first = seed_cache(tmp_path / 'cache', graphs[(120, 200)], tiny_model_dir, (120, 200))
     stamp = first.stat().st_mtime_ns
-    logs.clear()
+    logs: list[str] = []
     again = cached_graph(str(tiny_model_dir), (120, 200), log=logs.append)
     assert again == first and first.stat().st_mtime_ns == stamp
     assert not any('exporting' in line for line in logs)
     assert any('using the cached ONNX export' in line for line in logs)
-    # Another frame size or a changed checkpoint is another graph.
-    assert cache_key(str(tiny_model_dir), (240, 320), 'checkpoint', 18) \
-        != first.stem
+    # Another frame size, input size or a changed checkpoint is another graph.
+    assert cache_key(str(tiny_model_dir), (240, 320), 'checkpoint', 18) != first.stem
+    assert cache_key(str(tiny_model_dir), (120, 200), 'native', 18) != first.stem
     changed = tmp_path / 'changed'
     shutil.copytree(tiny_model_dir, changed)
+    assert cache_key(str(changed), (120, 200), 'checkpoint', 18) == first.stem  # content
     weights = changed / 'model.safetensors'
     data = bytearray(weights.read_bytes())
     data[-8:] = bytes(8)  # the last weights change
     weights.write_bytes(bytes(data))
-    logs.clear()
-    third = cached_graph(str(changed), (120, 200), log=logs.append)
-    assert third != first and third.is_file()
-    assert any('exporting task semantic into' in line for line in logs)
+    assert cache_key(str(changed), (120, 200), 'checkpoint', 18) != first.stem
 
 
 def _graph_body(path: Path) -> bytes:
@@ -251,10 +258,14 @@ def test_export_cli_errors(tmp_path):
 
 # --- segment_bag with --backend onnxruntime -------------------------------------------------
 
-def test_segment_bag_miou_equals_the_torch_backend_and_imports_no_torch(tiny_model_dir,
-                                                                        tmp_path):
+def test_segment_bag_miou_equals_the_torch_backend_and_imports_no_torch(
+        tiny_model_dir, tiny_onnx_graph, tmp_path):
     from mask2former_ros_fixtures.sample_bag import write_sample_bag
     bag = write_sample_bag(tmp_path / 'bag', frames=4, height=240, width=320, seed=11)['path']
+    # The graph for the bag's frame size is in the user cache (as after a first use, which
+    # test_engine_exports_into_the_cache_on_first_use exercises): segment_bag must find it.
+    seeded = seed_cache(tmp_path / 'cache', tiny_onnx_graph((240, 320)), tiny_model_dir,
+                        (240, 320))
     script = shutil.which('segment_bag') or str(Path(sys.executable).with_name('segment_bag'))
     common = [str(bag), '--topic', '/camera/image_raw', '--gt-topic', '/camera/labels_gt',
               '--model', str(tiny_model_dir), '--no-output', '--no-progress']
@@ -270,13 +281,15 @@ def test_segment_bag_miou_equals_the_torch_backend_and_imports_no_torch(tiny_mod
                     if line.startswith('import time:')}
         heavy = {m for m in imported if m.split('.')[0] in ('torch', 'transformers')}
         assert bool(heavy) == (backend == 'torch'), (backend, sorted(heavy)[:5])
+        assert ('using the cached ONNX export' in done.stderr) == (backend == 'onnxruntime')
+        assert 'exporting' not in done.stderr, done.stderr[-3000:]
     torch_run, onnx_run = (summaries[b] for b in ('torch', 'onnxruntime'))
     print('mIoU torch', torch_run['metrics']['miou'], 'onnxruntime', onnx_run['metrics']['miou'])
     assert abs(torch_run['metrics']['miou'] - onnx_run['metrics']['miou']) <= 0.002
     assert onnx_run['frames']['processed'] == 4 and onnx_run['backend'] == 'onnxruntime'
     assert onnx_run['device'] == 'CPUExecutionProvider' and onnx_run['torch_threads'] is None
-    # The export for the bag's frame size went into the user cache, in a child process.
-    assert list((tmp_path / 'cache' / 'mask2former_ros' / 'onnx').glob('*.onnx'))
+    # The cached graph for the bag's frame size (240x320) was the one served.
+    assert list((tmp_path / 'cache' / 'mask2former_ros' / 'onnx').glob('*.onnx')) == [seeded]
 
 
 # --- panoptic and instance ---------------------------------------------------------------------

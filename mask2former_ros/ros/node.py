@@ -86,6 +86,9 @@ class SegmentationNode(LifecycleNode):
                 dynamic_typing=False))
         self.cameras: dict[str, Camera] = {}
         self._worker: InferenceWorker | None = None
+        # Held while the worker is swapped: teardown may run on any thread, and the watchdog
+        # (executor thread) must never take a worker that teardown stopped for a dead one.
+        self._worker_lock = threading.Lock()
         self._worker_restarts = 0
         self._worker_problem = ''
         self._slots: LatestFrameSlots = LatestFrameSlots()
@@ -125,7 +128,8 @@ class SegmentationNode(LifecycleNode):
     @property
     def engine(self) -> Segmenter | None:
         """Return the loaded engine, or None when unconfigured."""
-        return self._worker.engine if self._worker is not None else None
+        worker = self._worker
+        return worker.engine if worker is not None else None
 
     @property
     def inference_thread(self) -> threading.Thread | None:
@@ -145,7 +149,8 @@ class SegmentationNode(LifecycleNode):
         except (ModelLoadError, ValueError) as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return FAILURE
-        self.settings, self._worker = settings, worker
+        with self._worker_lock:
+            self.settings, self._worker = settings, worker
         self._worker_restarts, self._worker_problem = 0, ''
         self._pending_reconfigure.clear()
         self._inference = InferenceStage(self.cameras, settings.compressed, self._batches,
@@ -276,10 +281,11 @@ class SegmentationNode(LifecycleNode):
         if self._diag_pub is not None:
             self.destroy_publisher(self._diag_pub)
             self._diag_pub = None
-        worker, self._worker = self._worker, None
+        with self._worker_lock:
+            worker, self._worker = self._worker, None
+            self.settings, self._inference = None, None
         if worker is not None and not worker.stop():
             self.get_logger().warning('the inference thread did not end within 5 s')
-        self.settings, self._inference = None, None
 
     # --- data path -----------------------------------------------------------------------
 
@@ -305,32 +311,33 @@ class SegmentationNode(LifecycleNode):
 
     def _check_worker(self) -> None:
         """Turn a dead or stuck inference thread into an ERROR and restart a dead one."""
-        worker = self._worker
-        if worker is None:
-            return
-        busy = worker.busy_since
-        if worker.alive:
-            stuck = busy is not None and time.monotonic() - busy > STUCK_AFTER_S
-            self._worker_problem = (f'inference stuck for {time.monotonic() - busy:.0f} s'
-                                    if stuck else '')
-            return
-        self._worker_problem = f'inference thread died: {worker.death}'
-        self.get_logger().error(self._worker_problem)
-        if self._diag_pub is not None:  # say so before the restart (a model load) begins
-            self._diag_pub.publish(self.diagnostics())
-        if self._worker_restarts >= MAX_WORKER_RESTARTS:
-            return
-        self._worker_restarts += 1
-        replacement = InferenceWorker(name='inference')
-        try:
-            replacement.start(self.settings.engine, log=self.get_logger().info,
-                              warn=self.get_logger().warning)
-        except Exception as exc:  # noqa: BLE001 - reported; retried at the next tick
-            self.get_logger().error(f'restarting the inference thread failed: {exc}')
-            return
-        self._worker = replacement
-        if self._output.publishing:
-            self._serve()
+        with self._worker_lock:  # a teardown meanwhile waits, then stops the replacement
+            worker = self._worker
+            if worker is None:
+                return
+            busy = worker.busy_since
+            if worker.alive:
+                stuck = busy is not None and time.monotonic() - busy > STUCK_AFTER_S
+                self._worker_problem = (f'inference stuck for {time.monotonic() - busy:.0f} s'
+                                        if stuck else '')
+                return
+            self._worker_problem = f'inference thread died: {worker.death}'
+            self.get_logger().error(self._worker_problem)
+            if self._diag_pub is not None:  # say so before the restart (a model load) begins
+                self._diag_pub.publish(self.diagnostics())
+            if self._worker_restarts >= MAX_WORKER_RESTARTS:
+                return
+            self._worker_restarts += 1
+            replacement = InferenceWorker(name='inference')
+            try:
+                replacement.start(self.settings.engine, log=self.get_logger().info,
+                                  warn=self.get_logger().warning)
+            except Exception as exc:  # noqa: BLE001 - reported; retried at the next tick
+                self.get_logger().error(f'restarting the inference thread failed: {exc}')
+                return
+            self._worker = replacement
+            if self._output.publishing:
+                self._serve()
         self.get_logger().warning(
             f'inference thread restarted ({self._worker_restarts}/{MAX_WORKER_RESTARTS})')
         self._worker_problem = ''

@@ -16,9 +16,15 @@
 How the node's process ends on SIGINT/SIGTERM: spin ends quietly, cleanup runs once, exit 0.
 
 rclpy's own handlers (installed by ``rclpy.init``) shut the context down on SIGINT/SIGTERM,
-which ends the spin with ``ExternalShutdownException``, and then call the handlers installed by
-:func:`note_signals`: they only note the signal, so a second signal (launch forwards one) never
-interrupts the cleanup. After the cleanup, :func:`exit_after_signal` ends the process.
+which ends the spin, and then call the handlers installed by :func:`note_signals`: they only
+note the signal, so a second signal (launch forwards one) never interrupts the cleanup. After
+the cleanup, :func:`exit_after_signal` ends the process.
+
+rclpy's signal thread wakes the executor and shuts the context down one after the other, so
+the executor can wake, find the context still up and wait again; with nothing left to wake it
+(no timer, or timers on a simulated clock whose /clock has stopped, as in a bag replay that has
+ended) ``executor.spin()`` then waits for the next signal. :func:`spin` therefore never waits
+longer than :data:`SHUTDOWN_CHECK_S` before it looks at the context again.
 """
 
 import ctypes
@@ -31,6 +37,7 @@ from rclpy.context import Context
 from rclpy.executors import Executor, ExternalShutdownException
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SHUTDOWN_CHECK_S = 0.25  # longest wait of the spin between two looks at the context
 
 
 def note_signals() -> list[int]:
@@ -44,7 +51,8 @@ def note_signals() -> list[int]:
 def spin(executor: Executor, context: Context) -> None:
     """Spin until shutdown; a take racing a shutdown by signal ends the spin quietly."""
     try:
-        executor.spin()
+        while context.ok():
+            executor.spin_once(timeout_sec=SHUTDOWN_CHECK_S)
     except ExternalShutdownException:
         pass
     except Exception:
