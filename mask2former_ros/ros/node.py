@@ -15,19 +15,11 @@
 """
 ROS 2 lifecycle node: camera images in, Mask2Former labels, colour masks and overlays out.
 
-Wiring only. Three threads carry a frame:
-
-1. the executor's thread: the subscription callback (``raw=True``) stores the serialized message
-   in the camera's newest-frame slot (:class:`~mask2former_ros.core.frame_slot.LatestFrameSlots`),
-   so a frame that is later replaced costs no deserialisation;
-2. the inference thread (:class:`~mask2former_ros.core.inference_worker.InferenceWorker`, the
-   only thread that ever runs the model; it loads the engine of the configured backend at
-   configure): takes the newest frame of every camera, deserialises and decodes it, segments
-   them as one batch (:class:`~mask2former_ros.ros.inference_stage.InferenceStage`);
-3. the output thread (:class:`~mask2former_ros.ros.output_stage.OutputStage`): builds and
-   publishes labels (and colour / overlay, and for panoptic/instance tasks instances /
-   detections, only while subscribed) with each input's header, in the order the inference
-   thread produced them.
+Wiring only. Three threads carry a frame: the executor's (the ``raw=True`` subscription stores
+the serialized message in the camera's newest-frame slot, so a replaced frame costs no
+deserialisation); the inference thread (``InferenceWorker``, the only one that runs the model:
+decodes the newest frame of every camera and segments them as one batch); the output thread
+(``OutputStage``: publishes what is subscribed, with each input's header, in order).
 
 How the process ends after SIGINT/SIGTERM is :mod:`~mask2former_ros.ros.signal_exit`'s job.
 """
