@@ -4,4 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export HF_HUB_OFFLINE=1
-exec .venv/bin/python -m pytest test "$@"
+# Two workers, each test module on one of them (its module fixtures: one node, one model):
+# the DDS, launch and subprocess tests leave a core idle while they wait, which the other
+# worker uses. PYTEST_WORKERS=0 runs in this process (what a debugger wants).
+exec .venv/bin/python -m pytest test -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"

@@ -15,16 +15,37 @@
 """Shared fixtures: DDS isolation, offline hub, random and trained tiny checkpoints."""
 
 from collections.abc import Callable
+import hashlib
 import os
 from pathlib import Path
 import random
 
+from filelock import FileLock
 import pytest
 
 # Isolate DDS traffic of this test run (also inherited by node subprocesses) and never touch
 # the network for model weights.
-os.environ['ROS_DOMAIN_ID'] = os.environ.get('MASK2FORMER_TEST_DOMAIN_ID',
-                                             str(random.SystemRandom().randint(1, 100)))
+# Under pytest-xdist (scripts/test.sh runs two workers) each worker is a process of its own.
+WORKER = os.environ.get('PYTEST_XDIST_WORKER')  # 'gw0', 'gw1', ...; None without xdist
+WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+
+
+def _domain_id() -> str:
+    """Return a DDS domain of this run: random, and another one for each xdist worker."""
+    if 'MASK2FORMER_TEST_DOMAIN_ID' in os.environ:
+        return os.environ['MASK2FORMER_TEST_DOMAIN_ID']
+    if WORKER is None:
+        return str(random.SystemRandom().randint(1, 100))
+    run = int(hashlib.sha256(os.environ.get('PYTEST_XDIST_TESTRUNUID', '').encode())
+              .hexdigest(), 16)
+    return str(1 + (run % (101 - WORKERS) + int(WORKER[2:])) % 101)
+
+
+os.environ['ROS_DOMAIN_ID'] = _domain_id()
+if WORKER is not None:
+    # Workers share the cores: torch's (and its node processes') OpenMP pool takes its share,
+    # since oversubscribed OpenMP threads spin and stall each other.
+    os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // WORKERS)))
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['HF_HUB_OFFLINE'] = '1'
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
@@ -69,6 +90,26 @@ def retask_graph(graph: Path, task: str, output: Path) -> Path:
     return output
 
 
+def run_folder(tmp_path_factory, name: str) -> Path:
+    """Return a folder of this test run that all its xdist workers share."""
+    root = tmp_path_factory.getbasetemp()
+    folder = (root.parent if WORKER is not None else root) / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def exported_once(model: Path, size: tuple[int, int], path: Path) -> Path:
+    """Export ``model`` for frames of ``size`` to ``path`` unless a worker of this run did."""
+    from mask2former_ros.core.onnx_export import export_graph
+    with FileLock(f'{path}.lock'):
+        if not path.is_file():
+            partial = path.with_suffix('.partial.onnx')
+            export_graph(str(model), (int(size[0]), int(size[1])), partial,
+                         log=lambda _message: None)
+            partial.rename(path)
+    return path
+
+
 @pytest.fixture(scope='session')
 def panoptic_graph(tiny_panoptic_model_dir, tmp_path_factory):
     """
@@ -79,20 +120,16 @@ def panoptic_graph(tiny_panoptic_model_dir, tmp_path_factory):
     with another metadata task (test_onnx_backend checks that against a real one), so the
     instance graph of a size is the panoptic one with that key rewritten.
     """
-    from mask2former_ros.core.onnx_export import export_graph
-    folder = tmp_path_factory.mktemp('panoptic_graphs')
-    made: dict[tuple, Path] = {}
+    folder = run_folder(tmp_path_factory, 'panoptic_graphs')
 
     def graph(size: tuple[int, int], task: str = 'panoptic') -> Path:
-        key = (tuple(size), task)
-        if key not in made:
-            path = folder / f'{task}_{size[0]}x{size[1]}.onnx'
-            if task == 'panoptic':
-                export_graph(str(tiny_panoptic_model_dir), tuple(size), path, log=print)
-                made[key] = path
-            else:
-                made[key] = retask_graph(graph(size), task, path)
-        return made[key]
+        path = folder / f'{task}_{size[0]}x{size[1]}.onnx'
+        if task == 'panoptic':
+            return exported_once(tiny_panoptic_model_dir, size, path)
+        with FileLock(f'{path}.lock'):
+            if not path.is_file():
+                retask_graph(graph(size), task, path)
+        return path
     return graph
 
 
@@ -104,17 +141,10 @@ def tiny_onnx_graph(tiny_model_dir, tmp_path_factory) -> Callable[[tuple[int, in
     An export takes 15-25 s of both cores; every test that only needs a graph of the tiny
     model (not the export itself or the export cache) shares these.
     """
-    from mask2former_ros.core.onnx_export import export_graph
-    folder = tmp_path_factory.mktemp('tiny_onnx')
-    graphs: dict[tuple[int, int], Path] = {}
+    folder = run_folder(tmp_path_factory, 'tiny_onnx')
 
     def graph(size: tuple[int, int]) -> Path:
-        size = (int(size[0]), int(size[1]))
-        if size not in graphs:
-            path = folder / f'tiny_{size[0]}x{size[1]}.onnx'
-            export_graph(str(tiny_model_dir), size, path, log=lambda _message: None)
-            graphs[size] = path
-        return graphs[size]
+        return exported_once(tiny_model_dir, size, folder / f'tiny_{size[0]}x{size[1]}.onnx')
     return graph
 
 
