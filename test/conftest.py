@@ -14,13 +14,14 @@
 
 """Shared fixtures: DDS isolation, offline hub, random and trained tiny checkpoints."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+import fcntl
 import hashlib
 import os
 from pathlib import Path
 import random
 
-from filelock import FileLock
 import pytest
 
 # Isolate DDS traffic of this test run (also inherited by node subprocesses) and never touch
@@ -98,10 +99,21 @@ def run_folder(tmp_path_factory, name: str) -> Path:
     return folder
 
 
+@contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s lock file (the workers of a run share it)."""
+    with open(f'{path}.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def exported_once(model: Path, size: tuple[int, int], path: Path) -> Path:
     """Export ``model`` for frames of ``size`` to ``path`` unless a worker of this run did."""
     from mask2former_ros.core.onnx_export import export_graph
-    with FileLock(f'{path}.lock'):
+    with run_lock(path):
         if not path.is_file():
             partial = path.with_suffix('.partial.onnx')
             export_graph(str(model), (int(size[0]), int(size[1])), partial,
@@ -126,7 +138,7 @@ def panoptic_graph(tiny_panoptic_model_dir, tmp_path_factory):
         path = folder / f'{task}_{size[0]}x{size[1]}.onnx'
         if task == 'panoptic':
             return exported_once(tiny_panoptic_model_dir, size, path)
-        with FileLock(f'{path}.lock'):
+        with run_lock(path):
             if not path.is_file():
                 retask_graph(graph(size), task, path)
         return path
