@@ -15,7 +15,7 @@
 """
 Image conversion against cv_bridge: ms per frame for each encoding, in one run.
 
-Ours: ``mask2former_ros.ros.image_conversion`` (``image_to_rgb``, ``compressed_to_rgb``,
+Ours: ``mask2former_ros.messages.image_conversion`` (``image_to_rgb``, ``compressed_to_rgb``,
 ``rgb_to_image``, ``labels_to_image``). cv_bridge: ``imgmsg_to_cv2(msg, 'rgb8')``,
 ``compressed_imgmsg_to_cv2(msg, 'rgb8')`` and ``cv2_to_imgmsg`` on the same messages, timed in
 turns; for the names cv_bridge does not convert (uyvy, yuyv, 8UC*, 16UC1) the same bytes under
@@ -34,9 +34,9 @@ import time
 from typing import Any, Callable
 
 import cv2
-from mask2former_ros.ros.image_conversion import (
-    compressed_to_rgb, image_to_rgb, labels_to_image, make_image_msg, rgb_to_image,
-    SUPPORTED_ENCODINGS)
+from mask2former_ros.messages.image_conversion import (
+    compressed_to_rgb, image_to_rgb, labels_to_image, rgb_to_image, SUPPORTED_ENCODINGS)
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 from sensor_msgs.msg import CompressedImage

@@ -27,7 +27,7 @@ import json
 import statistics
 import time
 
-from mask2former_ros.core.backends import create_engine
+from mask2former_ros.core.backends.create import create_engine
 from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np

@@ -29,7 +29,7 @@ import sys
 import tempfile
 
 from bench_node import prepare_environment
-from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 from mask2former_ros_fixtures.model_factory import save_random_checkpoint
 import numpy as np
 from sensor_msgs.msg import Image

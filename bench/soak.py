@@ -29,7 +29,7 @@ import sys
 
 from bench_node import (
     backend_args, default_model, driver_node, export_for, prepare_environment, run_one)
-from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 

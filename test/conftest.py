@@ -57,8 +57,8 @@ def tiny_panoptic_model_dir() -> Path:
 
 def retask_graph(graph: Path, task: str, output: Path) -> Path:
     """Write a copy of an exported graph whose metadata names another task (or none: None)."""
+    from mask2former_ros.core.backends.onnx_cache import METADATA_PREFIX
     import onnx
-    from mask2former_ros.core.onnx_cache import METADATA_PREFIX
     proto = onnx.load(str(graph))
     entries = [(p.key, p.value) for p in proto.metadata_props if p.key != METADATA_PREFIX + 'task']
     del proto.metadata_props[:]
@@ -79,7 +79,7 @@ def panoptic_graph(tiny_panoptic_model_dir, tmp_path_factory):
     with another metadata task (test_onnx_backend checks that against a real one), so the
     instance graph of a size is the panoptic one with that key rewritten.
     """
-    from mask2former_ros.core.onnx_export import export_graph
+    from mask2former_ros.core.backends.onnx_export import export_graph
     folder = tmp_path_factory.mktemp('panoptic_graphs')
     made: dict[tuple, Path] = {}
 
@@ -104,7 +104,7 @@ def tiny_onnx_graph(tiny_model_dir, tmp_path_factory) -> Callable[[tuple[int, in
     An export takes 15-25 s of both cores; every test that only needs a graph of the tiny
     model (not the export itself or the export cache) shares these.
     """
-    from mask2former_ros.core.onnx_export import export_graph
+    from mask2former_ros.core.backends.onnx_export import export_graph
     folder = tmp_path_factory.mktemp('tiny_onnx')
     graphs: dict[tuple[int, int], Path] = {}
 

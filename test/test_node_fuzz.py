@@ -24,7 +24,8 @@ published, a bad frame or a failed frame). Afterwards it is alive and segments a
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from hypothesis import given, HealthCheck, settings, strategies as st
-from mask2former_ros.ros.image_conversion import make_image_msg, SUPPORTED_ENCODINGS
+from mask2former_ros.messages.image_conversion import SUPPORTED_ENCODINGS
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import pytest

@@ -16,6 +16,8 @@
 
 from dataclasses import dataclass, field
 
+# The checkpoint the node and segment_bag load when none is given (19 Cityscapes classes).
+DEFAULT_MODEL = 'facebook/mask2former-swin-large-cityscapes-semantic'
 BACKEND_CHOICES = ('torch', 'onnxruntime')
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
 PRECISION_CHOICES = ('auto', 'fp32', 'fp16', 'bf16')

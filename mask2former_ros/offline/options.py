@@ -24,10 +24,11 @@ from pathlib import Path
 import re
 from typing import Any
 
-from mask2former_ros.core.engine_config import COMPILE_CHOICES
 from mask2former_ros.core.engine_config import (
-    DEFAULT_MASK_THRESHOLD, DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD, TASK_CHOICES)
-from mask2former_ros.core.instance_tracking import DEFAULT_MAX_AGE
+    BACKEND_CHOICES, COMPILE_CHOICES, DEFAULT_MASK_THRESHOLD, DEFAULT_MODEL,
+    DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD, parse_task, parse_threshold,
+    TASK_CHOICES)
+from mask2former_ros.core.postprocess.instance_tracking import DEFAULT_MAX_AGE
 from mask2former_ros.offline.bag_io import BAG_SUFFIXES, output_topic, STORAGES
 from mask2former_ros.offline.errors import OUTPUT_KINDS, SegmentBagError
 
@@ -82,9 +83,9 @@ class Options:
                                  group='output')
     overlay_alpha: float = option(0.5, 'weight of the class colours in the overlay, 0..1 '
                                   '(default: 0.5)', group='output', type=float)
-    model: str | None = option(None, 'hub id or local checkpoint directory (default: the '
-                               "node's default model, the Cityscapes Swin-L checkpoint)",
-                               group='model', param='model')
+    model: str = option(DEFAULT_MODEL, 'hub id or local checkpoint directory (default: the '
+                        "node's default model, the Cityscapes Swin-L checkpoint)",
+                        group='model', param='model')
     device: str = option('auto', 'auto, cpu, cuda or cuda:N', group='model', param='device')
     precision: str = option('auto', 'auto, fp32, fp16 (CUDA) or bf16', group='model',
                             param='precision')
@@ -94,7 +95,7 @@ class Options:
                                 'loaded', group='model', param='allow_pickle')
     backend: str = option('torch', 'torch (eager PyTorch, default) or onnxruntime (a graph '
                           'exported by mask2former_export, served without torch)',
-                          group='model', param='backend', choices=('torch', 'onnxruntime'))
+                          group='model', param='backend', choices=BACKEND_CHOICES)
     onnx_model: str = option('', 'with --backend onnxruntime: the exported graph (default: '
                              "export --model for the first bag's frame size into the user "
                              'cache, once)', group='model', param='onnx_model', metavar='FILE')
@@ -275,16 +276,18 @@ def check_options(o: Options) -> None:
 
 def _check_panoptic(o: Options) -> None:
     """Validate --task, the thresholds and --gt-instances-topic (normalises the task)."""
-    task = str(o.task).strip().lower()
-    if task not in TASK_CHOICES:
+    try:
+        task = parse_task(o.task)
+    except ValueError:
         raise SegmentBagError(f"invalid --task '{o.task}': expected one of "
-                              f"{', '.join(TASK_CHOICES)}")
+                              f"{', '.join(TASK_CHOICES)}") from None
     o.task = task
     for name in ('score_threshold', 'mask_threshold', 'overlap_threshold'):
         value = getattr(o, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                not 0.0 <= value <= 1.0:
-            raise SegmentBagError(f'{flag_of(name)} must be within [0, 1], got {value}')
+        try:
+            parse_threshold(name, value)
+        except ValueError:
+            raise SegmentBagError(f'{flag_of(name)} must be within [0, 1], got {value}') from None
     if o.gt_instances_topic is None:
         return
     if not o.gt_topic:

@@ -21,8 +21,9 @@ import sys
 import time
 from typing import Any, Callable
 
-from mask2former_ros.core.frame_slot import simulate_realtime
-from mask2former_ros.core.instance_tracking import InstanceTracker, TrackerConfig
+from mask2former_ros.core.postprocess.instance_tracking import InstanceTracker, TrackerConfig
+from mask2former_ros.core.runtime.frame_slot import simulate_realtime
+from mask2former_ros.messages.image_conversion import stamp_ns
 from mask2former_ros.offline.bag_io import bag_frame_size, InputBag, OutputBag
 from mask2former_ros.offline.errors import (
     EXIT_FAILURE, one_line, PROG, SegmentBagError)
@@ -36,7 +37,6 @@ from mask2former_ros.offline.stages import FrameStages, size_message
 from mask2former_ros.offline.summary import json_safe, panoptic_metrics
 from mask2former_ros.offline.tracking_metrics import (
     check_tracking_metrics, tracking_summary, WORST_SWITCHES)
-from mask2former_ros.ros.image_conversion import stamp_ns
 
 
 def _torch_threads(engine: Any) -> int | None:
@@ -49,14 +49,12 @@ def _torch_threads(engine: Any) -> int | None:
 
 def load_engine(o: Options, log: Callable[[str], None]) -> Any:
     """Load the model the options name on the calling thread, or raise SegmentBagError."""
-    from mask2former_ros.core.backends import create_engine
+    from mask2former_ros.core.backends.create import create_engine
     from mask2former_ros.core.checkpoint import ModelLoadError
     from mask2former_ros.core.engine_config import (
         EngineConfig, parse_backend, parse_compile, parse_device, parse_frame_size,
         parse_input_size, parse_precision, parse_providers)
     from mask2former_ros.core.segmentation_task import TaskMismatchError
-    from mask2former_ros.ros.parameters import DEFAULT_MODEL
-    o.model = o.model or DEFAULT_MODEL
     providers = tuple(o.onnx_providers.split(','))
     for name, check in (('backend', lambda: parse_backend(o.backend)),
                         ('device', lambda: parse_device(o.device)),

@@ -18,9 +18,9 @@ ROS 2 lifecycle node: camera images in, Mask2Former labels, colour masks and ove
 Wiring only. Three threads carry a frame:
 
 1. the executor's thread: the subscription callback (``raw=True``) stores the serialized message
-   in the camera's newest-frame slot (:class:`~mask2former_ros.core.frame_slot.LatestFrameSlots`),
+   in the camera's newest-frame slot (``LatestFrameSlots`` of ``core.runtime.frame_slot``),
    so a frame that is later replaced costs no deserialisation;
-2. the inference thread (:class:`~mask2former_ros.core.inference_worker.InferenceWorker`, the
+2. the inference thread (``InferenceWorker`` of ``core.runtime.inference_worker``, the
    only thread that ever runs the model; it loads the engine of the configured backend at
    configure): takes the newest frame of every camera, deserialises and decodes it, segments
    them as one batch (:class:`~mask2former_ros.ros.inference_stage.InferenceStage`);
@@ -39,12 +39,12 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from mask2former_ros.core.checkpoint import ModelLoadError
-from mask2former_ros.core.frame_slot import LatestFrameSlots
-from mask2former_ros.core.inference_worker import InferenceWorker
-from mask2former_ros.core.instance_tracking import InstanceTracker, TrackerConfig
-from mask2former_ros.core.large_buffers import keep_large_buffers
+from mask2former_ros.core.postprocess.instance_tracking import InstanceTracker, TrackerConfig
 from mask2former_ros.core.results import Segmenter, STAGES
-from mask2former_ros.core.stats import CameraStats, WindowStats
+from mask2former_ros.core.runtime.frame_slot import LatestFrameSlots
+from mask2former_ros.core.runtime.inference_worker import InferenceWorker
+from mask2former_ros.core.runtime.large_buffers import keep_large_buffers
+from mask2former_ros.core.runtime.stats import CameraStats, WindowStats
 from mask2former_ros.ros.detections import VISION_MSGS_MISSING
 from mask2former_ros.ros.diagnostics import BatchStats, camera_status, model_status, ModelInfo
 from mask2former_ros.ros.inference_stage import Camera, InferenceStage
@@ -348,17 +348,9 @@ class SegmentationNode(LifecycleNode):
         array.header.stamp = self.get_clock().now().to_msg()
         engine = self.engine
         name = self.get_fully_qualified_name()
-        info = ModelInfo(
-            model=engine.config.model if engine else self.param('model'),
-            backend=engine.backend if engine else self.param('backend'),
-            device=engine.device_name if engine else 'none',
-            precision=engine.precision_name if engine else 'none',
-            task=engine.task if engine else 'none',
-            compile=engine.compile_status if engine else 'none',
-            compile_seconds=engine.compile_seconds if engine else 0.0,
-            loaded=engine is not None, problem=self._worker_problem,
-            restarts=self._worker_restarts,
-            pending_reconfigure=', '.join(sorted(self._pending_reconfigure)))
+        info = ModelInfo.of(engine, self.param, problem=self._worker_problem,
+                            restarts=self._worker_restarts,
+                            pending_reconfigure=', '.join(sorted(self._pending_reconfigure)))
         counters = self._slots.counters()
         frame_ms = self._batches.frame_ms.percentiles(50)[0]
         state = self.lifecycle_state

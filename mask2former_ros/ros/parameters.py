@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mask2former_ros.core.engine_config import (
-    BACKEND_CHOICES, DEFAULT_MASK_THRESHOLD, DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD,
-    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_frame_size, parse_input_size,
-    parse_providers, PRECISION_CHOICES, PROVIDER_ALIASES, TASK_CHOICES)
-from mask2former_ros.core.engine_config import COMPILE_CHOICES
-from mask2former_ros.core.instance_tracking import DEFAULT_MAX_AGE
-
-DEFAULT_MODEL = 'facebook/mask2former-swin-large-cityscapes-semantic'
+    BACKEND_CHOICES, COMPILE_CHOICES, DEFAULT_MASK_THRESHOLD, DEFAULT_MODEL,
+    DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD, DEVICE_CHOICES, EngineConfig,
+    INPUT_SIZE_CHOICES, parse_backend, parse_compile, parse_device, parse_frame_size,
+    parse_input_size, parse_precision, parse_providers, parse_task, PRECISION_CHOICES,
+    PROVIDER_ALIASES, TASK_CHOICES)
+from mask2former_ros.core.postprocess.instance_tracking import DEFAULT_MAX_AGE
 
 
 def _choice(*allowed: str) -> Callable[[Any], str | None]:
@@ -33,11 +32,17 @@ def _choice(*allowed: str) -> Callable[[Any], str | None]:
     return check
 
 
-def _device(value: Any) -> str | None:
-    text = str(value).strip().lower()
-    if text in ('auto', 'cpu', 'cuda') or (text.startswith('cuda:') and text[5:].isdigit()):
-        return None
-    return f"must be one of {', '.join(DEVICE_CHOICES)}"
+def _parsed_choice(parse: Callable[[Any], str], choices: tuple[str, ...],
+                   exact: bool = True) -> Callable[[Any], str | None]:
+    """Check with the engine's parser; ``exact``: the value must already be normalised."""
+    def check(value: Any) -> str | None:
+        try:
+            if parse(value) == value or not exact:
+                return None
+        except ValueError:
+            pass
+        return f"must be one of {', '.join(choices)}"
+    return check
 
 
 def _input_size(value: Any) -> str | None:
@@ -98,18 +103,20 @@ class ParameterSpec:
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('model', DEFAULT_MODEL,
                   'Mask2Former checkpoint: Hugging Face hub id or local directory', _non_empty),
-    ParameterSpec('device', 'auto', f"inference device: {', '.join(DEVICE_CHOICES)}", _device),
+    ParameterSpec('device', 'auto', f"inference device: {', '.join(DEVICE_CHOICES)}",
+                  _parsed_choice(parse_device, DEVICE_CHOICES, exact=False)),
     ParameterSpec('precision', 'auto',
                   f"{', '.join(PRECISION_CHOICES)} (autocast of the model forward; weights "
                   'and post-processing stay fp32); auto = fp16 on CUDA, fp32 on CPU',
-                  _choice(*PRECISION_CHOICES)),
+                  _parsed_choice(parse_precision, PRECISION_CHOICES)),
     ParameterSpec('input_size', 'checkpoint',
                   "model input: 'checkpoint' (preprocessor config, e.g. 384x384 squash), "
                   "'native' (frame size rounded to 32) or a short side in px keeping aspect",
                   _input_size),
     ParameterSpec('backend', 'torch',
                   'torch: eager PyTorch (transformers); onnxruntime: an exported ONNX graph '
-                  '(onnx_model), served without torch', _choice(*BACKEND_CHOICES)),
+                  '(onnx_model), served without torch',
+                  _parsed_choice(parse_backend, BACKEND_CHOICES)),
     ParameterSpec('onnx_model', '',
                   'backend onnxruntime: graph written by mask2former_export; empty: export '
                   'model for frame_size into the user cache on configure (once) and reuse it'),
@@ -133,13 +140,13 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "configure for frame_size (or the checkpoint's fixed input): off, default, "
                   'reduce-overhead (CUDA graphs), max-autotune; auto = off on the CPU, '
                   'reduce-overhead on CUDA. A failure leaves the model eager',
-                  _choice(*COMPILE_CHOICES)),
+                  _parsed_choice(parse_compile, COMPILE_CHOICES)),
     ParameterSpec('task', 'auto',
                   'semantic, panoptic or instance; auto = what the checkpoint was trained for '
                   '(its config or name; semantic where it does not say; with onnx_model: the '
                   "graph's task). panoptic and instance "
                   'add segmentation/instances and segmentation/detections',
-                  _choice(*TASK_CHOICES)),
+                  _parsed_choice(parse_task, TASK_CHOICES)),
     ParameterSpec('score_threshold', DEFAULT_SCORE_THRESHOLD,
                   'panoptic/instance: keep a query whose class score is above this, 0..1',
                   _range(0.0, 1.0)),
