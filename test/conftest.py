@@ -121,7 +121,7 @@ def tiny_onnx_graph(tiny_model_dir, tmp_path_factory) -> Callable[[tuple[int, in
 @pytest.fixture(scope='module')
 def peer(request):
     """Return a RosPeer, with its own node and executor thread, for the tests of a module."""
-    from ros_harness import RosPeer
+    from mask2former_ros_fixtures.ros_harness import RosPeer
     p = RosPeer(f"{request.module.__name__.rpartition('.')[2]}_peer")
     yield p
     p.close()

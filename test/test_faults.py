@@ -24,10 +24,10 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from mask2former_ros.core.evaluation.metrics import miou
 from mask2former_ros_fixtures.image_encoding import make_image_msg
+from mask2former_ros_fixtures.ros_harness import (
+    labels_array, NodeProcess, remove_zombie_segments, shm_segments, wait_until)
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
-from ros_harness import (
-    labels_array, NodeProcess, remove_zombie_segments, shm_segments, wait_until)
 from sensor_msgs.msg import Image
 
 

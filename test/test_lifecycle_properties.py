@@ -40,13 +40,13 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from mask2former_ros.core.backends.torch_engine import SegmentationEngine
 from mask2former_ros.ros.node import SegmentationNode
+from mask2former_ros_fixtures.ros_harness import call_service, RosPeer, wait_until
 import pytest
 from rcl_interfaces.srv import SetParameters
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from ros_harness import call_service, RosPeer, wait_until
 from sensor_msgs.msg import Image
 
 HERE = Path(__file__).resolve().parent

@@ -22,10 +22,11 @@ from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
 from mask2former_ros.ros.detections import Detection2DArray
 from mask2former_ros_fixtures.image_encoding import make_image_msg
+from mask2former_ros_fixtures.ros_harness import (
+    call_service, labels_array, NodeProcess, wait_until)
 from mask2former_ros_fixtures.synthetic import make_panoptic_scene, make_scene
 import numpy as np
 import pytest
-from ros_harness import call_service, labels_array, NodeProcess, wait_until
 from sensor_msgs.msg import Image
 
 SIZE = (240, 320)

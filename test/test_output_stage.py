@@ -35,9 +35,9 @@ from mask2former_ros.ros import output_stage
 from mask2former_ros.ros.detections import (
     Detection2DArray, detection_array, detection_box, VISION_MSGS_MISSING)
 from mask2former_ros.ros.output_stage import Output, OutputStage
+from mask2former_ros_fixtures.ros_harness import labels_array, RosPeer, wait_until
 import numpy as np
 import pytest
-from ros_harness import labels_array, RosPeer, wait_until
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
