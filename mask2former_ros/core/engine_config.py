@@ -15,6 +15,8 @@
 """Engine settings: backend, device, precision and sizes, validated (no ROS, no torch)."""
 
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable
 
 # The checkpoint the node and segment_bag load when none is given (19 Cityscapes classes).
 DEFAULT_MODEL = 'facebook/mask2former-swin-large-cityscapes-semantic'
@@ -37,9 +39,25 @@ PROVIDER_ALIASES = {'tensorrt': 'TensorrtExecutionProvider', 'cuda': 'CUDAExecut
 DEFAULT_PROVIDERS = tuple(PROVIDER_ALIASES.values())
 
 
+class SettingError(ValueError):
+    """An engine setting is invalid; ``name`` is the setting (node parameter, bag option)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 @dataclass
 class EngineConfig:
-    """Settings of a segmentation engine; see the README for their meaning."""
+    """
+    Settings of a segmentation engine, validated and normalised once, when created.
+
+    Creating one raises :class:`SettingError` for the first invalid setting. ``task``,
+    ``backend``, ``device``, ``precision`` and ``compile`` become their normalised names,
+    ``input_size`` 'checkpoint', 'native' or an int, the thresholds floats; ``frame_size`` and
+    ``onnx_providers`` are checked and kept as given. The node's parameters of the same names
+    say what each means.
+    """
 
     model: str
     device: str = 'auto'
@@ -58,6 +76,23 @@ class EngineConfig:
     mask_threshold: float = DEFAULT_MASK_THRESHOLD  # a query's mask: sigmoid >= this
     overlap_threshold: float = DEFAULT_OVERLAP_THRESHOLD  # keep a segment > this share of mask
     compile: str = 'auto'  # noqa: A003 - torch backend: COMPILE_CHOICES, at configure
+
+    def __post_init__(self) -> None:
+        """Validate and normalise the settings (in the order segment_bag reports them)."""
+        def kept(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            return lambda value: (parse(value), value)[1]
+
+        for name, parse in (('backend', parse_backend), ('device', parse_device),
+                            ('precision', parse_precision), ('input_size', parse_input_size),
+                            ('onnx_providers', kept(parse_providers)),
+                            ('frame_size', kept(parse_frame_size)), ('compile', parse_compile),
+                            ('task', parse_task),
+                            *((n, partial(parse_threshold, n)) for n in
+                              ('score_threshold', 'mask_threshold', 'overlap_threshold'))):
+            try:
+                setattr(self, name, parse(getattr(self, name)))
+            except ValueError as exc:
+                raise SettingError(name, str(exc)) from None
 
 
 def parse_device(device: str) -> str:

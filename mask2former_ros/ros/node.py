@@ -141,9 +141,9 @@ class SegmentationNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read the configure-time parameters, load the model and create publishers."""
-        settings = Settings.read(self.param)
         worker = InferenceWorker(name='inference')
         try:
+            settings = Settings.read(self.param)  # the engine settings are validated here
             engine = worker.start(settings.engine, log=self.get_logger().info,
                                   warn=self.get_logger().warning)
         except (ModelLoadError, ValueError) as exc:
