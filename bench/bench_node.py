@@ -42,6 +42,7 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
+from mask2former_ros.core.engine_config import BACKEND_CHOICES
 from mask2former_ros.core.runtime.large_buffers import keep_large_buffers
 from mask2former_ros.messages.image_conversion import stamp_ns
 from mask2former_ros_fixtures.image_encoding import make_image_msg
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                              'reversed every other round (drift of the machine speed between '
                              'runs falls on all); latencies pooled, rates averaged')
     parser.add_argument('--json', help='also write results to this file')
-    parser.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime'),
+    parser.add_argument('--backend', default='torch', choices=BACKEND_CHOICES,
                         help='backend of the node, the naive node and the engine alone')
     parser.add_argument('--onnx-model', help='graph for --backend onnxruntime (default: '
                         'export the model for --size first)')
