@@ -40,7 +40,7 @@ PUBLISHER = textwrap.dedent("""
     import numpy as np, rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-    from mask2former_ros.messages.image_conversion import make_image_msg
+    from mask2former_ros_fixtures.image_encoding import make_image_msg
     from mask2former_ros_fixtures.synthetic import make_scene
     rclpy.init()
     node = rclpy.create_node('camera_driver')
