@@ -46,7 +46,7 @@ setup(
         'console_scripts': [
             'segmentation_node = mask2former_ros.ros.node:main',
             'segment_bag = mask2former_ros.offline.cli:main',
-            'mask2former_export = mask2former_ros.core.onnx_export:main',
+            'mask2former_export = mask2former_ros.core.backends.onnx_export:main',
         ],
     },
 )

@@ -43,9 +43,9 @@ import tempfile
 
 from bench_node import default_model
 from frame_timing import STAGES
+from mask2former_ros.core.backends.onnx_export import export_graph
 from mask2former_ros.core.engine_config import parse_frame_size
-from mask2former_ros.core.onnx_export import export_graph
-from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
 import numpy as np
 
 SERVE = """
@@ -53,7 +53,7 @@ import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[5])
 from frame_timing import segment_timed
-from mask2former_ros.core.backends import create_engine
+from mask2former_ros.core.backends.create import create_engine
 from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros_fixtures.synthetic import make_panoptic_scene
 config, size = json.loads(sys.argv[1]), json.loads(sys.argv[2])

@@ -55,7 +55,8 @@ def parse_size(text: str) -> tuple[int, int]:
 def make_engine(model: str, mode: str, precision: str, input_size: str,
                 frame_size: tuple[int, int]) -> tuple[Any, float]:
     """Return an engine compiled (or not) for ``frame_size`` and its configure seconds."""
-    from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+    from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+    from mask2former_ros.core.engine_config import EngineConfig
     started = time.perf_counter()
     engine = SegmentationEngine(EngineConfig(
         model=model, device='cpu', precision=precision, input_size=input_size,
@@ -110,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ['XDG_CACHE_HOME'] = cache
     for name in ('TORCHINDUCTOR_CACHE_DIR', 'TRITON_CACHE_DIR'):
         os.environ.pop(name, None)  # the engine puts them under XDG_CACHE_HOME
-    import torch
     from mask2former_ros_fixtures.synthetic import make_scene
     import numpy as np
+    import torch
 
     sizes = [parse_size(s) for s in args.sizes.split(',')]
     variants = [('eager', 'fp32')] + [

@@ -15,35 +15,32 @@
 """
 Image conversion against cv_bridge: ms per frame for each encoding, in one run.
 
-Ours: ``mask2former_ros.ros.image_conversion`` (``image_to_rgb``, ``compressed_to_rgb``,
+Ours: ``mask2former_ros.messages.image_conversion`` (``image_to_rgb``, ``compressed_to_rgb``,
 ``rgb_to_image``, ``labels_to_image``). cv_bridge: ``imgmsg_to_cv2(msg, 'rgb8')``,
 ``compressed_imgmsg_to_cv2(msg, 'rgb8')`` and ``cv2_to_imgmsg`` on the same messages, timed in
 turns; for the names cv_bridge does not convert (uyvy, yuyv, 8UC*, 16UC1) the same bytes under
-the name it does (test/bridge_reference.py). "copy-free": our result is a view of the message
-buffer.
+the name it does (mask2former_ros_fixtures/bridge_reference.py). "copy-free": our result is a
+view of the message buffer.
 
     python bench/bench_conversion.py                      # 1024x2048, 15 rounds
     python bench/bench_conversion.py --size 480x640 --rounds 50 --encodings rgb8 bayer_rggb8
 """
 
 import argparse
-from pathlib import Path
 import statistics
 import sys
 import time
 from typing import Any, Callable
 
 import cv2
-from mask2former_ros.ros.image_conversion import (
-    compressed_to_rgb, image_to_rgb, labels_to_image, make_image_msg, rgb_to_image,
-    SUPPORTED_ENCODINGS)
+from mask2former_ros.messages.image_conversion import (
+    compressed_to_rgb, image_to_rgb, labels_to_image, rgb_to_image, SUPPORTED_ENCODINGS)
+from mask2former_ros_fixtures.bridge_reference import BRIDGE, known_name, MISSING, relabelled
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test'))
-from bridge_reference import BRIDGE, known_name, MISSING, relabelled  # noqa: E402, I100
 
 
 def median_ms(ours: Callable[[], Any], theirs: Callable[[], Any],

@@ -17,7 +17,7 @@ Engine vs reference pipeline: ms per stage on the same checkpoint and frames, in
 
 Reference: ``Mask2FormerImageProcessorPil`` preprocessing, the model, and
 ``post_process_semantic_segmentation`` with the frame size as target (the documented HF recipe).
-Engine: :class:`mask2former_ros.core.engine.SegmentationEngine`.
+Engine: :class:`mask2former_ros.core.backends.torch_engine.SegmentationEngine`.
 
     python bench/bench_engine.py                      # tiny + swin-tiny random, trained tiny
     python bench/bench_engine.py --models swin-tiny --frames 5 --size 1024x2048
@@ -32,7 +32,8 @@ import sys
 import tempfile
 import time
 
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros_fixtures.model_factory import BACKBONES, save_random_checkpoint
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np

@@ -30,7 +30,8 @@ from pathlib import Path
 import tempfile
 import time
 
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros.offline import segment_fleet
 from mask2former_ros.offline.bag_io import InputBag
 from mask2former_ros_fixtures.sample_bag import write_sample_bag

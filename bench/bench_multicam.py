@@ -42,7 +42,8 @@ from typing import Callable
 
 from bench_node import default_model, driver_node, HERE, prepare_environment
 from diagnostic_msgs.msg import DiagnosticArray
-from mask2former_ros.ros.image_conversion import make_image_msg, stamp_ns
+from mask2former_ros.messages.image_conversion import stamp_ns
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import psutil

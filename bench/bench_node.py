@@ -42,8 +42,10 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from mask2former_ros.core.large_buffers import keep_large_buffers
-from mask2former_ros.ros.image_conversion import make_image_msg, stamp_ns
+from mask2former_ros.core.engine_config import BACKEND_CHOICES
+from mask2former_ros.core.runtime.large_buffers import keep_large_buffers
+from mask2former_ros.messages.image_conversion import stamp_ns
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import psutil
@@ -61,7 +63,7 @@ def prepare_environment(profile: bool = True, force_profile: bool = False) -> No
     Isolate DDS (random domain, localhost), stay offline, and use the large-image profile.
 
     This process stands in for the camera driver: it reuses its frame buffers, as the node
-    does (:mod:`mask2former_ros.core.large_buffers`), so that its own cost stays low.
+    does (:mod:`mask2former_ros.core.runtime.large_buffers`), so that its own cost stays low.
     """
     keep_large_buffers()
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
@@ -112,7 +114,7 @@ def export_for(backend: str, model: str, size: str, onnx_model: str | None) -> s
     """Return the graph to serve with --backend onnxruntime (exported once if not given)."""
     if backend != 'onnxruntime' or onnx_model:
         return onnx_model or ''
-    from mask2former_ros.core.onnx_export import export_graph
+    from mask2former_ros.core.backends.onnx_export import export_graph
     path = Path(tempfile.mkdtemp(prefix='bench_graph_')) / f'{size}.onnx'
     print(f'exporting {model} for {size} frames to {path} ...', flush=True)
     export_graph(model, size, path, log=lambda _text: None)
@@ -292,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                              'reversed every other round (drift of the machine speed between '
                              'runs falls on all); latencies pooled, rates averaged')
     parser.add_argument('--json', help='also write results to this file')
-    parser.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime'),
+    parser.add_argument('--backend', default='torch', choices=BACKEND_CHOICES,
                         help='backend of the node, the naive node and the engine alone')
     parser.add_argument('--onnx-model', help='graph for --backend onnxruntime (default: '
                         'export the model for --size first)')

@@ -16,7 +16,7 @@
 Panoptic/instance post-processing against transformers', and the node's rate per task.
 
 Part 1, on the same model outputs (trained tiny panoptic model, synthetic scenes): our
-post-processing (:mod:`mask2former_ros.core.panoptic_postprocess`) against transformers'
+post-processing (:mod:`mask2former_ros.core.postprocess.panoptic`) against transformers'
 ``post_process_panoptic_segmentation`` / ``post_process_instance_segmentation`` at 512x1024 and
 1024x2048: milliseconds (median), the ratio, and the panoptic quality of ours with transformers'
 result as the ground truth. ``--queries`` adds rows where more queries pass the score threshold
@@ -42,19 +42,15 @@ import sys
 import time
 from typing import Any, Callable
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from mask2former_ros.core.large_buffers import keep_large_buffers  # noqa: E402,I100
-from mask2former_ros.core.panoptic_postprocess import (  # noqa: E402
+from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
+from mask2former_ros.core.postprocess.panoptic import (
     instance_inference, panoptic_inference, Thresholds)
-from mask2former_ros.core.panoptic_quality import PanopticQuality  # noqa: E402
-from mask2former_ros.core.segmentation_task import CITYSCAPES_THING_IDS  # noqa: E402
-from mask2former_ros_fixtures.hf_reference import instance_maps, panoptic_maps  # noqa: E402
-from mask2former_ros_fixtures.synthetic import make_panoptic_scene  # noqa: E402
+from mask2former_ros.core.runtime.large_buffers import keep_large_buffers
+from mask2former_ros.core.segmentation_task import CITYSCAPES_THING_IDS
+from mask2former_ros_fixtures.hf_reference import instance_maps, panoptic_maps
+from mask2former_ros_fixtures.synthetic import make_panoptic_scene
+import numpy as np
+import torch
 
 HF_GRID = (384, 384)
 NUM_CLASSES = 19
@@ -167,7 +163,7 @@ def node_rows(model_dir: str, seconds: float, rounds: int, rate: float,
               variants: dict[str, list[str]]) -> dict:
     """Run the node once per variant (its parameters) in alternating rounds; pool the results."""
     import bench_node
-    from mask2former_ros.ros.image_conversion import make_image_msg
+    from mask2former_ros_fixtures.image_encoding import make_image_msg
     bench_node.prepare_environment(profile=False, force_profile=True)
     rng = np.random.default_rng(0)
     frames = [make_image_msg(make_panoptic_scene(rng, 1024, 2048)[0], 'rgb8') for _ in range(4)]
@@ -216,7 +212,7 @@ def node_variants(compare: str, model_dir: str) -> dict[str, list[str]]:
     if compare == 'tasks':
         return {'panoptic': ['-p', 'task:=panoptic'], 'semantic': ['-p', 'task:=semantic']}
     import tempfile
-    from mask2former_ros.core.onnx_export import export_graph
+    from mask2former_ros.core.backends.onnx_export import export_graph
     graph = Path(tempfile.mkdtemp(prefix='bench_panoptic_')) / 'panoptic_1024x2048.onnx'
     print(f'exporting {model_dir} (task panoptic) for 1024x2048 frames ...', flush=True)
     export_graph(model_dir, (1024, 2048), graph, log=lambda _text: None, task='panoptic')
@@ -242,7 +238,8 @@ def _pq_torchmetrics(pred: tuple[np.ndarray, np.ndarray], truth: tuple[np.ndarra
 def evaluation_rows(model_dir: str, sizes: list[tuple[int, int]], frames: int,
                     repeats: int) -> list[dict]:
     """Time PQ of the engine's panoptic result against the scene's truth: ours, torchmetrics."""
-    from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+    from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+    from mask2former_ros.core.engine_config import EngineConfig
 
     engine = SegmentationEngine(EngineConfig(model=model_dir, task='panoptic'))
     stuff = set(range(NUM_CLASSES)) - set(CITYSCAPES_THING_IDS)

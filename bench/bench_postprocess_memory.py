@@ -36,7 +36,7 @@ CHILD = """
 import json, resource, sys, time
 import numpy as np
 import torch
-from mask2former_ros.core import semantic_postprocess as sp
+from mask2former_ros.core.postprocess import semantic as sp
 chunk = int(sys.argv[1])
 torch.manual_seed(0)
 logits = torch.randn(200, 256, 512) * 4
@@ -61,7 +61,7 @@ def run(chunk: int, labels: Path) -> dict:
 
 def main() -> int:
     """Print peak MB and ms per variant."""
-    from mask2former_ros.core.semantic_postprocess import QUERY_CHUNK
+    from mask2former_ros.core.postprocess.semantic import QUERY_CHUNK
     tmp = Path(tempfile.mkdtemp())
     rows = [run(QUERY_CHUNK, tmp / 'chunked.npy'), run(200, tmp / 'all.npy')]
     agree = float((np.load(tmp / 'chunked.npy') == np.load(tmp / 'all.npy')).mean())

@@ -32,7 +32,8 @@ import statistics
 import time
 
 from bench_node import default_model
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import torch

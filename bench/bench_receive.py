@@ -29,7 +29,7 @@ import time
 
 from bench_multicam import run_setting
 from bench_node import driver_node, prepare_environment
-from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 import numpy as np
 
 

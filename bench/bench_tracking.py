@@ -51,7 +51,8 @@ import warnings
 import numpy as np
 from scipy import ndimage
 
-from mask2former_ros.core.instance_tracking import InstanceTracker, relabel  # noqa: I100
+from mask2former_ros.core.postprocess.instance_tracking import (  # noqa: I100
+    InstanceTracker, relabel)
 from mask2former_ros.core.results import Segment
 from mask2former_ros.offline.tracking_metrics import combine, TrackingEvaluation
 from mask2former_ros_fixtures.sequences import street_sequence
@@ -252,7 +253,8 @@ def quality(args: argparse.Namespace) -> None:
               **box_makers(args.rate)}
     engine = None
     if not args.skip_model:
-        from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+        from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+        from mask2former_ros.core.engine_config import EngineConfig
         from mask2former_ros_fixtures.tiny_model import ensure_tiny_panoptic_model
         model = args.model or str(ensure_tiny_panoptic_model())
         engine = SegmentationEngine(EngineConfig(model=model, task='panoptic'))

@@ -27,8 +27,8 @@ import json
 import statistics
 import time
 
-from mask2former_ros.core.backends import create_engine
-from mask2former_ros.core.engine_config import EngineConfig
+from mask2former_ros.core.backends.create import create_engine
+from mask2former_ros.core.engine_config import BACKEND_CHOICES, EngineConfig
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument('--size', default='1024x2048')
     parser.add_argument('--seconds', type=float, default=20.0)
     parser.add_argument('--batch', type=int, default=1, help='frames per segment_batch call')
-    parser.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime'))
+    parser.add_argument('--backend', default='torch', choices=BACKEND_CHOICES)
     parser.add_argument('--onnx-model', default='', help='graph for --backend onnxruntime')
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.split('x'))

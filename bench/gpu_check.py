@@ -61,7 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from frame_timing import segment_timed  # noqa: E402
 import gpu_compile  # noqa: E402
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine  # noqa: E402
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine  # noqa: E402
+from mask2former_ros.core.engine_config import EngineConfig  # noqa: E402
 from mask2former_ros_fixtures.synthetic import make_scene  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -78,7 +79,7 @@ def swin_large_checkpoint(folder: Path) -> Path:
     from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SwinConfig
     processor = (getattr(transformers, 'Mask2FormerImageProcessorPil', None)
                  or transformers.Mask2FormerImageProcessor)
-    from mask2former_ros.core.palette import CITYSCAPES_CLASSES
+    from mask2former_ros.core.cityscapes import CITYSCAPES_CLASSES
     backbone = SwinConfig(embed_dim=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48],
                           window_size=12, pretrain_image_size=384, drop_path_rate=0.0,
                           out_features=['stage1', 'stage2', 'stage3', 'stage4'])
@@ -123,8 +124,8 @@ def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 def onnx_row(model: str, graph: Path, provider: str, frames: list[np.ndarray]) -> Row:
     """Time the onnxruntime backend with one provider; 'skipped' if this build lacks it."""
+    from mask2former_ros.core.backends.create import create_engine
     import onnxruntime as ort
-    from mask2former_ros.core.backends import create_engine
     if provider not in ort.get_available_providers():
         return {'skipped': f'{provider} not in this onnxruntime build '
                            f'({", ".join(ort.get_available_providers())})'}
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return gpu_compile.child_main(json.loads(args.child))
     budget = gpu_compile.Budget(args.budget)
-    from mask2former_ros.core.onnx_export import export_graph
+    from mask2former_ros.core.backends.onnx_export import export_graph
     frames_n = 4 if args.quick else args.frames
     cuda = torch.cuda.is_available()
     gpu = torch.cuda.get_device_name() if cuda else 'none'

@@ -204,14 +204,14 @@ def _config(spec: dict, frame: tuple[int, int] = (1024, 2048), **overrides: Any)
 
 def _cudagraph_skips(device: str) -> int:
     """Return how often Inductor declined a CUDA graph in this process (CPU: never counted)."""
-    from mask2former_ros.core.torch_compile import _cudagraph_skips as skips
+    from mask2former_ros.core.backends.torch_compile import _cudagraph_skips as skips
     return 0 if device == 'cpu' else skips()
 
 
 def engine_row(spec: dict) -> Row:
     """Configure (compile) one engine and time it at 1024x2048: frames/s, ms per stage."""
     from gpu_check import timed
-    from mask2former_ros.core.engine import SegmentationEngine
+    from mask2former_ros.core.backends.torch_engine import SegmentationEngine
     import numpy as np
     import torch
     warnings: list[str] = []
@@ -230,7 +230,7 @@ def engine_row(spec: dict) -> Row:
 def agreement_row(spec: dict) -> Row:
     """Share of the tiny model's labels equal to eager fp32's, at three frame sizes."""
     from gpu_check import agreement, scenes
-    from mask2former_ros.core.engine import SegmentationEngine
+    from mask2former_ros.core.backends.torch_engine import SegmentationEngine
     frames = [f for size in TINY_SIZES for f in scenes(2, size)]
     reference = SegmentationEngine(_config(spec, precision='fp32', compile='off'))
     expected = [reference.segment(f).labels for f in frames]
@@ -248,8 +248,8 @@ def agreement_row(spec: dict) -> Row:
 def worker_row(spec: dict) -> Row:
     """Feed the inference worker at 30 Hz (newest frame wins); compare with the engine alone."""
     from frame_timing import segment_timed
-    from mask2former_ros.core.frame_slot import LatestFrameSlots
-    from mask2former_ros.core.inference_worker import InferenceWorker
+    from mask2former_ros.core.runtime.frame_slot import LatestFrameSlots
+    from mask2former_ros.core.runtime.inference_worker import InferenceWorker
     import numpy as np
     frames = list(np.load(spec['frames']))
     worker = InferenceWorker(name='inference')

@@ -22,9 +22,9 @@ This is how many first ROS wrappers of a model look. It exists only to be measur
 import argparse
 import sys
 
-from mask2former_ros.core.backends import create_engine
-from mask2former_ros.core.engine_config import EngineConfig
-from mask2former_ros.ros.image_conversion import image_to_rgb, labels_to_image
+from mask2former_ros.core.backends.create import create_engine
+from mask2former_ros.core.engine_config import BACKEND_CHOICES, EngineConfig
+from mask2former_ros.messages.image_conversion import image_to_rgb, labels_to_image
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from sensor_msgs.msg import Image
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the naive node until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--model', required=True)
-    parser.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime'))
+    parser.add_argument('--backend', default='torch', choices=BACKEND_CHOICES)
     parser.add_argument('--onnx-model', default='', help='graph for --backend onnxruntime')
     parser.add_argument('--cameras', default='',
                         help="comma-separated camera namespaces (default: one, '')")

@@ -29,13 +29,11 @@ import sys
 import tempfile
 
 from bench_node import prepare_environment
-from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 from mask2former_ros_fixtures.model_factory import save_random_checkpoint
+from mask2former_ros_fixtures.ros_harness import NodeProcess, RosPeer, wait_until
 import numpy as np
 from sensor_msgs.msg import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test'))
-from ros_harness import NodeProcess, RosPeer, wait_until  # noqa: E402, I100
 
 
 def main() -> int:

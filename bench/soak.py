@@ -29,7 +29,8 @@ import sys
 
 from bench_node import (
     backend_args, default_model, driver_node, export_for, prepare_environment, run_one)
-from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros.core.engine_config import BACKEND_CHOICES
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--size', default='1024x2048')
     parser.add_argument('--json', help='also write the result to this file')
-    parser.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime'))
+    parser.add_argument('--backend', default='torch', choices=BACKEND_CHOICES)
     parser.add_argument('--onnx-model', help='graph for --backend onnxruntime (default: '
                         'export the model for --size first)')
     args = parser.parse_args(argv)

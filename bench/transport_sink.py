@@ -23,7 +23,7 @@ receives the same camera streams, to measure what the transport alone leaves of 
 import argparse
 import sys
 
-from mask2former_ros.core.large_buffers import keep_large_buffers
+from mask2former_ros.core.runtime.large_buffers import keep_large_buffers
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.qos import QoSProfile, ReliabilityPolicy

@@ -13,11 +13,11 @@
 # limitations under the License.
 
 """
-Mask2Former semantic segmentation for ROS 2 camera topics: the installed runtime (three rooms).
+Mask2Former segmentation for ROS 2 camera topics: the installed runtime (four rooms).
 
-Its rooms are :mod:`.core` (the ROS-free ML core), :mod:`.ros` (the ROS adapter and the node)
-and :mod:`.offline` (``segment_bag``); the test and demo fixtures are the separate, uninstalled
-``mask2former_ros_fixtures`` package. Anyone may import this package; it holds nothing itself
-and imports none of its rooms, so importing it loads neither torch nor ROS (see the README,
-"Architecture").
+Rooms: :mod:`.core` (the ROS-free ML core), :mod:`.messages` (ROS-free image message
+converters), :mod:`.ros` (the ROS adapter and the node) and :mod:`.offline` (``segment_bag``).
+The test and demo fixtures are the separate, uninstalled ``mask2former_ros_fixtures`` package.
+Anyone may import this package; it holds nothing itself and imports none of its rooms, so
+importing it loads neither torch nor ROS (see docs/architecture.md).
 """

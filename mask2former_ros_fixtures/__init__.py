@@ -16,8 +16,10 @@
 Test and demo fixtures: the tiny trained model, synthetic scenes, sample bags, the demo.
 
 Modules: ``tiny_model`` (training and caching the tiny model), ``model_factory``, ``synthetic``
-(street scenes with labels), ``sequences`` (moving objects with persistent ids), ``sample_bag``,
-``bag_player`` and ``demo``. Not part of the installed runtime: it may import everything (the
-runtime package, torch, ROS), and only the tests, the benches and the demo may import it; the
-node and ``segment_bag`` never do (see the README, "Architecture").
+(street scenes with labels), ``sequences`` (moving objects with persistent ids), ``image_encoding``
+(RGB to any sensor_msgs/Image encoding), ``hf_reference`` (transformers' own post-processing),
+``bridge_reference`` (what cv_bridge does), ``ros_harness`` (a node process and a ROS peer for
+tests and benches), ``sample_bag``, ``bag_player`` and ``demo``. Not part of the installed runtime:
+it may import everything (the runtime package, torch, ROS), and only the tests, the benches and the
+demo may import it; the node and ``segment_bag`` never do (see docs/architecture.md).
 """

@@ -36,12 +36,12 @@ import threading
 import time
 
 import cv2
-from mask2former_ros.core.metrics import ConfusionMatrix
-from mask2former_ros.core.palette import CITYSCAPES_CLASSES
-from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.cityscapes import CITYSCAPES_CLASSES
+from mask2former_ros.core.evaluation.metrics import ConfusionMatrix
+from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
 from mask2former_ros.core.segmentation_task import thing_class_ids
+from mask2former_ros.messages.image_conversion import image_to_rgb, stamp_ns
 from mask2former_ros.offline.ground_truth import label_array
-from mask2former_ros.ros.image_conversion import image_to_rgb, stamp_ns
 from mask2former_ros_fixtures.bag_player import BagPlayer
 from mask2former_ros_fixtures.sample_bag import INSTANCES_GT_TOPIC, write_sample_bag
 import numpy as np

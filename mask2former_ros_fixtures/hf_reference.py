@@ -15,7 +15,7 @@
 """
 transformers' own panoptic and instance post-processing, as label and instance-id maps.
 
-The reference that :mod:`mask2former_ros.core.panoptic_postprocess` is checked and benchmarked
+The reference that :mod:`mask2former_ros.core.postprocess.panoptic` is checked and benchmarked
 against: the same model outputs through ``post_process_panoptic_segmentation`` /
 ``post_process_instance_segmentation``, converted to the engine's representation (semantic
 labels with 255 where no segment, uint16 instance ids of the thing segments, 0 = none).

@@ -16,7 +16,7 @@
 
 from pathlib import Path
 
-from mask2former_ros.core.palette import CITYSCAPES_CLASSES
+from mask2former_ros.core.cityscapes import CITYSCAPES_CLASSES
 
 # Backbone presets: 'swin-tiny' matches the Swin-T Mask2Former (embed 96, depths 2-2-6-2).
 BACKBONES: dict[str, dict] = {

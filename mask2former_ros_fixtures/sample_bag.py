@@ -16,7 +16,8 @@
 Write rosbag2 bags of synthetic street scenes with ground truth (no ROS installation needed).
 
 The bags hold, per frame and with identical headers, a ``sensor_msgs/msg/Image`` of the scene
-(any encoding :func:`~mask2former_ros.ros.image_conversion.encode_rgb` supports), optionally its
+(any encoding :func:`~mask2former_ros_fixtures.image_encoding.encode_rgb` supports),
+optionally its
 ``sensor_msgs/msg/CompressedImage`` (JPEG) and a mono8 ground-truth label image in Cityscapes
 train ids (or labelIds), and with ``instances`` a mono16 instance-id image (0 = stuff, cars and
 persons 1..N within a frame; with ``sequence`` one id per car or person for the whole bag).
@@ -34,7 +35,7 @@ from mask2former_ros.core.cityscapes import trainids_to_labelids
 from mask2former_ros.offline.bag_io import (  # noqa: F401 - re-exported for the tests
     COMPRESSED_IMAGE, IMAGE, image_message, labels_message, open_writer, rgb_message,
     storage_plugin, STORAGES, typestore)
-from mask2former_ros.ros.image_conversion import encode_rgb
+from mask2former_ros_fixtures.image_encoding import encode_rgb
 from mask2former_ros_fixtures.sequences import street_sequence
 from mask2former_ros_fixtures.synthetic import make_panoptic_scene, make_scene
 import numpy as np

@@ -52,9 +52,9 @@ import tempfile
 import time
 from typing import Any, Sequence
 
-from mask2former_ros.core.metrics import IGNORE_INDEX
-from mask2former_ros.core.palette import CITYSCAPES_CLASSES
-from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.cityscapes import CITYSCAPES_CLASSES
+from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
+from mask2former_ros.core.results import IGNORE_LABEL
 from mask2former_ros.core.segmentation_task import CITYSCAPES_THING_IDS, TASK_CONFIG_KEY
 from mask2former_ros_fixtures.synthetic import (
     make_panoptic_scene, make_scene, panoptic_scene_stream, scene_stream, TINY_CLASSES)
@@ -218,7 +218,7 @@ def tiny_config(task: str = 'semantic'):
         backbone_config=backbone, num_labels=len(CITYSCAPES_CLASSES),
         id2label=dict(enumerate(CITYSCAPES_CLASSES)),
         label2id={name: i for i, name in enumerate(CITYSCAPES_CLASSES)},
-        ignore_value=IGNORE_INDEX, **_head_kwargs(task))
+        ignore_value=IGNORE_LABEL, **_head_kwargs(task))
     # Read by mask2former_ros.core.segmentation_task (task 'auto' and the mismatch check).
     setattr(config, TASK_CONFIG_KEY, task)
     return config
@@ -240,7 +240,7 @@ def tiny_image_processor():
     return Mask2FormerImageProcessorPil(
         size={'height': TRAIN_HEIGHT, 'width': TRAIN_WIDTH}, size_divisor=32,
         image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD),
-        ignore_index=IGNORE_INDEX, do_reduce_labels=False, num_labels=len(CITYSCAPES_CLASSES))
+        ignore_index=IGNORE_LABEL, do_reduce_labels=False, num_labels=len(CITYSCAPES_CLASSES))
 
 
 def load_tiny_model(model_dir: Path):
@@ -297,7 +297,7 @@ def _target_masks(labels: np.ndarray,
     class is one mask and each instance id (> 0) its own mask with its class.
     """
     classes = np.unique(labels)
-    classes = classes[classes != IGNORE_INDEX]
+    classes = classes[classes != IGNORE_LABEL]
     if instances is None:
         return (labels[None] == classes[:, None, None]), classes
     stuff = classes[~np.isin(classes, list(CITYSCAPES_THING_IDS))]
@@ -330,8 +330,8 @@ def _training_batch(rng: np.random.Generator, batch_size: int, height: int, widt
 
 
 def _confusion(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
-    """Return the (num_classes, num_classes) confusion matrix, ignoring ``IGNORE_INDEX``."""
-    valid = target != IGNORE_INDEX
+    """Return the (num_classes, num_classes) confusion matrix, ignoring ``IGNORE_LABEL``."""
+    valid = target != IGNORE_LABEL
     index = target[valid].astype(np.int64) * num_classes + pred[valid].astype(np.int64)
     return np.bincount(index, minlength=num_classes * num_classes).reshape(
         num_classes, num_classes)
@@ -404,7 +404,7 @@ def panoptic_maps(segmentation: np.ndarray, segments_info: Sequence[dict[str, An
     """
     segmentation = np.asarray(segmentation)
     things = set(thing_ids)
-    labels = np.full(segmentation.shape, IGNORE_INDEX, dtype=np.uint8)
+    labels = np.full(segmentation.shape, IGNORE_LABEL, dtype=np.uint8)
     instances = np.zeros(segmentation.shape, dtype=np.uint16)
     seen: set[int] = set()
     for info in segments_info:
@@ -424,7 +424,7 @@ def _evaluate_panoptic_loaded(model, processor, seed: int, n: int, height: int, 
     """Return PQ of a loaded model through HF's panoptic post-processing on fresh scenes."""
     import torch
 
-    quality = PanopticQuality(len(CITYSCAPES_CLASSES), CITYSCAPES_THING_IDS, IGNORE_INDEX)
+    quality = PanopticQuality(len(CITYSCAPES_CLASSES), CITYSCAPES_THING_IDS, IGNORE_LABEL)
     start = time.perf_counter()
     scenes = list(panoptic_scene_stream(seed, n, height, width))
     for i in range(0, n, batch_size):
@@ -457,7 +457,7 @@ def evaluate_pq(model_dir: Path, seed: int = EVAL_SEED_OFFSET, n: int = EVAL_IMA
 
     Frames go through the saved processor, the model and ``post_process_panoptic_segmentation``
     (:data:`PANOPTIC_THRESHOLDS`, stuff classes fused) at the original size; PQ, SQ and RQ
-    (all, things, stuff) come from :class:`~mask2former_ros.core.panoptic_quality.
+    (all, things, stuff) come from :class:`~mask2former_ros.core.evaluation.panoptic_quality.
     PanopticQuality` against the scenes' labels and instance ids.
     """
     model, processor = load_tiny_model(Path(model_dir))

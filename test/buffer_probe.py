@@ -32,7 +32,7 @@ def main() -> None:
     mode, topic = sys.argv[1], sys.argv[2]
     tuned = None
     if mode == 'receive' and sys.argv[3] == 'tuned':
-        from mask2former_ros.core.large_buffers import keep_large_buffers
+        from mask2former_ros.core.runtime.large_buffers import keep_large_buffers
         tuned = keep_large_buffers()
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -40,8 +40,8 @@ def main() -> None:
     rclpy.init()
     node = rclpy.create_node('buffer_probe')
     if mode == 'publish':
+        from mask2former_ros_fixtures.image_encoding import make_image_msg
         import numpy as np
-        from mask2former_ros.ros.image_conversion import make_image_msg
         pub = node.create_publisher(Image, topic, 1)
         msg = make_image_msg(np.zeros((1024, 2048, 3), np.uint8), 'rgb8')
         try:

@@ -79,8 +79,8 @@ def tiny_panoptic_model_dir() -> Path:
 
 def retask_graph(graph: Path, task: str, output: Path) -> Path:
     """Write a copy of an exported graph whose metadata names another task (or none: None)."""
+    from mask2former_ros.core.backends.onnx_cache import METADATA_PREFIX
     import onnx
-    from mask2former_ros.core.onnx_cache import METADATA_PREFIX
     proto = onnx.load(str(graph))
     entries = [(p.key, p.value) for p in proto.metadata_props if p.key != METADATA_PREFIX + 'task']
     del proto.metadata_props[:]
@@ -112,7 +112,7 @@ def run_lock(path: Path) -> Iterator[None]:
 
 def exported_once(model: Path, size: tuple[int, int], path: Path) -> Path:
     """Export ``model`` for frames of ``size`` to ``path`` unless a worker of this run did."""
-    from mask2former_ros.core.onnx_export import export_graph
+    from mask2former_ros.core.backends.onnx_export import export_graph
     with run_lock(path):
         if not path.is_file():
             partial = path.with_suffix('.partial.onnx')
@@ -163,7 +163,7 @@ def tiny_onnx_graph(tiny_model_dir, tmp_path_factory) -> Callable[[tuple[int, in
 @pytest.fixture(scope='module')
 def peer(request):
     """Return a RosPeer, with its own node and executor thread, for the tests of a module."""
-    from ros_harness import RosPeer
+    from mask2former_ros_fixtures.ros_harness import RosPeer
     p = RosPeer(f"{request.module.__name__.rpartition('.')[2]}_peer")
     yield p
     p.close()

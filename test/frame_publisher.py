@@ -23,7 +23,7 @@ message is truncated (bad input the node must count and survive).
 
 import argparse
 
-from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import rclpy

@@ -17,10 +17,12 @@
 from pathlib import Path
 from types import SimpleNamespace
 
-from mask2former_ros.core.engine import EngineConfig, ModelLoadError, SegmentationEngine
-from mask2former_ros.core.metrics import ConfusionMatrix
-from mask2former_ros.core.palette import CITYSCAPES_CLASSES, CITYSCAPES_COLORS
-from mask2former_ros.core.semantic_postprocess import (
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.checkpoint import ModelLoadError
+from mask2former_ros.core.cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_COLORS
+from mask2former_ros.core.engine_config import EngineConfig
+from mask2former_ros.core.evaluation.metrics import ConfusionMatrix
+from mask2former_ros.core.postprocess.semantic import (
     class_probabilities, semantic_inference, upsampled_argmax)
 from mask2former_ros_fixtures.model_factory import save_random_checkpoint
 from mask2former_ros_fixtures.synthetic import make_scene

@@ -22,12 +22,12 @@ import textwrap
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from mask2former_ros.core.metrics import miou
-from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros.core.evaluation.metrics import miou
+from mask2former_ros_fixtures.image_encoding import make_image_msg
+from mask2former_ros_fixtures.ros_harness import (
+    labels_array, NodeProcess, remove_zombie_segments, shm_segments, wait_until)
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
-from ros_harness import (
-    labels_array, NodeProcess, remove_zombie_segments, shm_segments, wait_until)
 from sensor_msgs.msg import Image
 
 
@@ -40,7 +40,7 @@ PUBLISHER = textwrap.dedent("""
     import numpy as np, rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-    from mask2former_ros.ros.image_conversion import make_image_msg
+    from mask2former_ros_fixtures.image_encoding import make_image_msg
     from mask2former_ros_fixtures.synthetic import make_scene
     rclpy.init()
     node = rclpy.create_node('camera_driver')

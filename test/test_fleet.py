@@ -23,8 +23,9 @@ import time
 from types import SimpleNamespace
 
 import cv2
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
-from mask2former_ros.core.metrics import ConfusionMatrix
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.engine_config import EngineConfig
+from mask2former_ros.core.evaluation.metrics import ConfusionMatrix
 from mask2former_ros.offline import segment_bag, segment_fleet
 from mask2former_ros_fixtures.sample_bag import write_sample_bag
 import numpy as np

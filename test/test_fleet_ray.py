@@ -20,7 +20,8 @@ import signal
 import subprocess
 import time
 
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros.offline import segment_fleet
 from mask2former_ros_fixtures.sample_bag import write_sample_bag
 import pytest

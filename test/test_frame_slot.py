@@ -17,7 +17,7 @@
 import threading
 import time
 
-from mask2former_ros.core.frame_slot import LatestFrameSlots, simulate_realtime
+from mask2former_ros.core.runtime.frame_slot import LatestFrameSlots, simulate_realtime
 
 
 def test_newest_item_wins_and_replaced_items_are_counted():

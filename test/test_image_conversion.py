@@ -24,15 +24,10 @@ from typing import Callable
 import zlib
 
 import cv2
-from mask2former_ros.ros import image_conversion
-from mask2former_ros.ros.image_conversion import (
-    compressed_to_rgb,
-    encode_rgb,
-    image_to_rgb,
-    labels_to_image,
-    make_image_msg,
-    rgb_to_image,
-)
+from mask2former_ros.messages import image_conversion
+from mask2former_ros.messages.image_conversion import (
+    compressed_to_rgb, image_to_rgb, labels_to_image, rgb_to_image)
+from mask2former_ros_fixtures.image_encoding import encode_rgb, make_image_msg
 import numpy as np
 import PIL.Image
 import pytest
@@ -539,7 +534,7 @@ def test_module_imports_and_converts_without_ros():
         'for name in ("rclpy", "sensor_msgs", "sensor_msgs.msg", "std_msgs", "std_msgs.msg"):\n'
         '    sys.modules[name] = None\n'
         'from types import SimpleNamespace\n'
-        'from mask2former_ros.ros.image_conversion import image_to_rgb\n'
+        'from mask2former_ros.messages.image_conversion import image_to_rgb\n'
         'msg = SimpleNamespace(encoding="bgr8", width=2, height=1, step=6, is_bigendian=0,\n'
         '                      data=bytes([1, 2, 3, 4, 5, 6]))\n'
         'print(image_to_rgb(msg).tolist())\n')

@@ -24,12 +24,13 @@ README "Image conversion and cv_bridge") are asserted as such.
 
 import io
 
-from bridge_reference import (
-    ALIASES, BRIDGE, CvBridgeError, known_name, MISSING, pixel_aligned, reference_rgb, relabelled)
 import cv2
-from mask2former_ros.ros import image_conversion
-from mask2former_ros.ros.image_conversion import (
-    compressed_to_rgb, image_to_rgb, labels_to_image, make_image_msg, rgb_to_image)
+from mask2former_ros.messages import image_conversion
+from mask2former_ros.messages.image_conversion import (
+    compressed_to_rgb, image_to_rgb, labels_to_image, rgb_to_image)
+from mask2former_ros_fixtures.bridge_reference import (
+    ALIASES, BRIDGE, CvBridgeError, known_name, MISSING, pixel_aligned, reference_rgb, relabelled)
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 import numpy as np
 import PIL.Image
 import pytest

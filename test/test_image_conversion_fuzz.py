@@ -17,12 +17,12 @@
 import collections
 import types
 
-from bridge_reference import MISSING, reference_rgb
 import cv2
 import hypothesis
 import hypothesis.strategies as st
-from mask2former_ros.ros import image_conversion
-from mask2former_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
+from mask2former_ros.messages import image_conversion
+from mask2former_ros.messages.image_conversion import compressed_to_rgb, image_to_rgb
+from mask2former_ros_fixtures.bridge_reference import MISSING, reference_rgb
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image

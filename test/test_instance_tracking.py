@@ -19,7 +19,7 @@ The ground truth of moving street sequences, renumbered per frame in a random or
 detector would, is the perfect detector: tracking must give each object one id throughout.
 """
 
-from mask2former_ros.core.instance_tracking import (
+from mask2former_ros.core.postprocess.instance_tracking import (
     InstanceTracker, MAX_TRACK_ID, relabel, TrackerConfig)
 from mask2former_ros.core.results import Segment
 from mask2former_ros.offline.tracking_metrics import TrackingEvaluation

@@ -21,8 +21,8 @@ import subprocess
 import sys
 import uuid
 
+from mask2former_ros_fixtures.ros_harness import stop_process
 import pytest
-from ros_harness import stop_process
 
 HERE = Path(__file__).resolve().parent
 PROFILE = HERE.parent / 'config' / 'fastdds_large_images.xml'

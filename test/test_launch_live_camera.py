@@ -28,7 +28,7 @@ launched process exited cleanly. Runs under pytest (the launch_testing plugin) o
 import unittest
 
 import launch_harness
-from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import pytest

@@ -25,7 +25,7 @@ node exited cleanly.
 import unittest
 
 import launch_harness
-from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.image_encoding import make_image_msg
 import numpy as np
 import pytest
 import rclpy

@@ -34,8 +34,8 @@ import time
 
 import launch_harness
 from launch_harness import RosLaunch
+from mask2former_ros_fixtures.ros_harness import call_service, RosPeer, wait_until
 import pytest
-from ros_harness import call_service, RosPeer, wait_until
 from sensor_msgs.msg import Image
 import yaml
 

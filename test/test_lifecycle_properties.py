@@ -38,15 +38,15 @@ from hypothesis.stateful import (
 import hypothesis.strategies as st
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from mask2former_ros.core.engine import SegmentationEngine
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
 from mask2former_ros.ros.node import SegmentationNode
+from mask2former_ros_fixtures.ros_harness import call_service, RosPeer, wait_until
 import pytest
 from rcl_interfaces.srv import SetParameters
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from ros_harness import call_service, RosPeer, wait_until
 from sensor_msgs.msg import Image
 
 HERE = Path(__file__).resolve().parent
@@ -375,7 +375,7 @@ def test_teardown_racing_the_watchdog_leaves_no_restarted_model(tiny_model_dir, 
     reading the worker and asking whether it is alive, until teardown has stopped it (or for
     1 s, when teardown waits for the watchdog as it must).
     """
-    from mask2former_ros.core import inference_worker
+    from mask2former_ros.core.runtime import inference_worker
 
     model = str(tiny_model_dir)
     context = rclpy.Context()

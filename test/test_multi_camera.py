@@ -19,13 +19,13 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from mask2former_ros.core.engine import SegmentationEngine
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
 from mask2former_ros.core.engine_config import EngineConfig
-from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.image_encoding import make_image_msg
+from mask2former_ros_fixtures.ros_harness import labels_array, NodeProcess, RosPeer, wait_until
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import pytest
-from ros_harness import labels_array, NodeProcess, RosPeer, wait_until
 from sensor_msgs.msg import Image
 
 CAMERAS = {  # name: (height, width, rate Hz)

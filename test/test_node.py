@@ -21,16 +21,17 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from mask2former_ros.core.metrics import ConfusionMatrix, miou
-from mask2former_ros.core.palette import CITYSCAPES_CLASSES, CITYSCAPES_COLORS
-from mask2former_ros.ros.image_conversion import image_to_rgb, make_image_msg
+from mask2former_ros.core.cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_COLORS
+from mask2former_ros.core.evaluation.metrics import ConfusionMatrix, miou
+from mask2former_ros.messages.image_conversion import image_to_rgb
+from mask2former_ros_fixtures.image_encoding import make_image_msg
+from mask2former_ros_fixtures.ros_harness import (
+    call_service, labels_array, NodeProcess, RosPeer, shm_segments, wait_until, zombie_segments)
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import pytest
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
-from ros_harness import (
-    call_service, labels_array, NodeProcess, RosPeer, shm_segments, wait_until, zombie_segments)
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 

@@ -25,10 +25,10 @@ engine object: each process loads its own engine from the same checkpoint direct
 import subprocess
 
 from mask2former_ros_fixtures.bag_player import BagPlayer
+from mask2former_ros_fixtures.ros_harness import NodeProcess, RosPeer, wait_until
 from mask2former_ros_fixtures.sample_bag import typestore, write_sample_bag
 import numpy as np
 import pytest
-from ros_harness import NodeProcess, RosPeer, wait_until
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 from test_segment_bag import SCRIPT

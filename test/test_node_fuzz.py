@@ -24,11 +24,12 @@ published, a bad frame or a failed frame). Afterwards it is alive and segments a
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from hypothesis import given, HealthCheck, settings, strategies as st
-from mask2former_ros.ros.image_conversion import make_image_msg, SUPPORTED_ENCODINGS
+from mask2former_ros.messages.image_conversion import SUPPORTED_ENCODINGS
+from mask2former_ros_fixtures.image_encoding import make_image_msg
+from mask2former_ros_fixtures.ros_harness import NodeProcess, RosPeer, wait_until
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import pytest
-from ros_harness import NodeProcess, RosPeer, wait_until
 from sensor_msgs.msg import CompressedImage, Image
 
 OUTCOMES = ('frames_processed', 'bad_frames', 'failed_frames')

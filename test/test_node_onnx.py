@@ -17,14 +17,16 @@
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
-from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.engine_config import EngineConfig
+from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
 from mask2former_ros.ros.detections import Detection2DArray
-from mask2former_ros.ros.image_conversion import make_image_msg
+from mask2former_ros_fixtures.image_encoding import make_image_msg
+from mask2former_ros_fixtures.ros_harness import (
+    call_service, labels_array, NodeProcess, wait_until)
 from mask2former_ros_fixtures.synthetic import make_panoptic_scene, make_scene
 import numpy as np
 import pytest
-from ros_harness import call_service, labels_array, NodeProcess, wait_until
 from sensor_msgs.msg import Image
 
 SIZE = (240, 320)

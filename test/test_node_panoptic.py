@@ -32,18 +32,20 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from mask2former_ros.core.instance_render import colorize_instances
-from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
+from mask2former_ros.core.render.instance_render import colorize_instances
 from mask2former_ros.core.segmentation_task import CITYSCAPES_THING_IDS
+from mask2former_ros.messages.image_conversion import image_to_rgb
 from mask2former_ros.ros.detections import Detection2DArray, detection_box, VISION_MSGS_MISSING
-from mask2former_ros.ros.image_conversion import image_to_rgb, make_image_msg
+from mask2former_ros_fixtures.image_encoding import make_image_msg
+from mask2former_ros_fixtures.ros_harness import (
+    call_service, labels_array, NodeProcess, RosPeer, wait_until)
 from mask2former_ros_fixtures.sequences import street_sequence
 from mask2former_ros_fixtures.synthetic import make_panoptic_scene, make_scene
 import numpy as np
 import pytest
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
-from ros_harness import call_service, labels_array, NodeProcess, RosPeer, wait_until
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 

@@ -16,8 +16,9 @@
 
 import threading
 
-from mask2former_ros.core.engine import (
-    EngineConfig, InferenceOutOfMemoryError, SegmentationEngine, SegmentationResult)
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.engine_config import EngineConfig
+from mask2former_ros.core.results import InferenceOutOfMemoryError, SegmentationResult
 from mask2former_ros.offline import segment_bag, SegmentBagError
 from mask2former_ros.offline.pipeline import run_pipeline
 from mask2former_ros_fixtures.sample_bag import typestore, write_gt_dir, write_sample_bag

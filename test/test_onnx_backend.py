@@ -21,11 +21,12 @@ import shutil
 import subprocess
 import sys
 
-from mask2former_ros.core.backends import create_engine
+from mask2former_ros.core.backends.create import create_engine
+from mask2former_ros.core.backends.onnx_cache import cache_key, cached_graph, METADATA_PREFIX
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
 from mask2former_ros.core.checkpoint import ModelLoadError
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
-from mask2former_ros.core.onnx_cache import cache_key, cached_graph, METADATA_PREFIX
-from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.engine_config import EngineConfig
+from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
 from mask2former_ros.core.results import Segment
 from mask2former_ros.core.segmentation_task import TaskMismatchError
 from mask2former_ros_fixtures.synthetic import make_panoptic_scene, make_scene
@@ -229,7 +230,7 @@ def test_engine_exports_into_the_cache_on_first_use(tiny_panoptic_model_dir, pan
 def test_serving_imports_neither_torch_nor_transformers(graphs, tiny_model_dir):
     code = (
         'import sys, numpy as np\n'
-        'from mask2former_ros.core.backends import create_engine\n'
+        'from mask2former_ros.core.backends.create import create_engine\n'
         'from mask2former_ros.core.engine_config import EngineConfig\n'
         f'e = create_engine(EngineConfig(model={str(tiny_model_dir)!r}, backend="onnxruntime", '
         f'onnx_model={str(graphs[(120, 200)])!r}))\n'
@@ -243,13 +244,15 @@ def test_serving_imports_neither_torch_nor_transformers(graphs, tiny_model_dir):
 
 
 def test_export_cli_errors(tmp_path):
-    done = subprocess.run([sys.executable, '-m', 'mask2former_ros.core.onnx_export', '--model',
+    done = subprocess.run([sys.executable, '-m', 'mask2former_ros.core.backends.onnx_export',
+                           '--model',
                            str(tmp_path / 'nope'), '--size', '120x200', '--output',
                            str(tmp_path / 'x.onnx')], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 1 and 'does not exist' in done.stderr
     assert not (tmp_path / 'x.onnx').exists()
-    done = subprocess.run([sys.executable, '-m', 'mask2former_ros.core.onnx_export', '--model',
+    done = subprocess.run([sys.executable, '-m', 'mask2former_ros.core.backends.onnx_export',
+                           '--model',
                            str(tmp_path), '--size', '120by200', '--output',
                            str(tmp_path / 'x.onnx')], capture_output=True, text=True,
                           timeout=120)
@@ -299,7 +302,7 @@ def test_segment_bag_miou_equals_the_torch_backend_and_imports_no_torch(
 SERVE_QUERIES = """
 import json, sys
 import numpy as np
-from mask2former_ros.core.backends import create_engine
+from mask2former_ros.core.backends.create import create_engine
 from mask2former_ros.core.engine_config import EngineConfig
 jobs, frames, out = json.loads(sys.argv[1]), np.load(sys.argv[2]), sys.argv[3]
 arrays, report = {}, {'segments': {}}

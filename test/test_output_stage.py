@@ -24,19 +24,20 @@ import threading
 import time
 from typing import Any
 
-from mask2former_ros.core.instance_render import colorize_instances
-from mask2former_ros.core.instance_tracking import InstanceTracker
-from mask2former_ros.core.palette import CITYSCAPES_COLORS, colorize, overlay
+from mask2former_ros.core.cityscapes import CITYSCAPES_COLORS
+from mask2former_ros.core.postprocess.instance_tracking import InstanceTracker
+from mask2former_ros.core.render.instance_render import colorize_instances
+from mask2former_ros.core.render.palette import colorize, overlay
 from mask2former_ros.core.results import NO_SEGMENT, Segment
-from mask2former_ros.core.stats import CameraStats
+from mask2former_ros.core.runtime.stats import CameraStats
+from mask2former_ros.messages.image_conversion import image_to_rgb
 from mask2former_ros.ros import output_stage
 from mask2former_ros.ros.detections import (
     Detection2DArray, detection_array, detection_box, VISION_MSGS_MISSING)
-from mask2former_ros.ros.image_conversion import image_to_rgb
 from mask2former_ros.ros.output_stage import Output, OutputStage
+from mask2former_ros_fixtures.ros_harness import labels_array, RosPeer, wait_until
 import numpy as np
 import pytest
-from ros_harness import labels_array, RosPeer, wait_until
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 

@@ -16,12 +16,12 @@
 
 from pathlib import Path
 
-from mask2former_ros.core.backends import create_engine
+from mask2former_ros.core.backends.create import create_engine
 from mask2former_ros.core.engine_config import EngineConfig, parse_task, parse_threshold
-from mask2former_ros.core.panoptic_postprocess import (
+from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
+from mask2former_ros.core.postprocess.panoptic import (
     count_at_least, instance_inference, panoptic_inference, query_inference, segments_with_boxes,
     Thresholds)
-from mask2former_ros.core.panoptic_quality import PanopticQuality
 from mask2former_ros.core.results import NO_SEGMENT
 from mask2former_ros.core.segmentation_task import (
     CITYSCAPES_THING_IDS, declared_task, resolve_task, TaskMismatchError, thing_class_ids)
@@ -205,7 +205,7 @@ def test_segments_describe_the_instance_image(panoptic_engine, size):
 
 
 def test_segments_with_boxes_reads_bounds_from_the_image():
-    from mask2former_ros.core.panoptic_postprocess import SegmentRecord
+    from mask2former_ros.core.postprocess.panoptic import SegmentRecord
     instances = np.zeros((6, 8), np.uint16)
     instances[1:3, 2:5] = 1
     instances[4, 7] = 2
@@ -256,7 +256,7 @@ def test_task_is_read_from_checkpoint_names_and_configs():
 
 
 def test_thing_classes():
-    from mask2former_ros.core.palette import CITYSCAPES_CLASSES
+    from mask2former_ros.core.cityscapes import CITYSCAPES_CLASSES
     assert thing_class_ids(CITYSCAPES_CLASSES, 'panoptic') == frozenset(range(11, 19))
     assert thing_class_ids(CITYSCAPES_CLASSES, 'instance') == frozenset(range(19))
     assert thing_class_ids(CITYSCAPES_CLASSES, 'semantic') == frozenset()

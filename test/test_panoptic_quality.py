@@ -12,12 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""PQ, SQ, RQ of core.panoptic_quality: hand-built cases, the COCO loop, torchmetrics, summing."""
+"""PQ, SQ, RQ of core.evaluation.panoptic_quality: hand-built cases, COCO loop, torchmetrics."""
 
 import json
 import math
 
-from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
 import numpy as np
 import pytest
 

@@ -16,8 +16,9 @@
 
 import threading
 
-from mask2former_ros.core.engine import (
-    EngineConfig, NON_FINITE, SegmentationEngine, WrongThreadError)
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.engine_config import EngineConfig
+from mask2former_ros.core.results import NON_FINITE, WrongThreadError
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import pytest

@@ -29,7 +29,8 @@ import sys
 import tempfile
 
 import cv2
-from mask2former_ros.core.palette import CITYSCAPES_CLASSES, CITYSCAPES_COLORS, colorize
+from mask2former_ros.core.cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_COLORS
+from mask2former_ros.core.render.palette import colorize
 from mask2former_ros.offline.report import write_report
 from mask2former_ros.offline.summary import FPS_BASIS
 import numpy as np

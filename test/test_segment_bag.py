@@ -23,11 +23,12 @@ import subprocess
 import sys
 
 import cv2
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
 from mask2former_ros.core.cityscapes import labelids_to_trainids, trainids_to_labelids
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
-from mask2former_ros.core.palette import colorize, overlay
+from mask2former_ros.core.engine_config import EngineConfig
+from mask2former_ros.core.render.palette import colorize, overlay
+from mask2former_ros.messages.image_conversion import stamp_ns
 from mask2former_ros.offline import segment_bag, SegmentBagError
-from mask2former_ros.ros.image_conversion import stamp_ns
 from mask2former_ros_fixtures.sample_bag import typestore, write_gt_dir, write_sample_bag
 import numpy as np
 import pytest

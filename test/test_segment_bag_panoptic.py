@@ -17,10 +17,11 @@
 import json
 from pathlib import Path
 
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
-from mask2former_ros.core.instance_render import colorize_instances
-from mask2former_ros.core.palette import colorize
-from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.engine_config import EngineConfig
+from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
+from mask2former_ros.core.render.instance_render import colorize_instances
+from mask2former_ros.core.render.palette import colorize
 from mask2former_ros.offline import segment_bag, segment_fleet
 from mask2former_ros.offline.bag_io import image_message, labels_message, open_writer
 from mask2former_ros_fixtures.sample_bag import make_header, sample_stamps, typestore

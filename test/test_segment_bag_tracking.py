@@ -21,7 +21,8 @@ The sample bags are street sequences whose instance ground truth keeps one id pe
 import json
 from pathlib import Path
 
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros.offline import segment_bag, segment_fleet
 from mask2former_ros.offline.tracking_metrics import combine, trackeval_metrics
 from mask2former_ros_fixtures.sample_bag import INSTANCES_GT_TOPIC, write_sample_bag

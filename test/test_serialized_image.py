@@ -15,8 +15,8 @@
 """The node reads camera messages from rclpy's serialized bytes with rosbags, without a copy."""
 
 from hypothesis import given, settings, strategies as st
-from mask2former_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
-from mask2former_ros.ros.serialized_image import read_image, ros_header
+from mask2former_ros.messages.image_conversion import compressed_to_rgb, image_to_rgb
+from mask2former_ros.messages.serialized_image import read_image, ros_header
 import numpy as np
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message

@@ -24,7 +24,7 @@ from rclpy.executors import SingleThreadedExecutor
 
 def test_spin_ends_when_the_wake_up_came_before_the_shutdown():
     """
-    The signal thread of rclpy wakes the executor, then shuts the context down (no callback).
+    The rclpy signal thread wakes the executor, then shuts the context down (no Python callback).
 
     A bag replay's node (simulated time, /clock stopped: no timer fires) hung in
     ``executor.spin()`` after launch's one SIGINT until launch escalated to SIGTERM 15 s later:

@@ -17,7 +17,7 @@
 import json
 import os
 
-from mask2former_ros.core.palette import CITYSCAPES_CLASSES
+from mask2former_ros.core.cityscapes import CITYSCAPES_CLASSES
 from mask2former_ros_fixtures import synthetic
 from mask2former_ros_fixtures.synthetic import (
     make_panoptic_scene, make_scene, panoptic_scene_stream, scene_stream, THING_CLASSES,

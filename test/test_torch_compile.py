@@ -29,10 +29,11 @@ import subprocess
 import sys
 
 from compile_toy import Toy
-from mask2former_ros.core.engine import EngineConfig, SegmentationEngine
-from mask2former_ros.core.onnx_cache import cache_root
-from mask2former_ros.core.torch_compile import (
+from mask2former_ros.core.backends.onnx_cache import cache_root
+from mask2former_ros.core.backends.torch_compile import (
     _torch_default_cache_dir, ModelForward, resolve_compile)
+from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros_fixtures.synthetic import make_scene
 import numpy as np
 import pytest
@@ -83,7 +84,7 @@ def test_compile_failure_is_one_warning_and_eager_serving(tiny_model_dir, tmp_pa
     script = (
         'import json\n'
         'import numpy as np\n'
-        'from mask2former_ros.core.backends import create_engine\n'
+        'from mask2former_ros.core.backends.create import create_engine\n'
         'from mask2former_ros.core.engine_config import EngineConfig\n'
         'warnings = []\n'
         f"engine = create_engine(EngineConfig(model={str(tiny_model_dir)!r}, compile='default'),\n"
@@ -108,7 +109,7 @@ def test_a_compiler_that_fails_mid_compile_leaves_the_forward_eager(tmp_path):
     script = (
         'import json, torch\n'
         'from compile_toy import Toy\n'
-        'from mask2former_ros.core.torch_compile import ModelForward\n'
+        'from mask2former_ros.core.backends.torch_compile import ModelForward\n'
         'warnings = []\n'
         "forward = ModelForward(Toy().eval(), torch.device('cpu'), torch.float32, 'default',\n"
         '                       lambda _: None, warnings.append)\n'
@@ -183,7 +184,7 @@ def test_segment_bag_takes_compile_and_reads_the_frame_size_it_needs():
 
 
 def test_diagnostics_say_the_compile_mode_or_why_it_is_off():
-    from mask2former_ros.core.stats import WindowStats
+    from mask2former_ros.core.runtime.stats import WindowStats
     from mask2former_ros.ros.diagnostics import BatchStats, model_status, ModelInfo
 
     batches = BatchStats({}, WindowStats(), WindowStats(), {})

@@ -13,11 +13,13 @@
 # limitations under the License.
 
 """
-The ROS-free ML core: engine, post-processing, palette, class tables, metrics, frame slot, stats.
+The ROS-free ML core: settings, results and class tables on the ground floor, five rooms above.
 
-Modules: ``engine_config``, ``checkpoint``, ``engine``, ``semantic_postprocess``,
-``inference_worker`` (the one torch thread), ``palette``, ``cityscapes``, ``metrics``,
-``frame_slot``, ``stats`` and ``large_buffers``. It imports only numpy, torch, transformers and
-OpenCV (never ROS, :mod:`mask2former_ros.ros`, :mod:`mask2former_ros.offline` or the fixtures);
-every other room, the tests and the benches may import it (see the README, "Architecture").
+Modules: ``engine_config`` (settings parsed once: EngineConfig, the parsers, DEFAULT_MODEL),
+``results`` (what backends return, IGNORE_LABEL), ``checkpoint`` (loading a checkpoint),
+``segmentation_task`` (semantic, panoptic or instance) and ``cityscapes`` (class names, colours,
+label ids). Rooms: ``backends``, ``postprocess``, ``evaluation``, ``render`` and ``runtime``. The
+ground floor imports only numpy, OpenCV, torch and transformers (never ROS, a room above it,
+:mod:`mask2former_ros.ros`, :mod:`mask2former_ros.offline` or the fixtures); every room, the
+other packages, the tests and the benches may import it (see docs/architecture.md).
 """

@@ -15,7 +15,11 @@
 """Engine settings: backend, device, precision and sizes, validated (no ROS, no torch)."""
 
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable
 
+# The checkpoint the node and segment_bag load when none is given (19 Cityscapes classes).
+DEFAULT_MODEL = 'facebook/mask2former-swin-large-cityscapes-semantic'
 BACKEND_CHOICES = ('torch', 'onnxruntime')
 DEVICE_CHOICES = ('auto', 'cpu', 'cuda', 'cuda:N')
 PRECISION_CHOICES = ('auto', 'fp32', 'fp16', 'bf16')
@@ -33,29 +37,6 @@ DEFAULT_OVERLAP_THRESHOLD = 0.8
 PROVIDER_ALIASES = {'tensorrt': 'TensorrtExecutionProvider', 'cuda': 'CUDAExecutionProvider',
                     'cpu': 'CPUExecutionProvider'}
 DEFAULT_PROVIDERS = tuple(PROVIDER_ALIASES.values())
-
-
-@dataclass
-class EngineConfig:
-    """Settings of a segmentation engine; see the README for their meaning."""
-
-    model: str
-    device: str = 'auto'
-    precision: str = 'auto'
-    input_size: str | int = 'checkpoint'
-    allow_pickle: bool = False
-    with_confidence: bool = False
-    backend: str = 'torch'
-    onnx_model: str = ''  # backend onnxruntime: exported file; '' = export into the cache
-    onnx_providers: tuple[str, ...] = field(default_factory=tuple)  # (), ('auto',): best first
-    frame_size: str = ''  # 'HxW' of the frames; needed to export on configure
-    onnx_threads: int = 0  # ONNX Runtime intra-op threads; 0: one per core
-    onnx_spinning: bool = True  # ONNX Runtime worker threads spin between operators
-    task: str = 'auto'  # semantic | panoptic | instance | auto (read from the checkpoint)
-    score_threshold: float = DEFAULT_SCORE_THRESHOLD  # keep a query above this class score
-    mask_threshold: float = DEFAULT_MASK_THRESHOLD  # a query's mask: sigmoid >= this
-    overlap_threshold: float = DEFAULT_OVERLAP_THRESHOLD  # keep a segment > this share of mask
-    compile: str = 'auto'  # noqa: A003 - torch backend: COMPILE_CHOICES, at configure
 
 
 def parse_device(device: str) -> str:
@@ -159,3 +140,92 @@ def parse_threshold(name: str, value: float) -> float:
     if not 0.0 <= number <= 1.0:  # also refuses NaN
         raise ValueError(f'invalid {name} {value!r}: must be in [0, 1]')
     return number
+
+
+@dataclass(frozen=True)
+class EngineSetting:
+    """An engine setting as the node (a parameter) and segment_bag (an option) both offer it."""
+
+    name: str
+    default: Any
+    choices: tuple[str, ...] = ()  # the allowed values, as messages and help texts list them
+    parse: Callable[[Any], Any] | None = None  # normalises a value; ValueError if invalid
+
+
+# The engine settings the node's parameters and segment_bag's options mirror, defined once:
+# names, defaults, choices and parsers (each front end words its own help text).
+ENGINE_SETTINGS: dict[str, EngineSetting] = {s.name: s for s in (
+    EngineSetting('model', DEFAULT_MODEL),
+    EngineSetting('device', 'auto', DEVICE_CHOICES, parse_device),
+    EngineSetting('precision', 'auto', PRECISION_CHOICES, parse_precision),
+    EngineSetting('input_size', 'checkpoint', INPUT_SIZE_CHOICES, parse_input_size),
+    EngineSetting('backend', 'torch', BACKEND_CHOICES, parse_backend),
+    EngineSetting('onnx_model', ''),
+    EngineSetting('frame_size', '', (), parse_frame_size),
+    EngineSetting('compile', 'auto', COMPILE_CHOICES, parse_compile),
+    EngineSetting('task', 'auto', TASK_CHOICES, parse_task),
+    *(EngineSetting(name, default, (), partial(parse_threshold, name)) for name, default in (
+        ('score_threshold', DEFAULT_SCORE_THRESHOLD), ('mask_threshold', DEFAULT_MASK_THRESHOLD),
+        ('overlap_threshold', DEFAULT_OVERLAP_THRESHOLD))),
+    EngineSetting('allow_pickle', False),
+)}
+
+
+def _default(name: str) -> Any:
+    return ENGINE_SETTINGS[name].default
+
+
+class SettingError(ValueError):
+    """An engine setting is invalid; ``name`` is the setting (node parameter, bag option)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+@dataclass
+class EngineConfig:
+    """
+    Settings of a segmentation engine, validated and normalised once, when created.
+
+    Creating one raises :class:`SettingError` for the first invalid setting. ``task``,
+    ``backend``, ``device``, ``precision`` and ``compile`` become their normalised names,
+    ``input_size`` 'checkpoint', 'native' or an int, the thresholds floats; ``frame_size`` and
+    ``onnx_providers`` are checked and kept as given. The node's parameters of the same names
+    say what each means.
+    """
+
+    model: str
+    device: str = _default('device')
+    precision: str = _default('precision')
+    input_size: str | int = _default('input_size')
+    allow_pickle: bool = _default('allow_pickle')
+    with_confidence: bool = False
+    backend: str = _default('backend')
+    onnx_model: str = _default('onnx_model')  # exported file; '' = export into the cache
+    onnx_providers: tuple[str, ...] = field(default_factory=tuple)  # (), ('auto',): best first
+    frame_size: str = _default('frame_size')  # 'HxW' of the frames; to export on configure
+    onnx_threads: int = 0  # ONNX Runtime intra-op threads; 0: one per core
+    onnx_spinning: bool = True  # ONNX Runtime worker threads spin between operators
+    task: str = _default('task')  # semantic, panoptic, instance, auto (from the checkpoint)
+    score_threshold: float = _default('score_threshold')  # keep a query above this score
+    mask_threshold: float = _default('mask_threshold')  # a query's mask: sigmoid >= this
+    overlap_threshold: float = _default('overlap_threshold')  # keep > this share of a mask
+    compile: str = _default('compile')  # noqa: A003 - torch backend: COMPILE_CHOICES
+
+    def __post_init__(self) -> None:
+        """Validate and normalise the settings (in the order segment_bag reports them)."""
+        def kept(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            return lambda value: (parse(value), value)[1]
+
+        for name, parse in (('backend', parse_backend), ('device', parse_device),
+                            ('precision', parse_precision), ('input_size', parse_input_size),
+                            ('onnx_providers', kept(parse_providers)),
+                            ('frame_size', kept(parse_frame_size)), ('compile', parse_compile),
+                            ('task', parse_task),
+                            *((n, partial(parse_threshold, n)) for n in
+                              ('score_threshold', 'mask_threshold', 'overlap_threshold'))):
+            try:
+                setattr(self, name, parse(getattr(self, name)))
+            except ValueError as exc:
+                raise SettingError(name, str(exc)) from None

@@ -33,8 +33,11 @@ class InferenceOutOfMemoryError(RuntimeError):
     """The device ran out of memory for a batch; the cache was freed and the engine goes on."""
 
 
+# The void label: ground-truth pixels that are not scored (metrics, panoptic quality,
+# Cityscapes labelIds outside the 19 classes), and predicted pixels that no segment covers.
+IGNORE_LABEL = 255
 # Label of pixels that no segment covers (panoptic and instance tasks).
-NO_SEGMENT = 255
+NO_SEGMENT = IGNORE_LABEL
 
 
 @dataclass(frozen=True)

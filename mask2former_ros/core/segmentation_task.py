@@ -26,8 +26,8 @@ import re
 from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
+from mask2former_ros.core.cityscapes import is_cityscapes
 from mask2former_ros.core.engine_config import parse_task
-from mask2former_ros.core.palette import is_cityscapes
 
 TASK_CONFIG_KEY = 'mask2former_ros_task'
 SERVED_TASKS = ('semantic', 'panoptic', 'instance')

@@ -15,15 +15,15 @@
 """
 Offline segmentation of rosbag2 bags (``segment_bag``): one bag, or a fleet of bags.
 
-Modules: :mod:`.errors` (exit codes, SegmentBagError), :mod:`.options` (the options table),
-:mod:`.bag_io` (rosbags reading/writing), :mod:`.ground_truth`, :mod:`.stages` (per-frame work),
-:mod:`.pipeline` (prefetch and writer threads), :mod:`.run` (one bag), :mod:`.fleet` and
-:mod:`.driver` (several bags), :mod:`.ray_workers` (Ray actors), :mod:`.summary`,
-:mod:`.report`, :mod:`.progress`, :mod:`.cli`. It imports :mod:`mask2former_ros.core` and the
-rclpy-free modules of :mod:`mask2former_ros.ros` (``rosbags`` reads and writes the bags; never
-rclpy or the fixtures), and nothing here imports torch until a model is loaded; the
-``segment_bag`` console script, tests and benches may import it (see the README,
-"Architecture").
+Modules: ``errors`` (exit codes, SegmentBagError), ``options`` (the options table), ``bag_io``
+(rosbags reading and writing), ``ground_truth``, ``stages`` (per-frame work), ``pipeline``
+(prefetch and writer threads), ``run`` (one bag), ``fleet`` and ``driver`` (several bags),
+``ray_workers`` (Ray actors), ``summary``, ``report``, ``report_format``, ``progress``,
+``tracking_metrics``, ``tracking_report`` and ``cli``. It may import :mod:`mask2former_ros.core`
+and :mod:`mask2former_ros.messages` (``rosbags`` reads and writes the bags; never rclpy,
+:mod:`mask2former_ros.ros` or the fixtures), and nothing here imports torch until a model is
+loaded; the ``segment_bag`` console script, tests and benches may import it (see
+docs/architecture.md).
 """
 
 from mask2former_ros.offline.driver import segment_fleet

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-from mask2former_ros.core.instance_render import colorize_instances
-from mask2former_ros.core.palette import overlay
+from mask2former_ros.core.render.instance_render import colorize_instances
+from mask2former_ros.core.render.palette import overlay
+from mask2former_ros.messages.image_conversion import compressed_to_rgb, image_to_rgb
+from mask2former_ros.messages.serialized_image import (
+    COMPRESSED_IMAGE, IMAGE, read_image, typestore)
 from mask2former_ros.offline.errors import one_line, OUTPUT_KINDS, SegmentBagError
-from mask2former_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb
-from mask2former_ros.ros.serialized_image import COMPRESSED_IMAGE, IMAGE, read_image, typestore
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import re
 import sys
 
-from mask2former_ros.core.large_buffers import keep_large_buffers
+from mask2former_ros.core.runtime.large_buffers import keep_large_buffers
 from mask2former_ros.offline.bag_io import is_bag
 from mask2former_ros.offline.errors import (
     EXIT_INTERRUPTED, EXIT_OK, one_line, PROG, SegmentBagError)

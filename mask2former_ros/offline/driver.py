@@ -97,9 +97,6 @@ def segment_fleet(inputs: list[Path | str], topic: str, *, fleet: dict | None = 
         raise SegmentBagError('--ray-address and --gpus-per-worker need --workers N > 1')
     if engine is not None:
         o.model = str(engine.config.model)
-    elif o.model is None:
-        from mask2former_ros.ros.parameters import DEFAULT_MODEL
-        o.model = DEFAULT_MODEL
     jobs = plan_jobs([Path(i) for i in inputs], o.output)
     progress = FleetProgress(len(jobs), o.progress and log is None)
     say = log or (lambda text: progress.write(f'{PROG}: {text}', always=True))

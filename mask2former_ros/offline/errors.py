@@ -14,8 +14,6 @@
 
 """Errors, exit codes and constants shared by the offline tool (no torch, no ROS)."""
 
-from mask2former_ros.core.metrics import IGNORE_INDEX
-
 PROG = 'segment_bag'
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUTPUT_KINDS = ('labels', 'color', 'overlay')
@@ -23,7 +21,7 @@ STAGES = ('read', 'decode', 'preprocess', 'model', 'postprocess', 'track', 'writ
           'frame')
 MAX_BAD_FRAME_WARNINGS = 10
 
-__all__ = ['EXIT_FAILURE', 'EXIT_INTERRUPTED', 'EXIT_OK', 'EXIT_USAGE', 'IGNORE_INDEX',
+__all__ = ['EXIT_FAILURE', 'EXIT_INTERRUPTED', 'EXIT_OK', 'EXIT_USAGE',
            'MAX_BAD_FRAME_WARNINGS', 'OUTPUT_KINDS', 'PROG', 'STAGES', 'SegmentBagError',
            'format_stamp', 'one_line']
 

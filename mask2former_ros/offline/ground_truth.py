@@ -25,9 +25,9 @@ from typing import Any
 
 import cv2
 from mask2former_ros.core.cityscapes import labelids_to_trainids
+from mask2former_ros.messages.image_conversion import stamp_ns
 from mask2former_ros.offline.bag_io import IMAGE, iterate, open_reader, topic_list, typestore
 from mask2former_ros.offline.errors import one_line, SegmentBagError
-from mask2former_ros.ros.image_conversion import stamp_ns
 import numpy as np
 
 _GT_ENCODINGS = {'mono8': 1, '8uc1': 1, 'mono16': 2, '16uc1': 2}

@@ -24,10 +24,10 @@ from pathlib import Path
 import re
 from typing import Any
 
-from mask2former_ros.core.engine_config import COMPILE_CHOICES
 from mask2former_ros.core.engine_config import (
-    DEFAULT_MASK_THRESHOLD, DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD, TASK_CHOICES)
-from mask2former_ros.core.instance_tracking import DEFAULT_MAX_AGE
+    DEFAULT_MASK_THRESHOLD, DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD, ENGINE_SETTINGS,
+    parse_task, parse_threshold, TASK_CHOICES)
+from mask2former_ros.core.postprocess.instance_tracking import DEFAULT_MAX_AGE
 from mask2former_ros.offline.bag_io import BAG_SUFFIXES, output_topic, STORAGES
 from mask2former_ros.offline.errors import OUTPUT_KINDS, SegmentBagError
 
@@ -46,6 +46,15 @@ def option(default: Any, help: str, *, group: str, flag: str | None = None,  # n
     """
     return field(default=default, metadata={'help': help, 'group': group, 'flag': flag,
                                             'cli': cli, 'param': param, 'argparse': argparse})
+
+
+def engine_option(name: str, help: str, *, choices: bool = False,  # noqa: A002
+                  **argparse: Any) -> Any:
+    """Declare the option of an engine setting: default (and choices) from ENGINE_SETTINGS."""
+    setting = ENGINE_SETTINGS[name]
+    if choices:
+        argparse['choices'] = setting.choices
+    return option(setting.default, help, group='model', param=name, **argparse)
 
 
 @dataclass
@@ -82,47 +91,41 @@ class Options:
                                  group='output')
     overlay_alpha: float = option(0.5, 'weight of the class colours in the overlay, 0..1 '
                                   '(default: 0.5)', group='output', type=float)
-    model: str | None = option(None, 'hub id or local checkpoint directory (default: the '
-                               "node's default model, the Cityscapes Swin-L checkpoint)",
-                               group='model', param='model')
-    device: str = option('auto', 'auto, cpu, cuda or cuda:N', group='model', param='device')
-    precision: str = option('auto', 'auto, fp32, fp16 (CUDA) or bf16', group='model',
-                            param='precision')
-    input_size: str | int = option('checkpoint', "'checkpoint' (default), 'native' or a short "
-                                   'side in pixels', group='model', param='input_size')
-    allow_pickle: bool = option(False, 'allow pickle (*.bin) weights; they can run code when '
-                                'loaded', group='model', param='allow_pickle')
-    backend: str = option('torch', 'torch (eager PyTorch, default) or onnxruntime (a graph '
-                          'exported by mask2former_export, served without torch)',
-                          group='model', param='backend', choices=('torch', 'onnxruntime'))
-    onnx_model: str = option('', 'with --backend onnxruntime: the exported graph (default: '
-                             "export --model for the first bag's frame size into the user "
-                             'cache, once)', group='model', param='onnx_model', metavar='FILE')
+    model: str = engine_option('model', 'hub id or local checkpoint directory (default: the '
+                               "node's default model, the Cityscapes Swin-L checkpoint)")
+    device: str = engine_option('device', 'auto, cpu, cuda or cuda:N')
+    precision: str = engine_option('precision', 'auto, fp32, fp16 (CUDA) or bf16')
+    input_size: str | int = engine_option('input_size', "'checkpoint' (default), 'native' or a "
+                                          'short side in pixels')
+    allow_pickle: bool = engine_option('allow_pickle', 'allow pickle (*.bin) weights; they can '
+                                       'run code when loaded')
+    backend: str = engine_option('backend', 'torch (eager PyTorch, default) or onnxruntime (a '
+                                 'graph exported by mask2former_export, served without torch)',
+                                 choices=True)
+    onnx_model: str = engine_option('onnx_model', 'with --backend onnxruntime: the exported graph '
+                                    "(default: export --model for the first bag's frame size "
+                                    'into the user cache, once)', metavar='FILE')
     onnx_providers: str = option('auto', 'with --backend onnxruntime: execution providers in '
                                  'order, comma-separated from tensorrt,cuda,cpu (default auto: '
                                  'the best available)', group='model', param='onnx_providers',
                                  metavar='LIST')
-    frame_size: str = option('', 'frame size HxW the graph is exported for (default: the '
-                             "first bag's)", group='model', param='frame_size', metavar='HxW')
-    compile: str = option(  # noqa: A003 - the node parameter's name
-        'auto', 'backend torch: torch.compile mode of the model forward, compiled before the '
+    frame_size: str = engine_option('frame_size', 'frame size HxW the graph is exported for '
+                                    "(default: the first bag's)", metavar='HxW')
+    compile: str = engine_option(  # noqa: A003 - the node parameter's name
+        'compile', 'backend torch: torch.compile mode of the model forward, compiled before the '
         "first frame for the first bag's frame size (auto: off on the CPU, reduce-overhead on "
-        'CUDA)', group='model', param='compile', choices=COMPILE_CHOICES)
-    task: str = option('auto', 'auto (read from the checkpoint, or from --onnx-model), '
-                       'semantic, panoptic or instance', group='model', param='task',
-                       choices=TASK_CHOICES)
-    score_threshold: float = option(
-        DEFAULT_SCORE_THRESHOLD, 'panoptic/instance: keep a query whose class score is above '
-        f'this, 0..1 (default: {DEFAULT_SCORE_THRESHOLD})', group='model',
-        param='score_threshold', type=float, metavar='T')
-    mask_threshold: float = option(
-        DEFAULT_MASK_THRESHOLD, "panoptic/instance: a query's mask is where its sigmoid is at "
-        f'least this, 0..1 (default: {DEFAULT_MASK_THRESHOLD})', group='model',
-        param='mask_threshold', type=float, metavar='T')
-    overlap_threshold: float = option(
-        DEFAULT_OVERLAP_THRESHOLD, 'panoptic/instance: keep a segment that keeps more than this '
-        f'share of its mask, 0..1 (default: {DEFAULT_OVERLAP_THRESHOLD})', group='model',
-        param='overlap_threshold', type=float, metavar='T')
+        'CUDA)', choices=True)
+    task: str = engine_option('task', 'auto (read from the checkpoint, or from --onnx-model), '
+                              'semantic, panoptic or instance', choices=True)
+    score_threshold: float = engine_option(
+        'score_threshold', 'panoptic/instance: keep a query whose class score is above this, '
+        f'0..1 (default: {DEFAULT_SCORE_THRESHOLD})', type=float, metavar='T')
+    mask_threshold: float = engine_option(
+        'mask_threshold', "panoptic/instance: a query's mask is where its sigmoid is at least "
+        f'this, 0..1 (default: {DEFAULT_MASK_THRESHOLD})', type=float, metavar='T')
+    overlap_threshold: float = engine_option(
+        'overlap_threshold', 'panoptic/instance: keep a segment that keeps more than this share '
+        f'of its mask, 0..1 (default: {DEFAULT_OVERLAP_THRESHOLD})', type=float, metavar='T')
     tracking: str = option(
         'on', 'panoptic/instance: on (default) gives every instance the id of its track, the '
         'same object keeping its id across frames; off: ids per frame', group='model',
@@ -275,16 +278,18 @@ def check_options(o: Options) -> None:
 
 def _check_panoptic(o: Options) -> None:
     """Validate --task, the thresholds and --gt-instances-topic (normalises the task)."""
-    task = str(o.task).strip().lower()
-    if task not in TASK_CHOICES:
+    try:
+        task = parse_task(o.task)
+    except ValueError:
         raise SegmentBagError(f"invalid --task '{o.task}': expected one of "
-                              f"{', '.join(TASK_CHOICES)}")
+                              f"{', '.join(TASK_CHOICES)}") from None
     o.task = task
     for name in ('score_threshold', 'mask_threshold', 'overlap_threshold'):
         value = getattr(o, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                not 0.0 <= value <= 1.0:
-            raise SegmentBagError(f'{flag_of(name)} must be within [0, 1], got {value}')
+        try:
+            parse_threshold(name, value)
+        except ValueError:
+            raise SegmentBagError(f'{flag_of(name)} must be within [0, 1], got {value}') from None
     if o.gt_instances_topic is None:
         return
     if not o.gt_topic:

@@ -28,7 +28,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from mask2former_ros.core.large_buffers import keep_large_buffers
+from mask2former_ros.core.runtime.large_buffers import keep_large_buffers
 from mask2former_ros.offline.errors import EXIT_FAILURE, one_line, PROG, SegmentBagError
 from mask2former_ros.offline.fleet import bag_row, BagJob, process_bag
 from mask2former_ros.offline.options import FleetOptions, Options

@@ -14,6 +14,7 @@
 
 """The run over one bag: set-up, the frame loop (pipelined or real-time) and its summary."""
 
+from dataclasses import replace
 import json
 from pathlib import Path
 import shutil
@@ -21,8 +22,9 @@ import sys
 import time
 from typing import Any, Callable
 
-from mask2former_ros.core.frame_slot import simulate_realtime
-from mask2former_ros.core.instance_tracking import InstanceTracker, TrackerConfig
+from mask2former_ros.core.postprocess.instance_tracking import InstanceTracker, TrackerConfig
+from mask2former_ros.core.runtime.frame_slot import simulate_realtime
+from mask2former_ros.messages.image_conversion import stamp_ns
 from mask2former_ros.offline.bag_io import bag_frame_size, InputBag, OutputBag
 from mask2former_ros.offline.errors import (
     EXIT_FAILURE, one_line, PROG, SegmentBagError)
@@ -36,7 +38,6 @@ from mask2former_ros.offline.stages import FrameStages, size_message
 from mask2former_ros.offline.summary import json_safe, panoptic_metrics
 from mask2former_ros.offline.tracking_metrics import (
     check_tracking_metrics, tracking_summary, WORST_SWITCHES)
-from mask2former_ros.ros.image_conversion import stamp_ns
 
 
 def _torch_threads(engine: Any) -> int | None:
@@ -49,37 +50,25 @@ def _torch_threads(engine: Any) -> int | None:
 
 def load_engine(o: Options, log: Callable[[str], None]) -> Any:
     """Load the model the options name on the calling thread, or raise SegmentBagError."""
-    from mask2former_ros.core.backends import create_engine
+    from mask2former_ros.core.backends.create import create_engine
     from mask2former_ros.core.checkpoint import ModelLoadError
-    from mask2former_ros.core.engine_config import (
-        EngineConfig, parse_backend, parse_compile, parse_device, parse_frame_size,
-        parse_input_size, parse_precision, parse_providers)
+    from mask2former_ros.core.engine_config import EngineConfig, SettingError
     from mask2former_ros.core.segmentation_task import TaskMismatchError
-    from mask2former_ros.ros.parameters import DEFAULT_MODEL
-    o.model = o.model or DEFAULT_MODEL
-    providers = tuple(o.onnx_providers.split(','))
-    for name, check in (('backend', lambda: parse_backend(o.backend)),
-                        ('device', lambda: parse_device(o.device)),
-                        ('precision', lambda: parse_precision(o.precision)),
-                        ('input_size', lambda: parse_input_size(o.input_size)),
-                        ('onnx_providers', lambda: parse_providers(providers)),
-                        ('frame_size', lambda: parse_frame_size(o.frame_size)),
-                        ('compile', lambda: parse_compile(o.compile))):
-        try:
-            check()
-        except ValueError as exc:
-            raise SegmentBagError(str(exc), option=name) from None
+    try:  # the engine settings are validated here, once
+        config = EngineConfig(
+            model=o.model, device=o.device, precision=o.precision, input_size=o.input_size,
+            allow_pickle=o.allow_pickle, backend=o.backend, onnx_model=o.onnx_model,
+            onnx_providers=tuple(o.onnx_providers.split(',')), frame_size=o.frame_size,
+            task=o.task, score_threshold=o.score_threshold, mask_threshold=o.mask_threshold,
+            overlap_threshold=o.overlap_threshold, compile=o.compile)
+    except SettingError as exc:
+        raise SegmentBagError(str(exc), option=exc.name) from None
     if o.torch_threads and o.backend == 'torch':
         import torch
         torch.set_num_threads(o.torch_threads)
     if needs_frame_size(o) and o.input_bag:
         o.frame_size = bag_frame_size(Path(o.input_bag), o.topic)
-    config = EngineConfig(model=o.model, device=o.device, precision=o.precision,
-                          input_size=o.input_size, allow_pickle=o.allow_pickle,
-                          backend=o.backend, onnx_model=o.onnx_model,
-                          onnx_providers=providers, frame_size=o.frame_size, task=o.task,
-                          score_threshold=o.score_threshold, mask_threshold=o.mask_threshold,
-                          overlap_threshold=o.overlap_threshold, compile=o.compile)
+        config = replace(config, frame_size=o.frame_size)
     try:
         engine = create_engine(config, log=log, warn=log)
     except ModelLoadError as exc:

@@ -26,18 +26,19 @@ import math
 import time
 from typing import Any, Callable
 
-from mask2former_ros.core.instance_tracking import InstanceTracker
-from mask2former_ros.core.metrics import ConfusionMatrix
-from mask2former_ros.core.panoptic_quality import PanopticQuality
+from mask2former_ros.core.evaluation.metrics import ConfusionMatrix
+from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
+from mask2former_ros.core.postprocess.instance_tracking import InstanceTracker
+from mask2former_ros.core.results import IGNORE_LABEL
 from mask2former_ros.core.segmentation_task import thing_class_ids
+from mask2former_ros.messages.image_conversion import stamp_ns
 from mask2former_ros.offline.bag_io import InputBag, OutputBag
 from mask2former_ros.offline.errors import (
-    EXIT_FAILURE, format_stamp, IGNORE_INDEX, MAX_BAD_FRAME_WARNINGS, one_line, SegmentBagError)
+    EXIT_FAILURE, format_stamp, MAX_BAD_FRAME_WARNINGS, one_line, SegmentBagError)
 from mask2former_ros.offline.ground_truth import GroundTruth
 from mask2former_ros.offline.summary import (
     frame_entry, frame_miou, panoptic_frame_entry, StageTimes, WorstFrames)
 from mask2former_ros.offline.tracking_metrics import TrackingEvaluation
-from mask2former_ros.ros.image_conversion import stamp_ns
 import numpy as np
 
 
@@ -85,7 +86,7 @@ class FrameStages:
         self.processed = self.dropped = self.bad = 0
         self.frames_evaluated = self.frames_without_gt = 0
         self.confusion = None if gt is None else ConfusionMatrix(engine.num_classes,
-                                                                 IGNORE_INDEX)
+                                                                 IGNORE_LABEL)
         self.worst = WorstFrames(worst_k if gt is not None else 0)
         self.panoptic: PanopticQuality | None = None
         self.frames_panoptic = self.frames_without_instances = 0
@@ -93,7 +94,7 @@ class FrameStages:
             # Things of the dataset: an instance model's stuff classes stay stuff.
             self.panoptic = PanopticQuality(engine.num_classes,
                                             thing_class_ids(engine.class_names, 'panoptic'),
-                                            IGNORE_INDEX)
+                                            IGNORE_LABEL)
         self.worst_pq = WorstFrames(worst_k if self.panoptic is not None else 0, 'pq')
         self.tracker = tracker
         self.tracking: TrackingEvaluation | None = None

@@ -24,11 +24,12 @@ import re
 from typing import Any, Callable
 
 import cv2
-from mask2former_ros.core.instance_render import colorize_instances
-from mask2former_ros.core.metrics import ConfusionMatrix
-from mask2former_ros.core.palette import colorize
-from mask2former_ros.core.panoptic_quality import PanopticQuality
-from mask2former_ros.offline.errors import IGNORE_INDEX, STAGES
+from mask2former_ros.core.evaluation.metrics import ConfusionMatrix
+from mask2former_ros.core.evaluation.panoptic_quality import PanopticQuality
+from mask2former_ros.core.render.instance_render import colorize_instances
+from mask2former_ros.core.render.palette import colorize
+from mask2former_ros.core.results import IGNORE_LABEL
+from mask2former_ros.offline.errors import STAGES
 from mask2former_ros.offline.tracking_metrics import fleet_tracking, WORST_SWITCHES
 import numpy as np
 
@@ -182,7 +183,7 @@ def _png(arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
 
 def frame_miou(truth: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple:
     """Return (confusion of one frame, its mIoU over the classes in its ground truth)."""
-    cm = ConfusionMatrix(num_classes, IGNORE_INDEX)
+    cm = ConfusionMatrix(num_classes, IGNORE_LABEL)
     cm.update(truth, labels)
     return cm, cm.miou()
 
@@ -296,7 +297,7 @@ def fleet_summary(rows: list[dict], class_names: list[str], palette: np.ndarray,
                     'wall_fps': round(processed_now / seconds, 3) if seconds > 0 else 0.0})
     out = {'classes': list(class_names),
            'palette': np.asarray(palette).astype(int).tolist(),
-           'ignore_index': IGNORE_INDEX, 'model': model, 'dataset': dataset, 'bags': rows,
+           'ignore_index': IGNORE_LABEL, 'model': model, 'dataset': dataset, 'bags': rows,
            'worst_frames': worst}
     out.update(extra or {})
     return json_safe(out)

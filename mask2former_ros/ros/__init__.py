@@ -15,10 +15,9 @@
 """
 The ROS adapter: the lifecycle node and its parameters, messages, diagnostics and launch helpers.
 
-Modules: ``node`` (lifecycle wiring), ``parameters``, ``diagnostics``, ``label_info``,
-``image_conversion`` (sensor_msgs layouts, duck-typed), ``serialized_image`` (messages read from
-their CDR bytes) and ``launch_support``. It imports :mod:`mask2former_ros.core`, rclpy and ROS
-messages (never :mod:`mask2former_ros.offline` or the fixtures); the launch files, tests and
-benches may import it, and :mod:`mask2former_ros.offline` only its modules that need no rclpy
-(``image_conversion``, ``serialized_image``, ``parameters``) (see the README, "Architecture").
+Modules: ``node`` (lifecycle wiring), ``parameters``, ``inference_stage``, ``output_stage``,
+``detections``, ``diagnostics``, ``label_info``, ``signal_exit`` and ``launch_support``. It may
+import :mod:`mask2former_ros.core`, :mod:`mask2former_ros.messages`, rclpy and ROS messages
+(never :mod:`mask2former_ros.offline` or the fixtures); the launch files, tests and benches
+may import it (see docs/architecture.md).
 """

@@ -16,11 +16,11 @@
 
 from dataclasses import dataclass
 import json
-from typing import Any
+from typing import Any, Callable
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
-from mask2former_ros.core.frame_slot import SlotCounters
-from mask2former_ros.core.stats import CameraStats, WindowStats
+from mask2former_ros.core.runtime.frame_slot import SlotCounters
+from mask2former_ros.core.runtime.stats import CameraStats, WindowStats
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
@@ -45,6 +45,16 @@ class ModelInfo:
     problem: str = ''  # the inference thread died or is stuck: the camera statuses are ERROR
     restarts: int = 0
     pending_reconfigure: str = ''  # parameters changed since configure, applied at the next
+
+    @classmethod
+    def of(cls, engine: Any, param: Callable[[str], Any], **state: Any) -> 'ModelInfo':
+        """Describe the loaded ``engine``, or the configured model when none is loaded."""
+        if engine is None:
+            return cls(model=param('model'), backend=param('backend'), **state)
+        return cls(model=engine.config.model, backend=engine.backend, device=engine.device_name,
+                   precision=engine.precision_name, task=engine.task,
+                   compile=engine.compile_status, compile_seconds=engine.compile_seconds,
+                   loaded=True, **state)
 
 
 @dataclass

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 import time
 from typing import Any, Callable, Mapping
 
-from mask2former_ros.core.instance_tracking import InstanceTracker
+from mask2former_ros.core.postprocess.instance_tracking import InstanceTracker
 from mask2former_ros.core.results import Segmenter
-from mask2former_ros.core.stats import CameraStats
-from mask2former_ros.ros.diagnostics import BatchStats
-from mask2former_ros.ros.image_conversion import (
+from mask2former_ros.core.runtime.stats import CameraStats
+from mask2former_ros.messages.image_conversion import (
     compressed_to_rgb, image_to_rgb, ImageConversionError, stamp_ns)
+from mask2former_ros.messages.serialized_image import read_image, ros_header
+from mask2former_ros.ros.diagnostics import BatchStats
 from mask2former_ros.ros.output_stage import Output, OutputStage
-from mask2former_ros.ros.serialized_image import read_image, ros_header
 import numpy as np
 from std_msgs.msg import Header
 

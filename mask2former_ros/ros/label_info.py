@@ -17,7 +17,7 @@
 import json
 from typing import Any
 
-from mask2former_ros.core.metrics import IGNORE_INDEX
+from mask2former_ros.core.results import IGNORE_LABEL
 from mask2former_ros.core.results import Segmenter
 import numpy as np
 from std_msgs.msg import String
@@ -30,7 +30,7 @@ except ImportError:  # not on PyPI: unverified in this repository's tests (see R
 
 def legend(engine: Segmenter) -> dict[str, Any]:
     """Class ids, names and colours of a loaded model, with the label encoding."""
-    return {'model': engine.config.model, 'ignore_index': IGNORE_INDEX,
+    return {'model': engine.config.model, 'ignore_index': IGNORE_LABEL,
             'encoding': 'mono8' if engine.label_dtype == np.uint8 else 'mono16',
             'classes': [{'id': i, 'name': n, 'color': [int(c) for c in engine.palette[i]]}
                         for i, n in enumerate(engine.class_names)]}

@@ -15,11 +15,19 @@
 """
 ROS 2 lifecycle node: camera images in, Mask2Former labels, colour masks and overlays out.
 
-Wiring only. Three threads carry a frame: the executor's (the ``raw=True`` subscription stores
-the serialized message in the camera's newest-frame slot, so a replaced frame costs no
-deserialisation); the inference thread (``InferenceWorker``, the only one that runs the model:
-decodes the newest frame of every camera and segments them as one batch); the output thread
-(``OutputStage``: publishes what is subscribed, with each input's header, in order).
+Wiring only. Three threads carry a frame:
+
+1. the executor's thread: the subscription callback (``raw=True``) stores the serialized message
+   in the camera's newest-frame slot (``LatestFrameSlots`` of ``core.runtime.frame_slot``),
+   so a frame that is later replaced costs no deserialisation;
+2. the inference thread (``InferenceWorker`` of ``core.runtime.inference_worker``, the
+   only thread that ever runs the model; it loads the engine of the configured backend at
+   configure): takes the newest frame of every camera, deserialises and decodes it, segments
+   them as one batch (:class:`~mask2former_ros.ros.inference_stage.InferenceStage`);
+3. the output thread (:class:`~mask2former_ros.ros.output_stage.OutputStage`): builds and
+   publishes labels (and colour / overlay, and for panoptic/instance tasks instances /
+   detections, only while subscribed) with each input's header, in the order the inference
+   thread produced them.
 
 How the process ends after SIGINT/SIGTERM is :mod:`~mask2former_ros.ros.signal_exit`'s job.
 """
@@ -31,12 +39,12 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from mask2former_ros.core.checkpoint import ModelLoadError
-from mask2former_ros.core.frame_slot import LatestFrameSlots
-from mask2former_ros.core.inference_worker import InferenceWorker
-from mask2former_ros.core.instance_tracking import InstanceTracker, TrackerConfig
-from mask2former_ros.core.large_buffers import keep_large_buffers
+from mask2former_ros.core.postprocess.instance_tracking import InstanceTracker, TrackerConfig
 from mask2former_ros.core.results import Segmenter, STAGES
-from mask2former_ros.core.stats import CameraStats, WindowStats
+from mask2former_ros.core.runtime.frame_slot import LatestFrameSlots
+from mask2former_ros.core.runtime.inference_worker import InferenceWorker
+from mask2former_ros.core.runtime.large_buffers import keep_large_buffers
+from mask2former_ros.core.runtime.stats import CameraStats, WindowStats
 from mask2former_ros.ros.detections import VISION_MSGS_MISSING
 from mask2former_ros.ros.diagnostics import BatchStats, camera_status, model_status, ModelInfo
 from mask2former_ros.ros.inference_stage import Camera, InferenceStage
@@ -133,9 +141,9 @@ class SegmentationNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read the configure-time parameters, load the model and create publishers."""
-        settings = Settings.read(self.param)
         worker = InferenceWorker(name='inference')
         try:
+            settings = Settings.read(self.param)  # the engine settings are validated here
             engine = worker.start(settings.engine, log=self.get_logger().info,
                                   warn=self.get_logger().warning)
         except (ModelLoadError, ValueError) as exc:
@@ -340,17 +348,9 @@ class SegmentationNode(LifecycleNode):
         array.header.stamp = self.get_clock().now().to_msg()
         engine = self.engine
         name = self.get_fully_qualified_name()
-        info = ModelInfo(
-            model=engine.config.model if engine else self.param('model'),
-            backend=engine.backend if engine else self.param('backend'),
-            device=engine.device_name if engine else 'none',
-            precision=engine.precision_name if engine else 'none',
-            task=engine.task if engine else 'none',
-            compile=engine.compile_status if engine else 'none',
-            compile_seconds=engine.compile_seconds if engine else 0.0,
-            loaded=engine is not None, problem=self._worker_problem,
-            restarts=self._worker_restarts,
-            pending_reconfigure=', '.join(sorted(self._pending_reconfigure)))
+        info = ModelInfo.of(engine, self.param, problem=self._worker_problem,
+                            restarts=self._worker_restarts,
+                            pending_reconfigure=', '.join(sorted(self._pending_reconfigure)))
         counters = self._slots.counters()
         frame_ms = self._batches.frame_ms.percentiles(50)[0]
         state = self.lifecycle_state

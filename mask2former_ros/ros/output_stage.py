@@ -34,13 +34,13 @@ import time
 from typing import Any, Callable, Mapping
 
 from mask2former_ros.core.engine_config import EngineConfig
-from mask2former_ros.core.instance_render import colorize_instances
-from mask2former_ros.core.instance_tracking import InstanceTracker, relabel
-from mask2former_ros.core.palette import colorize, overlay
+from mask2former_ros.core.postprocess.instance_tracking import InstanceTracker, relabel
+from mask2former_ros.core.render.instance_render import colorize_instances
+from mask2former_ros.core.render.palette import colorize, overlay
 from mask2former_ros.core.results import Segment
-from mask2former_ros.core.stats import CameraStats
+from mask2former_ros.core.runtime.stats import CameraStats
+from mask2former_ros.messages.image_conversion import labels_to_image, rgb_to_image, stamp_ns
 from mask2former_ros.ros.detections import Detection2DArray, detection_array
-from mask2former_ros.ros.image_conversion import labels_to_image, rgb_to_image, stamp_ns
 import numpy as np
 from rclpy.clock import Clock
 from sensor_msgs.msg import Image

@@ -18,13 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mask2former_ros.core.engine_config import (
-    BACKEND_CHOICES, DEFAULT_MASK_THRESHOLD, DEFAULT_OVERLAP_THRESHOLD, DEFAULT_SCORE_THRESHOLD,
-    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_frame_size, parse_input_size,
-    parse_providers, PRECISION_CHOICES, PROVIDER_ALIASES, TASK_CHOICES)
-from mask2former_ros.core.engine_config import COMPILE_CHOICES
-from mask2former_ros.core.instance_tracking import DEFAULT_MAX_AGE
-
-DEFAULT_MODEL = 'facebook/mask2former-swin-large-cityscapes-semantic'
+    DEVICE_CHOICES, ENGINE_SETTINGS, EngineConfig, INPUT_SIZE_CHOICES, parse_device,
+    parse_frame_size, parse_input_size, parse_providers, PRECISION_CHOICES, PROVIDER_ALIASES)
+from mask2former_ros.core.postprocess.instance_tracking import DEFAULT_MAX_AGE
 
 
 def _choice(*allowed: str) -> Callable[[Any], str | None]:
@@ -33,11 +29,17 @@ def _choice(*allowed: str) -> Callable[[Any], str | None]:
     return check
 
 
-def _device(value: Any) -> str | None:
-    text = str(value).strip().lower()
-    if text in ('auto', 'cpu', 'cuda') or (text.startswith('cuda:') and text[5:].isdigit()):
-        return None
-    return f"must be one of {', '.join(DEVICE_CHOICES)}"
+def _parsed_choice(parse: Callable[[Any], str], choices: tuple[str, ...],
+                   exact: bool = True) -> Callable[[Any], str | None]:
+    """Check with the engine's parser; ``exact``: the value must already be normalised."""
+    def check(value: Any) -> str | None:
+        try:
+            if parse(value) == value or not exact:
+                return None
+        except ValueError:
+            pass
+        return f"must be one of {', '.join(choices)}"
+    return check
 
 
 def _input_size(value: Any) -> str | None:
@@ -95,24 +97,33 @@ class ParameterSpec:
     live: bool = False  # True: takes effect at once; False: on the next configure
 
 
+def _engine(name: str, description: str,
+            check: Callable[[Any], str | None] | None = None) -> ParameterSpec:
+    """Return the parameter of an engine setting: default and choices from ENGINE_SETTINGS."""
+    setting = ENGINE_SETTINGS[name]
+    if check is None and setting.choices:
+        check = _parsed_choice(setting.parse, setting.choices)
+    return ParameterSpec(name, setting.default, description, check)
+
+
 PARAMETERS: tuple[ParameterSpec, ...] = (
-    ParameterSpec('model', DEFAULT_MODEL,
-                  'Mask2Former checkpoint: Hugging Face hub id or local directory', _non_empty),
-    ParameterSpec('device', 'auto', f"inference device: {', '.join(DEVICE_CHOICES)}", _device),
-    ParameterSpec('precision', 'auto',
-                  f"{', '.join(PRECISION_CHOICES)} (autocast of the model forward; weights "
-                  'and post-processing stay fp32); auto = fp16 on CUDA, fp32 on CPU',
-                  _choice(*PRECISION_CHOICES)),
-    ParameterSpec('input_size', 'checkpoint',
-                  "model input: 'checkpoint' (preprocessor config, e.g. 384x384 squash), "
-                  "'native' (frame size rounded to 32) or a short side in px keeping aspect",
-                  _input_size),
-    ParameterSpec('backend', 'torch',
-                  'torch: eager PyTorch (transformers); onnxruntime: an exported ONNX graph '
-                  '(onnx_model), served without torch', _choice(*BACKEND_CHOICES)),
-    ParameterSpec('onnx_model', '',
-                  'backend onnxruntime: graph written by mask2former_export; empty: export '
-                  'model for frame_size into the user cache on configure (once) and reuse it'),
+    _engine('model',
+            'Mask2Former checkpoint: Hugging Face hub id or local directory', _non_empty),
+    _engine('device', f"inference device: {', '.join(DEVICE_CHOICES)}",
+            _parsed_choice(parse_device, DEVICE_CHOICES, exact=False)),
+    _engine('precision',
+            f"{', '.join(PRECISION_CHOICES)} (autocast of the model forward; weights "
+            'and post-processing stay fp32); auto = fp16 on CUDA, fp32 on CPU'),
+    _engine('input_size',
+            "model input: 'checkpoint' (preprocessor config, e.g. 384x384 squash), "
+            "'native' (frame size rounded to 32) or a short side in px keeping aspect",
+            _input_size),
+    _engine('backend',
+            'torch: eager PyTorch (transformers); onnxruntime: an exported ONNX graph '
+            '(onnx_model), served without torch'),
+    _engine('onnx_model',
+            'backend onnxruntime: graph written by mask2former_export; empty: export '
+            'model for frame_size into the user cache on configure (once) and reuse it'),
     ParameterSpec('onnx_providers', ['auto'],
                   'backend onnxruntime: execution providers in order of preference, e.g. '
                   f"[{', '.join(PROVIDER_ALIASES)}]; ['auto'] = the best available of "
@@ -124,31 +135,29 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('onnx_spinning', False,
                   'backend onnxruntime: worker threads spin between operators (faster alone; '
                   "false leaves the cores to the node's other threads between operators)"),
-    ParameterSpec('frame_size', '',
-                  "camera frame size HxW, e.g. '1024x2048'; backend onnxruntime: the size the "
-                  'graph is exported for (needed when onnx_model is empty), checked against '
-                  'onnx_model', _parsed(parse_frame_size)),
-    ParameterSpec('compile', 'auto',
-                  'backend torch: torch.compile mode of the model forward, compiled at '
-                  "configure for frame_size (or the checkpoint's fixed input): off, default, "
-                  'reduce-overhead (CUDA graphs), max-autotune; auto = off on the CPU, '
-                  'reduce-overhead on CUDA. A failure leaves the model eager',
-                  _choice(*COMPILE_CHOICES)),
-    ParameterSpec('task', 'auto',
-                  'semantic, panoptic or instance; auto = what the checkpoint was trained for '
-                  '(its config or name; semantic where it does not say; with onnx_model: the '
-                  "graph's task). panoptic and instance "
-                  'add segmentation/instances and segmentation/detections',
-                  _choice(*TASK_CHOICES)),
-    ParameterSpec('score_threshold', DEFAULT_SCORE_THRESHOLD,
-                  'panoptic/instance: keep a query whose class score is above this, 0..1',
-                  _range(0.0, 1.0)),
-    ParameterSpec('mask_threshold', DEFAULT_MASK_THRESHOLD,
-                  "panoptic/instance: a pixel belongs to a query's mask where its sigmoid is "
-                  'at least this, 0..1', _range(0.0, 1.0)),
-    ParameterSpec('overlap_threshold', DEFAULT_OVERLAP_THRESHOLD,
-                  'panoptic/instance: keep a segment only if it keeps more than this share of '
-                  'its mask after overlaps are resolved, 0..1', _range(0.0, 1.0)),
+    _engine('frame_size',
+            "camera frame size HxW, e.g. '1024x2048'; backend onnxruntime: the size the "
+            'graph is exported for (needed when onnx_model is empty), checked against '
+            'onnx_model', _parsed(parse_frame_size)),
+    _engine('compile',
+            'backend torch: torch.compile mode of the model forward, compiled at '
+            "configure for frame_size (or the checkpoint's fixed input): off, default, "
+            'reduce-overhead (CUDA graphs), max-autotune; auto = off on the CPU, '
+            'reduce-overhead on CUDA. A failure leaves the model eager'),
+    _engine('task',
+            'semantic, panoptic or instance; auto = what the checkpoint was trained for '
+            '(its config or name; semantic where it does not say; with onnx_model: the '
+            "graph's task). panoptic and instance "
+            'add segmentation/instances and segmentation/detections'),
+    _engine('score_threshold',
+            'panoptic/instance: keep a query whose class score is above this, 0..1',
+            _range(0.0, 1.0)),
+    _engine('mask_threshold',
+            "panoptic/instance: a pixel belongs to a query's mask where its sigmoid is "
+            'at least this, 0..1', _range(0.0, 1.0)),
+    _engine('overlap_threshold',
+            'panoptic/instance: keep a segment only if it keeps more than this share of '
+            'its mask after overlaps are resolved, 0..1', _range(0.0, 1.0)),
     ParameterSpec('tracking', True,
                   'panoptic/instance: instance ids are track ids, the same object keeping its id '
                   'across frames (per camera); false: ids per frame'),
@@ -156,8 +165,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'tracking: a track ends after this many processed frames without its object '
                   '(frames dropped for newer ones do not count), or when unseen for longer than '
                   'this many + 1 of the camera frame intervals', _range(0, 100000)),
-    ParameterSpec('allow_pickle', False,
-                  'allow pickle (*.bin) weights; they can run code when loaded'),
+    _engine('allow_pickle',
+            'allow pickle (*.bin) weights; they can run code when loaded'),
     ParameterSpec('cameras', [''],
                   "camera namespaces served by one model, e.g. ['front', 'left']; [''] = "
                   'subscribe image, publish segmentation/* in the node namespace', _camera_names),

@@ -20,12 +20,13 @@ grid cell. So where all four corners agree (same argmax; all above or all below 
 every output pixel of the cell agrees with them; only pixels of the other cells are
 interpolated. :func:`upsampled_argmax` (the semantic and panoptic label maps) and
 :func:`count_at_least` (panoptic mask areas) use that rule. Written once for numpy arrays and
-torch tensors (:mod:`~mask2former_ros.core.array_ops`); importing this does not import torch.
+torch tensors (:mod:`~mask2former_ros.core.postprocess.array_ops`); importing this does not
+import torch.
 """
 
 from typing import Any
 
-from mask2former_ros.core.array_ops import ops_for
+from mask2former_ros.core.postprocess.array_ops import ops_for
 
 # Output pixels of mixed threshold cells interpolated at once (bounds peak memory).
 PIXEL_CHUNK = 1 << 20

@@ -18,8 +18,9 @@ Mask2Former semantic segmentation engine: RGB frames in, label maps out (no ROS 
 The engine loads any Mask2Former checkpoint through ``transformers``, preprocesses frames in torch
 on the inference device, runs the model forward under ``torch.autocast`` in the requested
 precision (weights stay fp32), eager or compiled at construction by ``torch.compile``
-(:mod:`mask2former_ros.core.torch_compile`), and post-processes in fp32 on the device without
-materialising full-resolution query masks (see :mod:`mask2former_ros.core.semantic_postprocess`).
+(:mod:`mask2former_ros.core.backends.torch_compile`), and post-processes in fp32 on the device
+without materialising full-resolution query masks (see
+:mod:`mask2former_ros.core.postprocess.semantic`).
 
 All torch work of an engine happens on the thread that created it: OpenMP thread teams are per
 calling thread, and a model run from another thread than the one that loaded it was measured
@@ -32,29 +33,25 @@ import time
 from typing import Any, Callable, Sequence
 import warnings
 
+from mask2former_ros.core.backends.torch_compile import (
+    compile_cache_dir, ModelForward, resolve_compile)
+from mask2former_ros.core.backends.torch_device import (
+    dtype_name, resolve_device, resolve_precision)
 from mask2former_ros.core.checkpoint import (
-    first_line, load_checkpoint, ModelLoadError, Preprocessing)
+    first_line, load_checkpoint, Preprocessing)
 from mask2former_ros.core.engine_config import (
-    DEVICE_CHOICES, EngineConfig, INPUT_SIZE_CHOICES, parse_frame_size, parse_input_size,
-    PRECISION_CHOICES)
-from mask2former_ros.core.palette import palette_for
-from mask2former_ros.core.panoptic_postprocess import (
+    EngineConfig, parse_frame_size, parse_input_size)
+from mask2former_ros.core.postprocess.panoptic import (
     InstanceMaps, query_inference, thresholds_of, to_result)
+from mask2former_ros.core.postprocess.semantic import class_probabilities, semantic_inference
+from mask2former_ros.core.render.palette import palette_for
 from mask2former_ros.core.results import (
     check_rgb, InferenceOutOfMemoryError, NON_FINITE, only_result, OwnerThread,
-    SegmentationResult, WrongThreadError)
+    SegmentationResult)
 from mask2former_ros.core.segmentation_task import resolve_task, thing_class_ids
-from mask2former_ros.core.semantic_postprocess import class_probabilities, semantic_inference
-from mask2former_ros.core.torch_compile import compile_cache_dir, ModelForward, resolve_compile
-from mask2former_ros.core.torch_device import dtype_name, resolve_device, resolve_precision
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-
-__all__ = ['DEVICE_CHOICES', 'dtype_name', 'EngineConfig', 'INPUT_SIZE_CHOICES',
-           'InferenceOutOfMemoryError', 'ModelLoadError', 'NON_FINITE', 'parse_input_size',
-           'PRECISION_CHOICES', 'Preprocessing', 'resolve_device', 'resolve_precision',
-           'SegmentationEngine', 'SegmentationResult', 'WrongThreadError']
 
 
 class SegmentationEngine:

@@ -33,8 +33,8 @@ and takes the argmax. Its cost is Q x grid sigmoids plus C x output-size interpo
    disagree (class boundaries) are interpolated, from exact scores at those corners.
 """
 
-from mask2former_ros.core.array_ops import ops_for
-from mask2former_ros.core.grid_upsampling import (
+from mask2former_ros.core.postprocess.array_ops import ops_for
+from mask2former_ros.core.postprocess.grid_upsampling import (
     bilinear_source_index, corner_agreement, lerp_rows, upsample_labels, upsampled_argmax)
 import torch
 import torch.nn.functional as F  # noqa: N812

@@ -17,10 +17,8 @@
 from dataclasses import dataclass
 
 import cv2
+from mask2former_ros.core.results import IGNORE_LABEL
 import numpy as np
-
-IGNORE_INDEX = 255
-
 
 EXACT_FLOAT32_COUNT = 2 ** 24  # every count below this is exact in float32
 
@@ -48,14 +46,14 @@ class ConfusionMatrix:
     """Accumulates a (num_classes x num_classes) confusion matrix (rows: truth, cols: pred)."""
 
     num_classes: int
-    ignore_index: int = IGNORE_INDEX
+    ignore_index: int = IGNORE_LABEL
 
     def __post_init__(self) -> None:
         """Create the empty matrix."""
         self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
 
     @classmethod
-    def from_matrix(cls, matrix, ignore_index: int = IGNORE_INDEX) -> 'ConfusionMatrix':
+    def from_matrix(cls, matrix, ignore_index: int = IGNORE_LABEL) -> 'ConfusionMatrix':
         """Return a confusion matrix holding ``matrix`` (C x C counts, rows: truth)."""
         counts = np.asarray(matrix, dtype=np.int64)
         if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:

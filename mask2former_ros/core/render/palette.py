@@ -14,34 +14,11 @@
 
 """Class colour palettes, colourising and overlay of label maps (numpy lookup tables)."""
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import cv2
+from mask2former_ros.core.cityscapes import CITYSCAPES_COLORS, is_cityscapes
 import numpy as np
-
-# Cityscapes train ids 0..18 in their official colours (cityscapesScripts labels.py).
-CITYSCAPES_CLASSES: tuple[str, ...] = (
-    'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
-    'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
-    'motorcycle', 'bicycle',
-)
-CITYSCAPES_COLORS: np.ndarray = np.array([
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
-    (0, 80, 100), (0, 0, 230), (119, 11, 32),
-], dtype=np.uint8)
-
-
-def _normalise_name(name: str) -> str:
-    return name.strip().lower().replace('_', ' ').replace('-', ' ')
-
-
-def is_cityscapes(names: Sequence[str]) -> bool:
-    """Return True when ``names`` are the 19 Cityscapes train classes in train-id order."""
-    if len(names) != len(CITYSCAPES_CLASSES):
-        return False
-    return all(_normalise_name(a) == b for a, b in zip(names, CITYSCAPES_CLASSES, strict=True))
 
 
 def distinct_palette(num_classes: int, seed: int = 0) -> np.ndarray:

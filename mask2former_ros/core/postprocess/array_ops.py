@@ -15,8 +15,9 @@
 """
 One set of array operations over numpy arrays (host) and torch tensors (any device).
 
-The post-processing shared by the backends (:mod:`~mask2former_ros.core.grid_upsampling`,
-:mod:`~mask2former_ros.core.panoptic_postprocess`) is written once against
+The post-processing shared by the backends
+(:mod:`~mask2former_ros.core.postprocess.grid_upsampling`,
+:mod:`~mask2former_ros.core.postprocess.panoptic`) is written once against
 :func:`ops_for`: what numpy and torch spell alike (operators, indexing, ``sum``, ``argmax``,
 ``reshape``, ``tolist``) is used as it is, the rest goes through these methods. The ONNX
 Runtime backend and the torch engine on the CPU run it on numpy arrays (OpenCV resizes and

@@ -18,7 +18,8 @@ The one thread that runs the model: it loads the engine, runs every batch and cl
 OpenMP thread teams are per calling thread: a torch model run from a thread other than the one
 that loaded it was measured 1.6x slower on a 2-core CPU, and two threads running a model at
 once compete for the same cores. An :class:`InferenceWorker` therefore owns one thread for the
-life of one loaded engine (either backend, :func:`~mask2former_ros.core.backends.create_engine`);
+life of one loaded engine (either backend,
+:func:`~mask2former_ros.core.backends.create.create_engine`);
 everything that touches the model is a job on it.
 """
 
@@ -30,7 +31,7 @@ import time
 import traceback
 from typing import Any, Callable, TypeVar
 
-from mask2former_ros.core.backends import create_engine
+from mask2former_ros.core.backends.create import create_engine
 from mask2former_ros.core.engine_config import EngineConfig
 from mask2former_ros.core.results import Segmenter
 

@@ -31,9 +31,9 @@ TP + FP + FN > 0.
 
 from typing import Iterable, Sequence
 
+from mask2former_ros.core.results import IGNORE_LABEL
 import numpy as np
 
-IGNORE_LABEL = 255
 _BINCOUNT_LIMIT = 1 << 22  # key ranges up to this are compacted by bincount, larger by np.unique
 
 

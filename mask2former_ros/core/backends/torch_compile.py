@@ -34,9 +34,9 @@ from pathlib import Path
 import time
 from typing import Callable
 
+from mask2former_ros.core.backends.onnx_cache import cache_root
 from mask2former_ros.core.checkpoint import first_line
 from mask2former_ros.core.engine_config import parse_compile
-from mask2former_ros.core.onnx_cache import cache_root
 import torch
 
 MAX_COMPILED_SHAPES = 4

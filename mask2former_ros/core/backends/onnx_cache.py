@@ -120,7 +120,7 @@ def cached_graph(model: str, frame_size: tuple[int, int], input_size: str | int 
 
     ``task`` is the resolved task (semantic, panoptic or instance), never ``auto``.
 
-    The export runs ``python -m mask2former_ros.core.onnx_export`` in a child process; its
+    The export runs ``python -m mask2former_ros.core.backends.onnx_export`` in a child process; its
     error becomes a :class:`ModelLoadError` naming the command to reproduce it.
     """
     key = cache_key(model, frame_size, input_size, opset, task)
@@ -135,7 +135,7 @@ def cached_graph(model: str, frame_size: tuple[int, int], input_size: str | int 
         if path.is_file():
             log(f'using the cached ONNX export {path}')
             return path
-        command = [sys.executable, '-m', 'mask2former_ros.core.onnx_export', '--model',
+        command = [sys.executable, '-m', 'mask2former_ros.core.backends.onnx_export', '--model',
                    str(model), '--size', f'{frame_size[0]}x{frame_size[1]}', '--output',
                    str(path), '--input-size', str(input_size),
                    '--opset', str(opset), '--task', task] + (

@@ -25,18 +25,21 @@ Here everything query-shaped stays on the grid; the output size is touched once 
 
 * **Panoptic.** A pixel belongs to the query with the largest score-weighted mask probability.
   Bilinear upsampling is linear, so that argmax is the upsampled argmax of
-  :func:`~mask2former_ros.core.grid_upsampling.upsampled_argmax` (exact scores only where the
-  four grid corners of a pixel disagree). A query's segment is kept when its pixels are more
+  :func:`~mask2former_ros.core.postprocess.grid_upsampling.upsampled_argmax` (exact scores only
+  where the four grid corners of a pixel disagree). A query's segment is kept when its pixels are
+  more
   than ``overlap_threshold`` of the pixels where its weighted probability reaches
-  ``mask_threshold``; that count is exact too (:func:`~mask2former_ros.core.grid_upsampling.
-  count_at_least`). Stuff segments of a class are fused (transformers' ``label_ids_to_fuse``),
+  ``mask_threshold``; that count is exact too
+  (:func:`~mask2former_ros.core.postprocess.grid_upsampling.count_at_least`). Stuff segments of a
+  class are fused (transformers' ``label_ids_to_fuse``),
   thing segments become instances.
 * **Instance.** The top-Q (query, class) pairs above ``score_threshold``, each mask where its
   grid logit is positive, nearest-upsampled as transformers does. Overlaps go to the higher
   score (transformers: the later query in an unsorted top-k).
 
-Written once for numpy arrays and torch tensors (:mod:`~mask2former_ros.core.array_ops`): the
-ONNX Runtime backend and the torch engine on the CPU run it on numpy (no torch imported), the
+Written once for numpy arrays and torch tensors
+(:mod:`~mask2former_ros.core.postprocess.array_ops`): the ONNX Runtime backend and the torch engine
+on the CPU run it on numpy (no torch imported), the
 torch engine on a GPU on the device. Pixel counts come from one histogram of the output index
 map, boxes from one pass of ``scipy.ndimage.find_objects`` over the host instance image.
 Instance ids are 1..N in order of falling score; labels are
@@ -46,9 +49,9 @@ Instance ids are 1..N in order of falling score; labels are
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from mask2former_ros.core.array_ops import ops_for
 from mask2former_ros.core.engine_config import EngineConfig, parse_threshold
-from mask2former_ros.core.grid_upsampling import count_at_least, upsampled_argmax
+from mask2former_ros.core.postprocess.array_ops import ops_for
+from mask2former_ros.core.postprocess.grid_upsampling import count_at_least, upsampled_argmax
 from mask2former_ros.core.results import NO_SEGMENT, Segment, SegmentationResult
 import numpy as np
 from scipy import ndimage

@@ -30,7 +30,7 @@ def create_engine(config: EngineConfig, log: Callable[[str], None] | None = None
     :class:`~mask2former_ros.core.checkpoint.ModelLoadError` for a model that cannot be loaded.
     """
     if parse_backend(config.backend) == 'onnxruntime':
-        from mask2former_ros.core.onnx_engine import OnnxSegmentationEngine
+        from mask2former_ros.core.backends.onnx_engine import OnnxSegmentationEngine
         return OnnxSegmentationEngine(config, log=log, warn=warn)
-    from mask2former_ros.core.engine import SegmentationEngine
+    from mask2former_ros.core.backends.torch_engine import SegmentationEngine
     return SegmentationEngine(config, log=log, warn=warn)

@@ -16,7 +16,7 @@
 Export a Mask2Former checkpoint as one ONNX graph: uint8 frame in, labels out (torch; CLI).
 
 ``mask2former_export --model DIR --size 1024x2048 --output front.onnx`` writes a graph of
-:class:`~mask2former_ros.core.serving_graph.ServingGraph` (resize, normalisation, model,
+:class:`~mask2former_ros.core.backends.serving_graph.ServingGraph` (resize, normalisation, model,
 semantic post-processing; for ``--task panoptic|instance`` the query outputs, post-processed
 after the graph) with torch's ``torch.export``-based ONNX exporter, opset 18 by default, then
 validates it: ``onnx.checker``, and the onnxruntime backend against the torch engine on a
@@ -25,7 +25,7 @@ checkpoint and its content hash, frame and model input size, class names, palett
 (fp32: TensorRT builds its fp16 engines from it; an autocast-traced fp16 graph failed ONNX
 Runtime's type check, LayerNormalization bound to float16 and float),
 opset and the versions that made it. Only export needs torch and transformers; serving the
-file needs numpy and onnxruntime (:mod:`mask2former_ros.core.onnx_engine`).
+file needs numpy and onnxruntime (:mod:`mask2former_ros.core.backends.onnx_engine`).
 """
 
 import argparse
@@ -41,11 +41,11 @@ import time
 from typing import Any, Callable
 import warnings
 
+from mask2former_ros.core.backends.onnx_cache import (
+    checkpoint_digest, FORMAT_VERSION, METADATA_PREFIX, package_versions)
 from mask2former_ros.core.checkpoint import first_line, ModelLoadError
 from mask2former_ros.core.engine_config import (
     EngineConfig, parse_frame_size, parse_input_size)
-from mask2former_ros.core.onnx_cache import (
-    checkpoint_digest, FORMAT_VERSION, METADATA_PREFIX, package_versions)
 import numpy as np
 
 DEFAULT_OPSET = 18
@@ -80,10 +80,10 @@ def export_graph(model: str, frame_size: str | tuple[int, int], output: str | Pa
     :class:`~mask2former_ros.core.segmentation_task.TaskMismatchError` for panoptic or
     instance on a semantic checkpoint and :class:`ExportError` when export or validation fails.
     """
+    from mask2former_ros.core.backends.serving_graph import INPUT_NAME, output_names, ServingGraph
+    from mask2former_ros.core.backends.torch_engine import SegmentationEngine
     import onnx
     import torch
-    from mask2former_ros.core.engine import SegmentationEngine
-    from mask2former_ros.core.serving_graph import INPUT_NAME, output_names, ServingGraph
 
     size = frame_size if isinstance(frame_size, tuple) else parse_frame_size(frame_size)
     if size is None:
@@ -163,7 +163,7 @@ def _quiet_exporter():
 
 def _validate(path: Path, engine: Any, sample: np.ndarray) -> float:
     """Serve the graph with the onnxruntime backend on the CPU; compare with the torch engine."""
-    from mask2former_ros.core.onnx_engine import OnnxSegmentationEngine
+    from mask2former_ros.core.backends.onnx_engine import OnnxSegmentationEngine
 
     expected = engine.segment(sample)
     try:

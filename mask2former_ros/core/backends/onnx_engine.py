@@ -15,11 +15,12 @@
 """
 ONNX Runtime segmentation engine: RGB frames in, label maps out (numpy and onnxruntime only).
 
-Serves a graph written by ``mask2former_export`` (:mod:`mask2former_ros.core.onnx_export`):
-the frame's uint8 RGB bytes go in. A semantic graph returns one label byte per pixel, with
+Serves a graph written by ``mask2former_export``
+(:mod:`mask2former_ros.core.backends.onnx_export`): the frame's uint8 RGB bytes go in. A semantic
+graph returns one label byte per pixel, with
 preprocessing, model and post-processing inside the graph; a panoptic or instance graph
 returns the query outputs, and the post-processing of
-:mod:`mask2former_ros.core.panoptic_postprocess` (numpy and OpenCV, the code the torch engine
+:mod:`mask2former_ros.core.postprocess.panoptic` (numpy and OpenCV, the code the torch engine
 runs on the CPU) makes labels, instance ids and segments. The graph's metadata names its task.
 Nothing here imports torch or transformers.
 
@@ -34,11 +35,11 @@ from pathlib import Path
 import time
 from typing import Any, Callable, Sequence
 
+from mask2former_ros.core.backends.onnx_cache import cache_root, cached_graph, METADATA_PREFIX
 from mask2former_ros.core.checkpoint import ModelLoadError
 from mask2former_ros.core.engine_config import (
     EngineConfig, parse_device, parse_frame_size, parse_providers, parse_task)
-from mask2former_ros.core.onnx_cache import cache_root, cached_graph, METADATA_PREFIX
-from mask2former_ros.core.panoptic_postprocess import query_inference, thresholds_of, to_result
+from mask2former_ros.core.postprocess.panoptic import query_inference, thresholds_of, to_result
 from mask2former_ros.core.results import (
     check_rgb, InferenceOutOfMemoryError, NON_FINITE, only_result, OwnerThread,
     SegmentationResult)

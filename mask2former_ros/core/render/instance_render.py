@@ -14,7 +14,7 @@
 
 """Colour masks that tell instances apart: shades of the class colour and outlines (numpy)."""
 
-from mask2former_ros.core.palette import colorize
+from mask2former_ros.core.render.palette import colorize
 import numpy as np
 
 OUTLINE_COLOR = np.array((255, 255, 255), dtype=np.uint8)
@@ -49,7 +49,7 @@ def colorize_instances(labels: np.ndarray, instances: np.ndarray | None,
 
     Pixels of instance ``i`` get their class colour times :func:`instance_shades` ``[i]``;
     with ``outline`` instance borders are white. Without instances this is
-    :func:`~mask2former_ros.core.palette.colorize`.
+    :func:`~mask2former_ros.core.render.palette.colorize`.
     """
     color = colorize(labels, palette)
     if instances is None or not instances.size:

@@ -18,16 +18,16 @@ The whole serving path as one torch module, for export: uint8 frame in, labels o
 :class:`ServingGraph` wraps a Mask2Former model with the preprocessing of the checkpoint
 (resize to the model input, normalisation: :meth:`Preprocessing.normalisation`, as the torch
 engine). For task semantic it adds the semantic post-processing of
-:mod:`mask2former_ros.core.semantic_postprocess` (static-shape variant), so that the graph
+:mod:`mask2former_ros.core.postprocess.semantic` (static-shape variant), so that the graph
 takes the camera's RGB bytes and returns one byte per pixel. For panoptic and instance it
 returns the query outputs (class logits and the low-resolution mask logits): their
 post-processing is data-dependent (kept queries, segments, ids) and runs after the graph in
-numpy, the same code as the torch engine's (:mod:`mask2former_ros.core.panoptic_postprocess`).
+numpy, the same code as the torch engine's (:mod:`mask2former_ros.core.postprocess.panoptic`).
 Sizes are fixed when the module is built: one frame size, batch 1.
 """
 
 from mask2former_ros.core.checkpoint import Preprocessing
-from mask2former_ros.core.semantic_postprocess import (
+from mask2former_ros.core.postprocess.semantic import (
     grid_class_scores, grid_labels_of, resample_index, upsample_grid_labels)
 import torch
 import torch.nn.functional as F  # noqa: N812

@@ -1,0 +1,22 @@
+# Copyright 2026 mask2former_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Post-processing shared by both backends: query outputs to labels, segments and tracks.
+
+Modules: ``semantic``, ``panoptic``, ``array_ops`` (one code path for numpy and torch),
+``grid_upsampling`` and ``instance_tracking``. It may import only the core's ground floor
+(never :mod:`~mask2former_ros.core.render` or a room above); the backends, the runtime and
+the other packages may import it (see docs/architecture.md).
+"""
