@@ -19,7 +19,7 @@ A publisher process sends N rgb8 frames at 30 Hz (reliable, like most camera dri
 subscriber process counts what arrives with the given reliability and depth 1, and the latency
 from stamp to callback. Each row runs both processes with its own environment.
 
-    python bench/qos_transport.py                  # the matrix quoted in the README
+    python bench/qos_transport.py                  # the matrix quoted in docs/node.md
     python bench/qos_transport.py --size 480x640 --frames 300
 """
 

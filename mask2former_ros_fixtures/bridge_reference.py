@@ -17,7 +17,7 @@ cv_bridge as the reference for our image conversion, with its known differences 
 
 cv_bridge (vision_opencv 3.4.0) and ``mask2former_ros.messages.image_conversion`` agree pixel for
 pixel except where cv_bridge cannot convert; :func:`reference_rgb` handles those cases the way
-the README's "Image conversion and cv_bridge" section describes, and checks that cv_bridge
+docs/node.md's "Image conversion and cv_bridge" section describes, and checks that cv_bridge
 still refuses them (a cv_bridge that learns them fails the tests: then drop the workaround).
 """
 

@@ -51,7 +51,7 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['HF_HUB_OFFLINE'] = '1'
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 # The shipped Fast DDS profile (shared memory sized for whole frames, loopback discovery) is
-# what the README recommends for large images; tests that need the defaults drop it.
+# what docs/node.md recommends for large images; tests that need the defaults drop it.
 LARGE_IMAGE_PROFILE = Path(__file__).resolve().parents[1] / 'config' / 'fastdds_large_images.xml'
 os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(LARGE_IMAGE_PROFILE)
 

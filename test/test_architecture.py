@@ -231,3 +231,19 @@ def test_each_package_lists_its_modules(path):
     listed = listed_modules(ast.get_docstring(ast.parse((ROOT / path).read_text())))
     assert listed == present, (f'{path}: listed but missing {sorted(listed - present)}, '
                                f'present but not listed {sorted(present - listed)}')
+
+
+def test_the_architecture_diagram_draws_this_table():
+    """docs/architecture.md's diagram has an arrow for each room this test lets import another."""
+    text = (ROOT / 'docs' / 'architecture.md').read_text()
+    diagram = text.split('```mermaid', 1)[1].split('```', 1)[0]
+    names = {'ground': GROUND, 'messages': 'messages', 'ros': 'ros', 'offline': 'offline',
+             **{room: f'core.{room}' for room in CORE_ROOMS}}
+    drawn: dict[str, set[str]] = {}
+    for line in diagram.splitlines():
+        if '-->' in line:
+            source, targets = (part.strip() for part in line.split('-->'))
+            if source != 'fixtures':
+                drawn.setdefault(names[source], set()).update(
+                    names[t.strip()] for t in targets.split('&'))
+    assert drawn == {room: allowed for room, allowed in MAY_IMPORT.items() if allowed}

@@ -19,7 +19,7 @@ Raw images: every supported encoding, with padded rows and big-endian 16-bit dat
 ``imgmsg_to_cv2(msg, 'rgb8')`` and through ``cv2_to_imgmsg``; our output messages against
 ``cv2_to_imgmsg``; compressed images through ``cv2_to_compressed_imgmsg`` and
 ``compressed_imgmsg_to_cv2``. A difference is a failure; the deliberate ones (bridge_reference,
-README "Image conversion and cv_bridge") are asserted as such.
+docs/node.md, "Image conversion and cv_bridge") are asserted as such.
 """
 
 import io

@@ -65,7 +65,7 @@ ROSDEP_KEYS = {
     'python3-rosbags-pip': 'python.yaml: pip rosbags',
     'python3-scipy': 'python.yaml: python3-scipy',
     'python3-torch': 'python.yaml: python3-torch (Debian 12: torch 1.13, too old for '
-                     'transformers 5; see the README for a newer torch)',
+                     'transformers 5; see docs/install.md for a newer torch)',
     'python3-tqdm': 'python.yaml: python3-tqdm',
     'python3-transformers-pip': 'python.yaml: pip transformers',
     'python3-yaml': 'python.yaml: python3-yaml',
@@ -87,7 +87,7 @@ MODULE_KEYS = {
 }
 # Modules imported only inside ``try: ... except ImportError`` for an optional feature (trackeval:
 # segment_bag --gt-track-ids, installed --no-deps by scripts/setup.sh), and the
-# ONNX export's pip-only packages (no rosdep key found; installed with torch, see the README).
+# ONNX export's pip-only packages (no rosdep key found; installed with torch, see docs/install.md).
 OPTIONAL_MODULES = {'ray', 'onnx', 'onnxscript', 'trackeval'}
 # Test-only pip packages without a rosdep key (requirements.txt installs them): torchmetrics,
 # the second panoptic-quality implementation test_panoptic_quality.py compares against.
