@@ -41,8 +41,11 @@ FORMAT_VERSION = 2
 METADATA_PREFIX = 'mask2former_ros.'
 EXPORT_TIMEOUT_S = 3600.0
 _VERSIONED = ('torch', 'transformers', 'onnx', 'onnxscript')
-_EXPORTED_SOURCES = ('serving_graph.py', 'semantic_postprocess.py', 'grid_upsampling.py',
-                     'array_ops.py', 'onnx_export.py', 'checkpoint.py', 'engine.py')
+# The sources whose code goes into an exported graph (paths under core/): a change to any of
+# them is a new cache key.
+_EXPORTED_SOURCES = ('backends/serving_graph.py', 'postprocess/semantic.py',
+                     'postprocess/grid_upsampling.py', 'postprocess/array_ops.py',
+                     'backends/onnx_export.py', 'checkpoint.py', 'backends/torch_engine.py')
 
 
 def cache_root() -> Path:
@@ -103,8 +106,8 @@ def checkpoint_digest(model: str) -> str:
 def cache_key(model: str, frame_size: tuple[int, int], input_size: str | int,
               opset: int, task: str = 'semantic') -> str:
     """Return the cache key of a graph: hash of checkpoint, task, sizes, versions, sources."""
-    here = Path(__file__).resolve().parent
-    sources = hashlib.sha256(b''.join((here / name).read_bytes() for name in _EXPORTED_SOURCES))
+    core = Path(__file__).resolve().parents[1]
+    sources = hashlib.sha256(b''.join((core / name).read_bytes() for name in _EXPORTED_SOURCES))
     parts = {'format': FORMAT_VERSION, 'checkpoint': checkpoint_digest(model),
              'frame_size': list(frame_size), 'input_size': str(input_size),
              'opset': opset, 'task': task, 'versions': package_versions(),
