@@ -21,9 +21,8 @@ as the recorded CDR bytes (``rclpy.serialization``), so stamps and payloads are 
 
 import importlib
 from pathlib import Path
-import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -48,6 +47,13 @@ def read_messages(bag: Path, topics: list[str]) -> list[tuple[int, str, str, byt
                 for c, t, raw in reader.messages(connections=connections)]
 
 
+class StopSignal(Protocol):
+    """What the player reads to stop early: a ``threading.Event`` or any flag with ``is_set``."""
+
+    def is_set(self) -> bool:
+        """Return True once playback should stop."""
+
+
 class BagPlayer:
     """Publishes recorded messages with the bag's relative timing, scaled by ``rate``."""
 
@@ -66,7 +72,7 @@ class BagPlayer:
                     cls, (remap or {}).get(topic, topic), qos), cls)
 
     def wait_for_subscribers(self, timeout: float = 30.0,
-                             stop: threading.Event | None = None) -> bool:
+                             stop: StopSignal | None = None) -> bool:
         """Wait until every publisher has a subscriber (or ``stop`` is set)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
@@ -76,7 +82,7 @@ class BagPlayer:
         return False
 
     def play(self, rate: float = 1.0, on_publish: Callable[[str, object], None] | None = None,
-             stop: threading.Event | None = None) -> int:
+             stop: StopSignal | None = None) -> int:
         """Publish every message at its recorded offset / ``rate``; return the count."""
         if not self.messages:
             return 0

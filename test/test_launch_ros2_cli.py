@@ -187,29 +187,51 @@ def test_bag_replay_loops_until_ctrl_c(install, model, bag, launches, tmp_path):
     interrupt_and_check(launch)
 
 
-def test_stub_player_ends_cleanly_on_ctrl_c_twice(bag):
+def send_sigints(proc: subprocess.Popen, gap: float | None) -> None:
+    """Send SIGINT twice, ``gap`` s apart; ``None``: a stream, one each ~20 us for 0.1 s."""
+    import signal
+    if gap is not None:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(gap)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        return
+    end = time.monotonic() + 0.1
+    while time.monotonic() < end and proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        pause = time.monotonic() + 20e-6
+        while time.monotonic() < pause:
+            pass
+
+
+@pytest.mark.parametrize('gaps', [(0.0, 0.005, 0.02), (None,) * 6], ids=['twice', 'stream'])
+def test_stub_player_ends_cleanly_on_ctrl_c_twice(bag, gaps):
     """
     Ctrl-C under ros2 launch reaches the player twice; it must still exit 0 without traceback.
 
     Before the player only set a flag on SIGINT, the second signal's KeyboardInterrupt escaped
     from its cleanup (``destroy_node``) in 29 of 30 tries on a loaded machine, and a late
-    signal during interpreter finalisation killed it (exit -2).
+    signal during interpreter finalisation killed it (exit -2). With a ``threading.Event`` as
+    that flag, a signal arriving inside ``Event.set`` deadlocked the player (its lock is not
+    reentrant): the stream of SIGINTs hung it in 4 of 15 tries. A player that hangs is dumped
+    (faulthandler) so that the failure shows where.
     """
     import signal
-    command = [sys.executable, str(Path(__file__).with_name('ros2_bag_play_stub.py')),
-               str(bag['path']), '--clock', '--rate', '20', '--loop', '--wait-for-subscribers',
-               '0']
-    for gap in (0.0, 0.005, 0.02):
+    command = [sys.executable, '-X', 'faulthandler',
+               str(Path(__file__).with_name('ros2_bag_play_stub.py')), str(bag['path']),
+               '--clock', '--rate', '20', '--loop', '--wait-for-subscribers', '0']
+    for gap in gaps:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
         try:
             lines = iter(proc.stdout.readline, '')
             assert any('playing anyway' in line for line in lines), 'the player never played'
-            proc.send_signal(signal.SIGINT)
-            time.sleep(gap)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-            output = proc.communicate(timeout=30)[0]
+            send_sigints(proc, gap)
+            try:
+                output = proc.communicate(timeout=30)[0]
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+                pytest.fail(f'gap {gap}: the player hung:\n{proc.communicate(timeout=30)[0]}')
         finally:
             proc.kill()
         assert proc.returncode == 0 and 'Traceback' not in output, (gap, output)

@@ -60,6 +60,10 @@ def spin(executor: Executor, context: Context) -> None:
             raise  # a real error, not a take interrupted by the context shutting down
 
 
+def _ignore(_signum: int, _frame: object) -> None:
+    """Do nothing: the signal handler of a process that is already exiting."""
+
+
 def exit_after_signal() -> None:
     """
     End the process now, exit code 0, once everything is released after SIGINT/SIGTERM.
@@ -70,9 +74,13 @@ def exit_after_signal() -> None:
     and rclpy modules) took over 4 s of the 6 s from signal to exit on a loaded 2-core machine,
     against the 5 s a stop may take: nothing is left to finalise, so the process exits directly
     after flushing Python's and C's output streams.
+
+    Ignoring is a Python handler that does nothing, not ``SIG_IGN``: a signal that had arrived
+    but whose Python handler had not run yet when the handler became ``SIG_IGN`` made CPython
+    print a traceback ("OSError: Signal 2 ignored due to race condition") on the way out.
     """
     for sig in SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+        signal.signal(sig, _ignore)
     sys.stdout.flush()
     sys.stderr.flush()
     ctypes.CDLL(None).fflush(None)
