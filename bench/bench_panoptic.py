@@ -189,6 +189,9 @@ def node_rows(model_dir: str, seconds: float, rounds: int, rate: float,
                                                      for r in runs])), 1)}
     first, second = list(variants)
     ratio = pooled[first]['output_hz'] / max(pooled[second]['output_hz'], 1e-9)
+    # Round i of each variant ran back to back: their ratio is free of the drift between rounds.
+    paired = [a['output_hz'] / max(b['output_hz'], 1e-9)
+              for a, b in zip(done[first], done[second], strict=True)]
     print(f'\nnode at {rate:g} Hz, 1024x2048 rgb8, {rounds} round(s) of {seconds:g} s:')
     for name, row in pooled.items():
         stages = row['stages_ms_p50']
@@ -197,8 +200,10 @@ def node_rows(model_dir: str, seconds: float, rounds: int, rate: float,
               f"{row['latency_ms']['p95']} ms, p50 ms: preprocess {stages.get('preprocess')}, "
               f"model {stages.get('model')}, postprocess {stages.get('postprocess')}, publish "
               f"{stages.get('publish (convert + publish)')}")
-    print(f'  {first} / {second} outputs/s: x{ratio:.2f}')
-    pooled['ratio'] = {'of': f'{first} / {second}', 'value': round(ratio, 3)}
+    print(f'  {first} / {second} outputs/s: x{ratio:.2f} (paired rounds: median '
+          f'x{statistics.median(paired):.2f}, range x{min(paired):.2f}-x{max(paired):.2f})')
+    pooled['ratio'] = {'of': f'{first} / {second}', 'value': round(ratio, 3),
+                       'paired_rounds': [round(r, 3) for r in paired]}
     return pooled
 
 

@@ -39,6 +39,7 @@ import hypothesis.strategies as st
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from mask2former_ros.core.backends.torch_engine import SegmentationEngine
+from mask2former_ros.core.engine_config import parse_input_size
 from mask2former_ros.ros.node import SegmentationNode
 from mask2former_ros_fixtures.ros_harness import call_service, RosPeer, wait_until
 import pytest
@@ -191,7 +192,8 @@ def lifecycle_machine(peer: RosPeer, model: str):
         @rule()
         def configure(self) -> None:
             self._transition('configure')
-            self.configured_input_size = self.server.node.param('input_size')
+            # The settings hold the parsed value ('256' -> 256), read once at configure.
+            self.configured_input_size = parse_input_size(self.server.node.param('input_size'))
 
         @precondition(lambda self: self.state == 'inactive')
         @rule()

@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 import traceback
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from mask2former_ros.core.backends.create import create_engine
 from mask2former_ros.core.engine_config import EngineConfig
@@ -159,12 +159,16 @@ class InferenceWorker:
             return
         self._execute(job, future)
 
-    def _run_jobs(self) -> None:
+    def _pending(self) -> Iterator[tuple[Callable[[], Any], Future]]:
+        """Yield the queued jobs until the queue is empty."""
         while True:
             try:
-                job, future = self._jobs.get_nowait()
+                yield self._jobs.get_nowait()
             except queue.Empty:
                 return
+
+    def _run_jobs(self) -> None:
+        for job, future in self._pending():
             self._execute(job, future)
 
     @staticmethod
@@ -184,10 +188,6 @@ class InferenceWorker:
             gc.collect()
 
     def _fail_pending(self) -> None:
-        while True:
-            try:
-                _, future = self._jobs.get_nowait()
-            except queue.Empty:
-                return
+        for _, future in self._pending():
             if future.set_running_or_notify_cancel():
                 future.set_exception(WorkerDiedError(self.death or 'inference thread ended'))
