@@ -110,16 +110,26 @@ def run_lock(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def made_once(path: Path, make: Callable[[Path], object]) -> Path:
+    """
+    Return ``path``, made by ``make(partial)`` unless a worker of this run made it.
+
+    ``make`` writes a temporary name that is renamed to ``path`` when complete, so ``path``
+    is whole or absent, also after a killed run.
+    """
+    with run_lock(path):
+        if not path.is_file():
+            partial = path.with_suffix('.partial' + path.suffix)
+            make(partial)
+            partial.rename(path)
+    return path
+
+
 def exported_once(model: Path, size: tuple[int, int], path: Path) -> Path:
     """Export ``model`` for frames of ``size`` to ``path`` unless a worker of this run did."""
     from mask2former_ros.core.backends.onnx_export import export_graph
-    with run_lock(path):
-        if not path.is_file():
-            partial = path.with_suffix('.partial.onnx')
-            export_graph(str(model), (int(size[0]), int(size[1])), partial,
-                         log=lambda _message: None)
-            partial.rename(path)
-    return path
+    return made_once(path, lambda partial: export_graph(
+        str(model), (int(size[0]), int(size[1])), partial, log=lambda _message: None))
 
 
 @pytest.fixture(scope='session')
@@ -138,10 +148,7 @@ def panoptic_graph(tiny_panoptic_model_dir, tmp_path_factory):
         path = folder / f'{task}_{size[0]}x{size[1]}.onnx'
         if task == 'panoptic':
             return exported_once(tiny_panoptic_model_dir, size, path)
-        with run_lock(path):
-            if not path.is_file():  # complete or absent, as exported_once's graphs
-                retask_graph(graph(size), task, path.with_suffix('.partial.onnx')).rename(path)
-        return path
+        return made_once(path, lambda partial: retask_graph(graph(size), task, partial))
     return graph
 
 

@@ -28,6 +28,7 @@ import json
 import os
 from pathlib import Path
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -189,7 +190,6 @@ def test_bag_replay_loops_until_ctrl_c(install, model, bag, launches, tmp_path):
 
 def send_sigints(proc: subprocess.Popen, gap: float | None) -> None:
     """Send SIGINT twice, ``gap`` s apart; ``None``: a stream, one each ~20 us for 0.1 s."""
-    import signal
     if gap is not None:
         proc.send_signal(signal.SIGINT)
         time.sleep(gap)
@@ -216,7 +216,6 @@ def test_stub_player_ends_cleanly_on_ctrl_c_twice(bag, gaps):
     reentrant): the stream of SIGINTs hung it in 4 of 15 tries. A player that hangs is dumped
     (faulthandler) so that the failure shows where.
     """
-    import signal
     command = [sys.executable, '-X', 'faulthandler',
                str(Path(__file__).with_name('ros2_bag_play_stub.py')), str(bag['path']),
                '--clock', '--rate', '20', '--loop', '--wait-for-subscribers', '0']
