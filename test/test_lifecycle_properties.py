@@ -302,6 +302,37 @@ def test_random_lifecycle_sequences_keep_the_invariants(peer, camera, tiny_model
     assert camera.poll() is None, 'the camera process died'
 
 
+def test_input_size_is_held_parsed_from_configure_to_the_next_configure(peer, tiny_model_dir):
+    """
+    A configure-time parameter is read once, parsed, at configure: changes wait for the next.
+
+    The random sequences check the same, but CI runs them derandomized and its sequences never
+    set a size before configure; this one does, every run.
+    """
+    server = InProcessNode(str(tiny_model_dir))
+
+    def set_input_size(value: str) -> None:
+        response = call(peer, SetParameters, f'/{server.name}/set_parameters',
+                        SetParameters.Request(parameters=[
+                            Parameter('input_size', value=value).to_parameter_msg()]))
+        assert response.results[0].successful
+
+    def transition(transition_id: int) -> None:
+        assert call(peer, ChangeState, f'/{server.name}/change_state',
+                    ChangeState.Request(transition=Transition(id=transition_id))).success
+    try:
+        set_input_size('256')
+        transition(Transition.TRANSITION_CONFIGURE)
+        assert server.node.settings.engine.input_size == 256
+        set_input_size('native')
+        assert server.node.settings.engine.input_size == 256
+        transition(Transition.TRANSITION_CLEANUP)
+        transition(Transition.TRANSITION_CONFIGURE)
+        assert server.node.settings.engine.input_size == 'native'
+    finally:
+        server.close()
+
+
 def test_transport_changed_after_configure_applies_at_next_configure(peer, camera,
                                                                      tiny_model_dir):
     """image_transport is read at configure: a change before activate must not silence it."""
